@@ -1,0 +1,1348 @@
+//! [`TaskDb`]: the database handle. redb is the truth; the catalog and graphs in memory are
+//! derived from it and updated only after a commit succeeds.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use serde::Serialize;
+
+use crate::entry::{
+    validate_name, Embedding, Entry, EntryId, EntryRef, EntrySummary, Kind, NewEntry, Provenance,
+};
+use crate::error::{Error, Result};
+use crate::index::{persist, IndexParams, SpaceIndex};
+use crate::query::{Filter, Hit, Query, SearchPath, SpaceSel};
+use crate::space::{Space, SpaceDef, SpaceId, SpaceRef};
+use crate::store::codec::{self, EntryRecord, VecMeta};
+use crate::store::{self, Db, Meta};
+
+/// Options for [`TaskDb::open_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct OpenOptions {
+    /// Open read-only (no writes, graphs rebuilt in memory only when needed).
+    pub read_only: bool,
+    /// Index and search parameters.
+    pub index: IndexParams,
+}
+
+/// An entry in the in-memory catalog (no vectors, no provenance).
+#[derive(Debug, Clone)]
+pub(crate) struct CatEntry {
+    name: String,
+    version: u32,
+    kind: Kind,
+    tags: BTreeMap<String, String>,
+    deleted: bool,
+    vectors: Vec<VecMeta>,
+    created_at_ms: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Catalog {
+    entries: HashMap<EntryId, CatEntry>,
+    /// name -> version -> id, non-deleted versions only.
+    names: BTreeMap<String, BTreeMap<u32, EntryId>>,
+    spaces: BTreeMap<SpaceId, Space>,
+    space_by_name: HashMap<String, SpaceId>,
+    space_gen: HashMap<SpaceId, u64>,
+    /// space -> ids with a vector in it (non-deleted and deleted-but-not-compacted).
+    space_points: HashMap<SpaceId, BTreeSet<EntryId>>,
+}
+
+impl Catalog {
+    fn is_live(&self, id: EntryId) -> bool {
+        match self.entries.get(&id) {
+            Some(e) if !e.deleted => self
+                .names
+                .get(&e.name)
+                .and_then(|m| m.values().next_back())
+                .is_some_and(|&l| l == id),
+            _ => false,
+        }
+    }
+
+    fn resolve(&self, r: &EntryRef) -> Result<EntryId> {
+        let versions = self.names.get(&r.name).ok_or_else(|| Error::NotFound {
+            what: format!("entry {:?}", r.name),
+        })?;
+        match r.version {
+            None => versions
+                .values()
+                .next_back()
+                .copied()
+                .ok_or_else(|| Error::NotFound {
+                    what: format!("entry {:?}", r.name),
+                }),
+            Some(v) => versions.get(&v).copied().ok_or_else(|| Error::NotFound {
+                what: format!(
+                    "entry \"{}@{}\" (versions present: {})",
+                    r.name,
+                    v,
+                    versions
+                        .keys()
+                        .map(|v| v.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+        }
+    }
+
+    fn add(&mut self, id: EntryId, e: CatEntry) {
+        if !e.deleted {
+            self.names
+                .entry(e.name.clone())
+                .or_default()
+                .insert(e.version, id);
+        }
+        for v in &e.vectors {
+            self.space_points.entry(v.space).or_default().insert(id);
+        }
+        self.entries.insert(id, e);
+    }
+
+    /// Order-independent digest of the (id, vector crc) pairs in a space, as stored.
+    fn digest(&self, space: SpaceId) -> (u64, u32) {
+        let mut h = crc32fast::Hasher::new();
+        let mut n = 0u64;
+        if let Some(ids) = self.space_points.get(&space) {
+            for id in ids {
+                if let Some(e) = self.entries.get(id) {
+                    for v in e.vectors.iter().filter(|v| v.space == space) {
+                        h.update(&id.to_le_bytes());
+                        h.update(&v.crc.to_le_bytes());
+                        n += 1;
+                    }
+                }
+            }
+        }
+        (n, h.finalize())
+    }
+}
+
+struct State {
+    catalog: Catalog,
+    indexes: BTreeMap<SpaceId, SpaceIndex>,
+    meta: Meta,
+    /// What happened to each space's graph at open: "loaded" or "rebuilt: <reason>".
+    index_events: BTreeMap<SpaceId, String>,
+}
+
+/// A taskdb database. Cheap to share across threads (`&TaskDb` is `Sync`): any number of
+/// concurrent readers; writes are serialised. Across processes, one writer excludes everyone
+/// else (a second opener gets [`Error::Locked`]); read-only opens share the file.
+pub struct TaskDb {
+    path: PathBuf,
+    db: Db,
+    read_only: bool,
+    params: IndexParams,
+    state: RwLock<State>,
+}
+
+/// Result of [`TaskDb::check`].
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// redb's own integrity check: `Some(true)` passed, `None` not run (read-only open).
+    pub redb_integrity: Option<bool>,
+    /// Entry records checked (including tombstones).
+    pub entries_checked: u64,
+    /// Vectors whose checksum was verified.
+    pub vectors_checked: u64,
+    /// Spaces whose in-memory graph was compared with the store.
+    pub spaces_checked: u64,
+    /// Every problem found; empty when the database is sound.
+    pub problems: Vec<String>,
+}
+
+impl CheckReport {
+    /// True when no problem was found.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty() && self.redb_integrity != Some(false)
+    }
+}
+
+/// Per-space figures in [`Stats`].
+#[derive(Debug, Clone, Serialize)]
+pub struct SpaceStats {
+    /// Space id.
+    pub id: SpaceId,
+    /// Space name.
+    pub name: String,
+    /// Dimension.
+    pub dim: u32,
+    /// Method (`null` for external spaces).
+    pub method: Option<String>,
+    /// Vectors stored (including superseded versions and uncompacted deletions).
+    pub points: u64,
+    /// Vectors of live (latest, non-deleted) entries.
+    pub live: u64,
+    /// Graph status at open: `loaded` or `rebuilt: reason`, or `new`.
+    pub index: String,
+}
+
+/// Result of [`TaskDb::stats`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    /// Database path.
+    pub path: String,
+    /// On-disk format version.
+    pub format_version: u32,
+    /// Store generation (bumped by every committed write).
+    pub generation: u64,
+    /// Distinct live names (each counted once, at its latest version).
+    pub names: u64,
+    /// Live entries of kind dataset.
+    pub datasets: u64,
+    /// Live entries of kind model.
+    pub models: u64,
+    /// Stored versions, not deleted.
+    pub versions: u64,
+    /// Deleted entries awaiting `compact`.
+    pub tombstones: u64,
+    /// Size of the redb file in bytes.
+    pub file_bytes: u64,
+    /// Spaces.
+    pub spaces: Vec<SpaceStats>,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn se<E: std::fmt::Display>(ctx: &'static str) -> impl Fn(E) -> Error {
+    move |e| Error::storage(ctx, e)
+}
+
+impl TaskDb {
+    /// Opens the database at `path` for reading and writing, creating it if missing.
+    pub fn open(path: impl AsRef<Path>) -> Result<TaskDb> {
+        Self::open_with(path, OpenOptions::default())
+    }
+
+    /// Opens an existing database read-only. Fails with [`Error::Locked`] while another
+    /// process has it open for writing, and with [`Error::NeedsRecovery`] after a crash until a
+    /// writer has opened it once.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<TaskDb> {
+        Self::open_with(
+            path,
+            OpenOptions {
+                read_only: true,
+                ..OpenOptions::default()
+            },
+        )
+    }
+
+    /// Opens with explicit options.
+    pub fn open_with(path: impl AsRef<Path>, opts: OpenOptions) -> Result<TaskDb> {
+        let path = path.as_ref().to_path_buf();
+        let (db, _created) = store::open_db(&path, opts.read_only, true)?;
+        let meta = {
+            let txn = db.begin_read()?;
+            match store::read_meta(&txn, &path)? {
+                Some(m) => m,
+                None => {
+                    if store::has_foreign_tables(&txn)? {
+                        return Err(Error::NotTaskDb {
+                            path,
+                            reason: "a redb file without taskdb tables".into(),
+                        });
+                    }
+                    drop(txn);
+                    match &db {
+                        Db::Rw(d) => store::init(d)?,
+                        Db::Ro(_) => {
+                            return Err(Error::NotTaskDb {
+                                path,
+                                reason: "empty redb file".into(),
+                            })
+                        }
+                    }
+                    let txn = db.begin_read()?;
+                    store::read_meta(&txn, &path)?
+                        .ok_or_else(|| Error::Internal("meta missing after init".into()))?
+                }
+            }
+        };
+        let txn = db.begin_read()?;
+        let catalog = load_catalog(&txn)?;
+        let mut tdb = TaskDb {
+            path,
+            db,
+            read_only: opts.read_only,
+            params: opts.index,
+            state: RwLock::new(State {
+                catalog,
+                indexes: BTreeMap::new(),
+                meta,
+                index_events: BTreeMap::new(),
+            }),
+        };
+        let dir = store::index_dir(&tdb.path);
+        if !tdb.read_only {
+            persist::clean_temporaries(&dir);
+        }
+        {
+            let st = tdb.state.get_mut().map_err(|_| poisoned())?;
+            let space_ids: Vec<SpaceId> = st.catalog.spaces.keys().copied().collect();
+            for sid in space_ids {
+                let (idx, event) = open_space_index(&txn, &dir, st, sid, &tdb.params)?;
+                st.indexes.insert(sid, idx);
+                st.index_events.insert(sid, event);
+            }
+        }
+        drop(txn);
+        if !tdb.read_only {
+            tdb.flush()?;
+        }
+        Ok(tdb)
+    }
+
+    /// The database file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether this handle is read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    fn read(&self) -> Result<RwLockReadGuard<'_, State>> {
+        self.state.read().map_err(|_| poisoned())
+    }
+    fn write(&self) -> Result<RwLockWriteGuard<'_, State>> {
+        self.state.write().map_err(|_| poisoned())
+    }
+    fn rw(&self, op: &'static str) -> Result<&redb::Database> {
+        match &self.db {
+            Db::Rw(d) => Ok(d),
+            Db::Ro(_) => Err(Error::ReadOnly {
+                path: self.path.clone(),
+                op,
+            }),
+        }
+    }
+
+    /// Writes a batch of entries in one transaction: all land or none does. Everything is
+    /// validated before anything is written. Returns the new ids in input order.
+    pub fn put(&self, entries: Vec<NewEntry>) -> Result<Vec<EntryId>> {
+        let db = self.rw("put")?;
+        // 1. Validate what needs no store access.
+        let mut seen = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            let ctx = format!("entry {} ({:?})", i + 1, e.name);
+            validate_name(&e.name, &ctx)?;
+            if let Some(j) = seen.insert(e.name.as_str(), i) {
+                return Err(Error::invalid(
+                    ctx,
+                    format!(
+                        "duplicate name in one batch (also entry {}); put each version in its own batch",
+                        j + 1
+                    ),
+                ));
+            }
+            if e.vectors.is_empty() {
+                return Err(Error::invalid(ctx, "no vectors"));
+            }
+            let mut methods = BTreeSet::new();
+            for v in &e.vectors {
+                if v.method.is_empty() {
+                    return Err(Error::invalid(&ctx, "empty method name"));
+                }
+                if !methods.insert(v.method.as_str()) {
+                    return Err(Error::invalid(
+                        &ctx,
+                        format!("method {:?} given twice", v.method),
+                    ));
+                }
+                v.embedding
+                    .validate(&format!("{ctx}, method {:?}", v.method))?;
+            }
+            for (k, _) in &e.tags {
+                if k.is_empty() || k.contains('=') {
+                    return Err(Error::invalid(
+                        &ctx,
+                        format!("tag key {k:?} must be non-empty and contain no '='"),
+                    ));
+                }
+            }
+        }
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        // 2. Write under the state lock, so readers never see the store ahead of the index.
+        let mut st = self.write()?;
+        let txn = db.begin_write().map_err(st_err("starting a write"))?;
+        let now = store::now_ms();
+        let mut new_spaces: BTreeMap<SpaceId, Space> = BTreeMap::new();
+        let mut new_space_names: HashMap<String, SpaceId> = HashMap::new();
+        let mut added: Vec<(EntryId, CatEntry, Vec<(SpaceId, Embedding)>)> = Vec::new();
+        let mut ids = Vec::with_capacity(entries.len());
+        {
+            let mut meta_t = txn.open_table(store::META).map_err(se("opening meta"))?;
+            let get_u64 = |t: &redb::Table<&str, &[u8]>, k: &str| -> Result<u64> {
+                let g = t
+                    .get(k)
+                    .map_err(se("reading meta"))?
+                    .ok_or_else(|| Error::Internal(format!("meta {k} missing")))?;
+                let b: [u8; 8] = g
+                    .value()
+                    .try_into()
+                    .map_err(|_| Error::Internal(format!("meta {k} malformed")))?;
+                Ok(u64::from_le_bytes(b))
+            };
+            let mut next_id = get_u64(&meta_t, "next_id")?;
+            let generation = get_u64(&meta_t, "generation")? + 1;
+            let mut next_space = {
+                let g = meta_t
+                    .get("next_space_id")
+                    .map_err(se("reading meta"))?
+                    .ok_or_else(|| Error::Internal("meta next_space_id missing".into()))?;
+                let b: [u8; 4] = g
+                    .value()
+                    .try_into()
+                    .map_err(|_| Error::Internal("meta next_space_id malformed".into()))?;
+                u32::from_le_bytes(b)
+            };
+            let mut ent_t = txn.open_table(store::ENTRIES).map_err(se("opening entries"))?;
+            let mut vec_t = txn.open_table(store::VECTORS).map_err(se("opening vectors"))?;
+            let mut names_t = txn.open_table(store::NAMES).map_err(se("opening names"))?;
+            let mut seq_t = txn.open_table(store::NAME_SEQ).map_err(se("opening names"))?;
+            let mut sp_t = txn.open_table(store::SPACES).map_err(se("opening spaces"))?;
+            let mut spn_t = txn
+                .open_table(store::SPACE_NAMES)
+                .map_err(se("opening spaces"))?;
+            let mut gen_t = txn.open_table(store::SPACE_GEN).map_err(se("opening spaces"))?;
+            let mut touched: BTreeSet<SpaceId> = BTreeSet::new();
+
+            for (i, e) in entries.into_iter().enumerate() {
+                let ctx = format!("entry {} ({:?})", i + 1, e.name);
+                let mut vmeta = Vec::new();
+                let mut vals = Vec::new();
+                for v in e.vectors {
+                    let vctx = format!("{ctx}, method {:?}", v.method);
+                    let lookup = |name: &str| -> Option<Space> {
+                        st.catalog
+                            .space_by_name
+                            .get(name)
+                            .and_then(|id| st.catalog.spaces.get(id))
+                            .or_else(|| {
+                                new_space_names
+                                    .get(name)
+                                    .and_then(|id| new_spaces.get(id))
+                            })
+                            .cloned()
+                    };
+                    let def_new: Option<SpaceDef>;
+                    let space: Option<Space> = match &v.space {
+                        SpaceRef::Id(id) => {
+                            def_new = None;
+                            Some(
+                                st.catalog
+                                    .spaces
+                                    .get(id)
+                                    .or_else(|| new_spaces.get(id))
+                                    .cloned()
+                                    .ok_or_else(|| Error::NotFound {
+                                        what: format!("space id {id} ({vctx})"),
+                                    })?,
+                            )
+                        }
+                        SpaceRef::Def(d) => {
+                            let s = lookup(&d.name);
+                            if let Some(s) = &s {
+                                if &s.def != d {
+                                    if s.def.dim != d.dim && s.def.embedding == d.embedding {
+                                        return Err(Error::invalid(
+                                            vctx,
+                                            format!(
+                                                "wrong dimension for space {:?}: it has dimension {}, got {}",
+                                                d.name, s.def.dim, d.dim
+                                            ),
+                                        ));
+                                    }
+                                    return Err(Error::SpaceMismatch(format!(
+                                        "{vctx}: space {:?} already exists with a different definition; spaces are immutable, use a new name",
+                                        d.name
+                                    )));
+                                }
+                            }
+                            def_new = Some(d.clone());
+                            s
+                        }
+                        SpaceRef::External(name) => {
+                            if name.is_empty() {
+                                return Err(Error::invalid(vctx, "empty space name"));
+                            }
+                            let s = lookup(name);
+                            if let Some(s) = &s {
+                                if !s.def.is_external() {
+                                    return Err(Error::SpaceMismatch(format!(
+                                        "{vctx}: space {name:?} is a computed space (method {:?}), not an external one; import into another space name",
+                                        s.def.method.as_deref().unwrap_or("?")
+                                    )));
+                                }
+                            }
+                            def_new = Some(SpaceDef::external(name, v.embedding.dim() as u32));
+                            s
+                        }
+                    };
+                    let space = match space {
+                        Some(s) => s,
+                        None => {
+                            let def = def_new.expect("set when space is unresolved");
+                            if def.dim == 0 {
+                                return Err(Error::invalid(vctx, "space dimension 0"));
+                            }
+                            let id = next_space;
+                            next_space += 1;
+                            let s = Space {
+                                id,
+                                def,
+                                created_at_ms: now,
+                            };
+                            let json = serde_json::to_string(&s)
+                                .map_err(|e| Error::Internal(format!("space json: {e}")))?;
+                            sp_t.insert(id, json.as_str()).map_err(se("writing space"))?;
+                            spn_t
+                                .insert(s.def.name.as_str(), id)
+                                .map_err(se("writing space"))?;
+                            new_space_names.insert(s.def.name.clone(), id);
+                            new_spaces.insert(id, s.clone());
+                            s
+                        }
+                    };
+                    space.check(&v.embedding, &vctx)?;
+                    let (bytes, crc) = codec::encode_vector(&v.embedding);
+                    vec_t
+                        .insert((next_id, v.method.as_str()), bytes.as_slice())
+                        .map_err(se("writing vector"))?;
+                    touched.insert(space.id);
+                    vmeta.push(VecMeta {
+                        method: v.method,
+                        space: space.id,
+                        crc,
+                    });
+                    vals.push((space.id, v.embedding));
+                }
+                let last = seq_t
+                    .get(e.name.as_str())
+                    .map_err(se("reading name sequence"))?
+                    .map(|g| g.value())
+                    .unwrap_or(0);
+                let version = last + 1;
+                seq_t
+                    .insert(e.name.as_str(), version)
+                    .map_err(se("writing name sequence"))?;
+                names_t
+                    .insert((e.name.as_str(), version), next_id)
+                    .map_err(se("writing name"))?;
+                let mut prov: Provenance = e.provenance;
+                if prov.taskdb_version.is_empty() {
+                    prov.taskdb_version = env!("CARGO_PKG_VERSION").to_string();
+                }
+                let rec = EntryRecord {
+                    name: e.name.clone(),
+                    version,
+                    kind: e.kind.to_u8(),
+                    tags: e.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    provenance_json: serde_json::to_string(&prov)
+                        .map_err(|e| Error::Internal(format!("provenance json: {e}")))?,
+                    created_at_ms: now,
+                    deleted_at_ms: None,
+                    vectors: vmeta.clone(),
+                };
+                ent_t
+                    .insert(next_id, codec::encode_entry(&rec)?.as_slice())
+                    .map_err(se("writing entry"))?;
+                ids.push(next_id);
+                added.push((
+                    next_id,
+                    CatEntry {
+                        name: e.name,
+                        version,
+                        kind: e.kind,
+                        tags: e.tags,
+                        deleted: false,
+                        vectors: vmeta,
+                        created_at_ms: now,
+                    },
+                    vals,
+                ));
+                next_id += 1;
+            }
+            let mut space_gens = Vec::new();
+            for sid in touched {
+                let g = gen_t
+                    .get(sid)
+                    .map_err(se("reading space generation"))?
+                    .map(|g| g.value())
+                    .unwrap_or(0)
+                    + 1;
+                gen_t.insert(sid, g).map_err(se("writing space generation"))?;
+                space_gens.push((sid, g));
+            }
+            meta_t
+                .insert("next_id", next_id.to_le_bytes().as_slice())
+                .map_err(se("writing meta"))?;
+            meta_t
+                .insert("generation", generation.to_le_bytes().as_slice())
+                .map_err(se("writing meta"))?;
+            meta_t
+                .insert("next_space_id", next_space.to_le_bytes().as_slice())
+                .map_err(se("writing meta"))?;
+            drop((ent_t, vec_t, names_t, seq_t, sp_t, spn_t, gen_t, meta_t));
+            txn.commit().map_err(se("committing"))?;
+            // 3. Committed: update the derived state.
+            st.meta.generation = generation;
+            for (id, s) in new_spaces {
+                st.catalog.space_by_name.insert(s.def.name.clone(), id);
+                st.indexes
+                    .insert(id, SpaceIndex::empty(s.clone(), &self.params, 0));
+                st.index_events.insert(id, "new".into());
+                st.catalog.spaces.insert(id, s);
+            }
+            let mut per_space: BTreeMap<SpaceId, Vec<(EntryId, Embedding)>> = BTreeMap::new();
+            for (id, ce, vals) in added {
+                st.catalog.add(id, ce);
+                for (sid, e) in vals {
+                    per_space.entry(sid).or_default().push((id, e));
+                }
+            }
+            for (sid, g) in space_gens {
+                st.catalog.space_gen.insert(sid, g);
+                if let Some(idx) = st.indexes.get_mut(&sid) {
+                    idx.insert(&per_space.remove(&sid).unwrap_or_default())?;
+                    idx.generation = g;
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Reads one entry with its vectors (checksums verified).
+    pub fn get(&self, r: &EntryRef) -> Result<Entry> {
+        let st = self.read()?;
+        let id = st.catalog.resolve(r)?;
+        let txn = self.db.begin_read()?;
+        read_entry(&txn, &st.catalog, id)
+    }
+
+    /// Deletes `name` (all versions) or `name@N` (that version). Deleted entries become
+    /// tombstones until [`TaskDb::compact`]; if the latest version is deleted, the previous
+    /// remaining version becomes the latest. Returns the ids deleted.
+    pub fn delete(&self, r: &EntryRef) -> Result<Vec<EntryId>> {
+        let db = self.rw("delete")?;
+        let mut st = self.write()?;
+        let ids: Vec<EntryId> = match r.version {
+            Some(_) => vec![st.catalog.resolve(r)?],
+            None => {
+                st.catalog.resolve(r)?;
+                st.catalog.names[&r.name].values().copied().collect()
+            }
+        };
+        let txn = db.begin_write().map_err(st_err("starting a write"))?;
+        let now = store::now_ms();
+        {
+            let mut ent_t = txn.open_table(store::ENTRIES).map_err(se("opening entries"))?;
+            let mut names_t = txn.open_table(store::NAMES).map_err(se("opening names"))?;
+            for &id in &ids {
+                let mut rec = {
+                    let g = ent_t
+                        .get(id)
+                        .map_err(se("reading entry"))?
+                        .ok_or_else(|| Error::Internal(format!("entry {id} missing")))?;
+                    codec::decode_entry(id, g.value())?
+                };
+                rec.deleted_at_ms = Some(now);
+                names_t
+                    .remove((rec.name.as_str(), rec.version))
+                    .map_err(se("removing name"))?;
+                ent_t
+                    .insert(id, codec::encode_entry(&rec)?.as_slice())
+                    .map_err(se("writing entry"))?;
+            }
+            bump_generation(&txn)?;
+        }
+        txn.commit().map_err(se("committing"))?;
+        st.meta.generation += 1;
+        for &id in &ids {
+            let (name, version) = {
+                let e = st.catalog.entries.get_mut(&id).expect("resolved above");
+                e.deleted = true;
+                (e.name.clone(), e.version)
+            };
+            if let Some(m) = st.catalog.names.get_mut(&name) {
+                m.remove(&version);
+                if m.is_empty() {
+                    st.catalog.names.remove(&name);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Lists entries passing `filter` (latest versions unless `filter.all_versions`),
+    /// sorted by name then version.
+    pub fn list(&self, filter: &Filter) -> Result<Vec<EntrySummary>> {
+        let st = self.read()?;
+        let c = &st.catalog;
+        let mut out = Vec::new();
+        for (name, versions) in &c.names {
+            let ids: Vec<EntryId> = if filter.all_versions {
+                versions.values().copied().collect()
+            } else {
+                versions.values().next_back().copied().into_iter().collect()
+            };
+            for id in ids {
+                let e = &c.entries[&id];
+                if !filter.matches(name, e.kind, &e.tags) {
+                    continue;
+                }
+                if let Some(m) = &filter.method {
+                    if !e.vectors.iter().any(|v| &v.method == m) {
+                        continue;
+                    }
+                }
+                let mut methods: Vec<String> = e.vectors.iter().map(|v| v.method.clone()).collect();
+                methods.sort();
+                out.push(EntrySummary {
+                    id,
+                    name: e.name.clone(),
+                    version: e.version,
+                    kind: e.kind,
+                    methods,
+                    tags: e.tags.clone(),
+                    created_at_ms: e.created_at_ms,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// All spaces, by id.
+    pub fn spaces(&self) -> Result<Vec<Space>> {
+        Ok(self.read()?.catalog.spaces.values().cloned().collect())
+    }
+
+    /// Looks up a space by name.
+    pub fn space(&self, name: &str) -> Result<Space> {
+        let st = self.read()?;
+        st.catalog
+            .space_by_name
+            .get(name)
+            .and_then(|id| st.catalog.spaces.get(id))
+            .cloned()
+            .ok_or_else(|| Error::NotFound {
+                what: format!("space {name:?}"),
+            })
+    }
+
+    /// The `k` nearest live entries to `query` passing `filter`, best first (exact scores).
+    /// Only latest versions of non-deleted entries are returned; an entry query leaves out
+    /// exactly the queried entry id. Returns exactly `min(k, matching entries)` hits.
+    pub fn nearest(&self, query: &Query, k: usize, filter: &Filter) -> Result<Vec<Hit>> {
+        Ok(self.nearest_explain(query, k, filter)?.0)
+    }
+
+    /// Like [`TaskDb::nearest`], also saying which search path answered.
+    pub fn nearest_explain(
+        &self,
+        query: &Query,
+        k: usize,
+        filter: &Filter,
+    ) -> Result<(Vec<Hit>, SearchPath)> {
+        let st = self.read()?;
+        let c = &st.catalog;
+        let txn = self.db.begin_read()?;
+        let (sid, qemb, exclude) = match query {
+            Query::Entry(r) => {
+                let id = c.resolve(r)?;
+                let e = &c.entries[&id];
+                let vm = match &filter.method {
+                    Some(m) => e.vectors.iter().find(|v| &v.method == m).ok_or_else(|| {
+                        Error::SpaceMismatch(format!(
+                            "entry {r} has no vector for method {m:?}; it has: {}",
+                            methods_of(e)
+                        ))
+                    })?,
+                    None if e.vectors.len() == 1 => &e.vectors[0],
+                    None => {
+                        return Err(Error::SpaceMismatch(format!(
+                            "entry {r} has several methods ({}); choose one",
+                            methods_of(e)
+                        )))
+                    }
+                };
+                let emb = read_vector(&txn, id, &vm.method)?;
+                (vm.space, emb, Some(id))
+            }
+            Query::Vector { space, embedding } => {
+                let sid = match space {
+                    SpaceSel::Id(id) => *id,
+                    SpaceSel::Name(n) => {
+                        *c.space_by_name.get(n).ok_or_else(|| Error::NotFound {
+                            what: format!("space {n:?}"),
+                        })?
+                    }
+                };
+                let s = c.spaces.get(&sid).ok_or_else(|| Error::NotFound {
+                    what: format!("space id {sid}"),
+                })?;
+                s.check(embedding, &format!("query vector for space {:?}", s.def.name))
+                    .map_err(|e| match e {
+                        Error::InvalidInput { context, message }
+                            if message.starts_with("wrong dimension") =>
+                        {
+                            Error::SpaceMismatch(format!("{context}: {message}"))
+                        }
+                        other => other,
+                    })?;
+                (sid, embedding.clone(), None)
+            }
+        };
+        if k == 0 {
+            return Ok((Vec::new(), SearchPath::BruteForce));
+        }
+        let idx = st
+            .indexes
+            .get(&sid)
+            .ok_or_else(|| Error::Internal(format!("no index for space {sid}")))?;
+        let space = &idx.space;
+        let keep = |id: EntryId| -> bool {
+            if Some(id) == exclude || !c.is_live(id) {
+                return false;
+            }
+            let e = &c.entries[&id];
+            filter.matches(&e.name, e.kind, &e.tags)
+        };
+        let empty = BTreeSet::new();
+        let points = c.space_points.get(&sid).unwrap_or(&empty);
+        let prepared = space.prepare(&qemb);
+        let score_ids = |ids: &mut dyn Iterator<Item = EntryId>| -> Result<Vec<Hit>> {
+            let mut hits = Vec::new();
+            for id in ids {
+                let e = &c.entries[&id];
+                let vm = e
+                    .vectors
+                    .iter()
+                    .find(|v| v.space == sid)
+                    .ok_or_else(|| Error::Internal(format!("entry {id} not in space {sid}")))?;
+                let x = read_vector(&txn, id, &vm.method)?;
+                hits.push(Hit {
+                    id,
+                    name: e.name.clone(),
+                    version: e.version,
+                    kind: e.kind,
+                    score: space.score(&prepared, &x),
+                    space: space.def.name.clone(),
+                    method: vm.method.clone(),
+                });
+            }
+            hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+            Ok(hits)
+        };
+        let brute = |path: SearchPath| -> Result<(Vec<Hit>, SearchPath)> {
+            let mut it = points.iter().copied().filter(|&id| keep(id));
+            let mut hits = score_ids(&mut it)?;
+            hits.truncate(k);
+            Ok((hits, path))
+        };
+        let mut candidates = points.len();
+        if candidates > self.params.brute_force_below && !filter.is_trivial() {
+            candidates = points.iter().filter(|&&id| keep(id)).count();
+        }
+        if candidates <= self.params.brute_force_below {
+            return brute(SearchPath::BruteForce);
+        }
+        let qv = space.index_vector(&qemb);
+        let ef = self.params.ef_search.max(k);
+        let ids = idx.search(&qv, k, ef, &keep)?;
+        if ids.len() < k {
+            let passing = points.iter().filter(|&&id| keep(id)).count();
+            if ids.len() < passing.min(k) {
+                return brute(SearchPath::HnswThenBruteForce);
+            }
+        }
+        let mut it = ids.into_iter();
+        let mut hits = score_ids(&mut it)?;
+        hits.truncate(k);
+        Ok((hits, SearchPath::Hnsw))
+    }
+
+    /// Saves every graph changed since it was last persisted (no-op when read-only).
+    /// Called automatically on drop (errors ignored there).
+    pub fn flush(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        let mut st = self.write()?;
+        let dir = store::index_dir(&self.path);
+        let uuid = hex(&st.meta.db_uuid);
+        let State {
+            catalog, indexes, ..
+        } = &mut *st;
+        for (sid, idx) in indexes.iter_mut() {
+            if !idx.dirty {
+                continue;
+            }
+            let (count, digest) = catalog.digest(*sid);
+            if count == 0 {
+                persist::remove_space(&dir, *sid);
+                idx.dirty = false;
+                continue;
+            }
+            let expect = persist::Expect {
+                db_uuid: uuid.clone(),
+                space_id: *sid,
+                generation: catalog.space_gen.get(sid).copied().unwrap_or(0),
+                count,
+                digest,
+            };
+            persist::save(&dir, &idx.graph, &expect)?;
+            idx.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Purges deleted entries, rebuilds every graph without tombstones, and compacts the redb
+    /// file. Needs exclusive access (`&mut self`).
+    pub fn compact(&mut self) -> Result<CompactReport> {
+        self.rw("compact")?;
+        let st = self.state.get_mut().map_err(|_| poisoned())?;
+        let dead: Vec<EntryId> = st
+            .catalog
+            .entries
+            .iter()
+            .filter(|(_, e)| e.deleted)
+            .map(|(id, _)| *id)
+            .collect();
+        let Db::Rw(db) = &mut self.db else {
+            unreachable!("checked by rw()")
+        };
+        let txn = db.begin_write().map_err(st_err("starting a write"))?;
+        {
+            let mut ent_t = txn.open_table(store::ENTRIES).map_err(se("opening entries"))?;
+            let mut vec_t = txn.open_table(store::VECTORS).map_err(se("opening vectors"))?;
+            let mut gen_t = txn.open_table(store::SPACE_GEN).map_err(se("opening spaces"))?;
+            for id in &dead {
+                let e = &st.catalog.entries[id];
+                for v in &e.vectors {
+                    vec_t
+                        .remove((*id, v.method.as_str()))
+                        .map_err(se("removing vector"))?;
+                }
+                ent_t.remove(*id).map_err(se("removing entry"))?;
+            }
+            for sid in st.catalog.spaces.keys() {
+                let g = gen_t
+                    .get(*sid)
+                    .map_err(se("reading space generation"))?
+                    .map(|g| g.value())
+                    .unwrap_or(0)
+                    + 1;
+                gen_t.insert(*sid, g).map_err(se("writing space generation"))?;
+                st.catalog.space_gen.insert(*sid, g);
+            }
+            drop((ent_t, vec_t, gen_t));
+            bump_generation(&txn)?;
+        }
+        txn.commit().map_err(se("committing"))?;
+        st.meta.generation += 1;
+        for id in &dead {
+            if let Some(e) = st.catalog.entries.remove(id) {
+                for v in e.vectors {
+                    if let Some(s) = st.catalog.space_points.get_mut(&v.space) {
+                        s.remove(id);
+                    }
+                }
+            }
+        }
+        // Rebuild graphs from the store.
+        let txn = self.db.begin_read()?;
+        let sids: Vec<SpaceId> = st.catalog.spaces.keys().copied().collect();
+        for sid in sids {
+            let idx = rebuild_space(&txn, st, sid, &self.params)?;
+            st.indexes.insert(sid, idx);
+            st.index_events.insert(sid, "rebuilt: compact".into());
+        }
+        drop(txn);
+        let Db::Rw(db) = &mut self.db else {
+            unreachable!("checked by rw()")
+        };
+        let before = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        db.compact().map_err(se("compacting the redb file"))?;
+        let after = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        self.flush()?;
+        Ok(CompactReport {
+            purged: dead.len() as u64,
+            bytes_before: before,
+            bytes_after: after,
+        })
+    }
+
+    /// Verifies redb integrity (writable opens only), every record and vector checksum, the
+    /// name index, and that each space's graph holds exactly the store's vectors.
+    pub fn check(&mut self) -> Result<CheckReport> {
+        let redb_integrity = match &mut self.db {
+            Db::Rw(d) => Some(d.check_integrity().map_err(se("checking redb integrity"))?),
+            Db::Ro(_) => None,
+        };
+        let st = self.state.get_mut().map_err(|_| poisoned())?;
+        let mut problems = Vec::new();
+        let txn = self.db.begin_read()?;
+        let ent_t = txn.open_table(store::ENTRIES).map_err(se("opening entries"))?;
+        let vec_t = txn.open_table(store::VECTORS).map_err(se("opening vectors"))?;
+        let names_t = txn.open_table(store::NAMES).map_err(se("opening names"))?;
+        let mut entries_checked = 0u64;
+        let mut vectors_checked = 0u64;
+        let mut space_ids: HashMap<SpaceId, BTreeSet<EntryId>> = HashMap::new();
+        for row in ent_t.iter().map_err(se("reading entries"))? {
+            let (k, v) = row.map_err(se("reading entries"))?;
+            let id = k.value();
+            entries_checked += 1;
+            let rec = match codec::decode_entry(id, v.value()) {
+                Ok(r) => r,
+                Err(e) => {
+                    problems.push(e.to_string());
+                    continue;
+                }
+            };
+            if let Err(e) = rec.kind(id) {
+                problems.push(e.to_string());
+            }
+            if rec.deleted_at_ms.is_none() {
+                match names_t.get((rec.name.as_str(), rec.version)) {
+                    Ok(Some(g)) if g.value() == id => {}
+                    _ => problems.push(format!(
+                        "entry {id} ({}@{}) is missing from the name index",
+                        rec.name, rec.version
+                    )),
+                }
+            }
+            for vm in &rec.vectors {
+                let what = || format!("vector of entry {id} ({}), method {:?}", rec.name, vm.method);
+                match vec_t.get((id, vm.method.as_str())) {
+                    Ok(Some(g)) => match codec::decode_vector(g.value(), what) {
+                        Ok((emb, crc)) => {
+                            vectors_checked += 1;
+                            if crc != vm.crc {
+                                problems.push(format!(
+                                    "{}: checksum differs from the entry record",
+                                    what()
+                                ));
+                            }
+                            match st.catalog.spaces.get(&vm.space) {
+                                Some(s) => {
+                                    if let Err(e) = s.check(&emb, &what()) {
+                                        problems.push(e.to_string());
+                                    }
+                                }
+                                None => problems
+                                    .push(format!("{}: unknown space {}", what(), vm.space)),
+                            }
+                        }
+                        Err(e) => problems.push(e.to_string()),
+                    },
+                    Ok(None) => problems.push(format!("{}: missing", what())),
+                    Err(e) => problems.push(format!("{}: {e}", what())),
+                }
+                space_ids.entry(vm.space).or_default().insert(id);
+            }
+        }
+        let n_names = names_t.len().map_err(se("reading names"))?;
+        let live_versions: usize = st.catalog.names.values().map(|m| m.len()).sum();
+        if n_names as usize != live_versions {
+            problems.push(format!(
+                "name index has {n_names} rows but {live_versions} live versions are stored"
+            ));
+        }
+        let mut spaces_checked = 0;
+        for (sid, idx) in &st.indexes {
+            spaces_checked += 1;
+            let in_graph = SpaceIndex::graph_ids(&idx.graph);
+            let in_store = space_ids.remove(sid).unwrap_or_default();
+            let in_store: std::collections::HashSet<EntryId> = in_store.into_iter().collect();
+            if in_graph != in_store || idx.points != in_store {
+                let missing = in_store.difference(&in_graph).count();
+                let extra = in_graph.difference(&in_store).count();
+                problems.push(format!(
+                    "space {sid} ({}): graph and store disagree ({missing} vectors missing from the graph, {extra} extra)",
+                    idx.space.def.name
+                ));
+            }
+        }
+        for sid in space_ids.keys() {
+            problems.push(format!("space {sid} has vectors but no index"));
+        }
+        Ok(CheckReport {
+            redb_integrity,
+            entries_checked,
+            vectors_checked,
+            spaces_checked,
+            problems,
+        })
+    }
+
+    /// Summary figures.
+    pub fn stats(&self) -> Result<Stats> {
+        let st = self.read()?;
+        let c = &st.catalog;
+        let mut datasets = 0;
+        let mut models = 0;
+        for versions in c.names.values() {
+            if let Some(id) = versions.values().next_back() {
+                match c.entries[id].kind {
+                    Kind::Dataset => datasets += 1,
+                    Kind::Model => models += 1,
+                }
+            }
+        }
+        let spaces = c
+            .spaces
+            .values()
+            .map(|s| {
+                let pts = c.space_points.get(&s.id);
+                SpaceStats {
+                    id: s.id,
+                    name: s.def.name.clone(),
+                    dim: s.def.dim,
+                    method: s.def.method.clone(),
+                    points: pts.map(|p| p.len() as u64).unwrap_or(0),
+                    live: pts
+                        .map(|p| p.iter().filter(|&&id| c.is_live(id)).count() as u64)
+                        .unwrap_or(0),
+                    index: st.index_events.get(&s.id).cloned().unwrap_or_default(),
+                }
+            })
+            .collect();
+        Ok(Stats {
+            path: self.path.display().to_string(),
+            format_version: st.meta.format_version,
+            generation: st.meta.generation,
+            names: c.names.len() as u64,
+            datasets,
+            models,
+            versions: c.names.values().map(|m| m.len() as u64).sum(),
+            tombstones: c.entries.values().filter(|e| e.deleted).count() as u64,
+            file_bytes: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
+            spaces,
+        })
+    }
+}
+
+impl Drop for TaskDb {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
+
+/// Result of [`TaskDb::compact`].
+#[derive(Debug, Clone, Serialize)]
+pub struct CompactReport {
+    /// Deleted entries purged from the store.
+    pub purged: u64,
+    /// File size before.
+    pub bytes_before: u64,
+    /// File size after.
+    pub bytes_after: u64,
+}
+
+fn poisoned() -> Error {
+    Error::Internal("state lock poisoned by an earlier panic".into())
+}
+
+fn st_err<E: std::fmt::Display>(ctx: &'static str) -> impl Fn(E) -> Error {
+    move |e| Error::storage(ctx, e)
+}
+
+fn methods_of(e: &CatEntry) -> String {
+    e.vectors
+        .iter()
+        .map(|v| v.method.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn bump_generation(txn: &WriteTransaction) -> Result<()> {
+    let mut m = txn.open_table(store::META).map_err(se("opening meta"))?;
+    let g = {
+        let v = m
+            .get("generation")
+            .map_err(se("reading meta"))?
+            .ok_or_else(|| Error::Internal("meta generation missing".into()))?;
+        let b: [u8; 8] = v
+            .value()
+            .try_into()
+            .map_err(|_| Error::Internal("meta generation malformed".into()))?;
+        u64::from_le_bytes(b)
+    };
+    m.insert("generation", (g + 1).to_le_bytes().as_slice())
+        .map_err(se("writing meta"))?;
+    Ok(())
+}
+
+fn load_catalog(txn: &ReadTransaction) -> Result<Catalog> {
+    let mut c = Catalog::default();
+    let sp_t = txn.open_table(store::SPACES).map_err(se("opening spaces"))?;
+    for row in sp_t.iter().map_err(se("reading spaces"))? {
+        let (k, v) = row.map_err(se("reading spaces"))?;
+        let s: Space = serde_json::from_str(v.value()).map_err(|e| Error::Corrupt {
+            what: format!("space {}", k.value()),
+            detail: e.to_string(),
+        })?;
+        c.space_by_name.insert(s.def.name.clone(), s.id);
+        c.spaces.insert(s.id, s);
+    }
+    let gen_t = txn.open_table(store::SPACE_GEN).map_err(se("opening spaces"))?;
+    for row in gen_t.iter().map_err(se("reading spaces"))? {
+        let (k, v) = row.map_err(se("reading spaces"))?;
+        c.space_gen.insert(k.value(), v.value());
+    }
+    let ent_t = txn.open_table(store::ENTRIES).map_err(se("opening entries"))?;
+    for row in ent_t.iter().map_err(se("reading entries"))? {
+        let (k, v) = row.map_err(se("reading entries"))?;
+        let id = k.value();
+        let rec = codec::decode_entry(id, v.value())?;
+        let kind = rec.kind(id)?;
+        c.add(
+            id,
+            CatEntry {
+                name: rec.name,
+                version: rec.version,
+                kind,
+                tags: rec.tags.into_iter().collect(),
+                deleted: rec.deleted_at_ms.is_some(),
+                vectors: rec.vectors,
+                created_at_ms: rec.created_at_ms,
+            },
+        );
+    }
+    Ok(c)
+}
+
+fn read_vector(txn: &ReadTransaction, id: EntryId, method: &str) -> Result<Embedding> {
+    let t = txn.open_table(store::VECTORS).map_err(se("opening vectors"))?;
+    let g = t
+        .get((id, method))
+        .map_err(se("reading vector"))?
+        .ok_or_else(|| Error::Corrupt {
+            what: format!("vector of entry {id}, method {method:?}"),
+            detail: "missing".into(),
+        })?;
+    let (e, _) = codec::decode_vector(g.value(), || {
+        format!("vector of entry {id}, method {method:?}")
+    })?;
+    Ok(e)
+}
+
+fn read_entry(txn: &ReadTransaction, c: &Catalog, id: EntryId) -> Result<Entry> {
+    let t = txn.open_table(store::ENTRIES).map_err(se("opening entries"))?;
+    let rec = {
+        let g = t
+            .get(id)
+            .map_err(se("reading entry"))?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("entry id {id}"),
+            })?;
+        codec::decode_entry(id, g.value())?
+    };
+    let mut vectors = BTreeMap::new();
+    for vm in &rec.vectors {
+        vectors.insert(vm.method.clone(), (vm.space, read_vector(txn, id, &vm.method)?));
+    }
+    let provenance: Provenance =
+        serde_json::from_str(&rec.provenance_json).map_err(|e| Error::Corrupt {
+            what: format!("provenance of entry {id}"),
+            detail: e.to_string(),
+        })?;
+    Ok(Entry {
+        id,
+        kind: rec.kind(id)?,
+        name: rec.name,
+        version: rec.version,
+        vectors,
+        tags: rec.tags.into_iter().collect(),
+        provenance,
+        created_at_ms: rec.created_at_ms,
+        latest: c.is_live(id),
+    })
+}
+
+fn space_items(
+    txn: &ReadTransaction,
+    c: &Catalog,
+    sid: SpaceId,
+) -> Result<Vec<(EntryId, Embedding)>> {
+    let mut items = Vec::new();
+    if let Some(ids) = c.space_points.get(&sid) {
+        for &id in ids {
+            for vm in c.entries[&id].vectors.iter().filter(|v| v.space == sid) {
+                items.push((id, read_vector(txn, id, &vm.method)?));
+            }
+        }
+    }
+    Ok(items)
+}
+
+fn rebuild_space(
+    txn: &ReadTransaction,
+    st: &State,
+    sid: SpaceId,
+    params: &IndexParams,
+) -> Result<SpaceIndex> {
+    let space = st.catalog.spaces[&sid].clone();
+    let items = space_items(txn, &st.catalog, sid)?;
+    let gen = st.catalog.space_gen.get(&sid).copied().unwrap_or(0);
+    SpaceIndex::build(space, params, &items, gen)
+}
+
+fn open_space_index(
+    txn: &ReadTransaction,
+    dir: &Path,
+    st: &State,
+    sid: SpaceId,
+    params: &IndexParams,
+) -> Result<(SpaceIndex, String)> {
+    let (count, digest) = st.catalog.digest(sid);
+    let gen = st.catalog.space_gen.get(&sid).copied().unwrap_or(0);
+    let space = st.catalog.spaces[&sid].clone();
+    if count == 0 {
+        let mut idx = SpaceIndex::empty(space, params, gen);
+        idx.dirty = true;
+        return Ok((idx, "empty".into()));
+    }
+    let expect = persist::Expect {
+        db_uuid: hex(&st.meta.db_uuid),
+        space_id: sid,
+        generation: gen,
+        count,
+        digest,
+    };
+    match persist::load(dir, &expect) {
+        Ok(graph) => {
+            let points = st
+                .catalog
+                .space_points
+                .get(&sid)
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
+            Ok((
+                SpaceIndex {
+                    space,
+                    graph,
+                    points,
+                    generation: gen,
+                    dirty: false,
+                },
+                "loaded".into(),
+            ))
+        }
+        Err(reason) => {
+            let idx = rebuild_space(txn, st, sid, params)?;
+            Ok((idx, format!("rebuilt: {reason}")))
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! The data model: entries, kinds, embeddings, provenance and entry references.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::space::{SpaceId, SpaceRef};
+
+/// Identifier of one stored entry (one version of one name). Never reused.
+pub type EntryId = u64;
+
+/// What a task embedding describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// A labelled dataset.
+    Dataset,
+    /// A model (a black box that labels the probe set).
+    Model,
+}
+
+impl Kind {
+    /// The lowercase name used in JSON and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Dataset => "dataset",
+            Kind::Model => "model",
+        }
+    }
+    pub(crate) fn to_u8(self) -> u8 {
+        match self {
+            Kind::Dataset => 0,
+            Kind::Model => 1,
+        }
+    }
+    pub(crate) fn from_u8(v: u8) -> Option<Kind> {
+        match v {
+            0 => Some(Kind::Dataset),
+            1 => Some(Kind::Model),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Kind> {
+        match s {
+            "dataset" => Ok(Kind::Dataset),
+            "model" => Ok(Kind::Model),
+            other => Err(Error::invalid(
+                "kind",
+                format!("unknown kind {other:?}; expected \"dataset\" or \"model\""),
+            )),
+        }
+    }
+}
+
+/// One embedding value. Stored exactly (little-endian f32 with a checksum).
+///
+/// Only dense vectors exist today; matrix-valued embeddings (low-rank factors) are planned as a
+/// second variant, indexed by a sketch and re-ranked exactly (see `docs/ENGINE-NOTES.md`).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Embedding {
+    /// A dense vector; compared by cosine similarity.
+    Dense(Vec<f32>),
+}
+
+impl Embedding {
+    /// The dimension of the embedding (length of a dense vector).
+    pub fn dim(&self) -> usize {
+        match self {
+            Embedding::Dense(v) => v.len(),
+        }
+    }
+
+    /// The dense components, if this is a dense vector.
+    pub fn as_dense(&self) -> Option<&[f32]> {
+        match self {
+            Embedding::Dense(v) => Some(v),
+        }
+    }
+
+    /// Checks the value is finite and non-zero. `context` names the entry for the error.
+    pub fn validate(&self, context: &str) -> Result<()> {
+        match self {
+            Embedding::Dense(v) => {
+                if v.is_empty() {
+                    return Err(Error::invalid(context, "empty vector"));
+                }
+                if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+                    return Err(Error::invalid(
+                        context,
+                        format!("vector component {i} is {x}; only finite numbers are allowed"),
+                    ));
+                }
+                let norm2: f64 = v.iter().map(|&x| (x as f64) * (x as f64)).sum();
+                if norm2 == 0.0 || !norm2.is_finite() || (norm2.sqrt() as f32) == 0.0 {
+                    return Err(Error::invalid(
+                        context,
+                        "zero vector: cosine similarity is undefined for it",
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Everything an auditor needs to reproduce a vector. Free-form parts are JSON.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The taskdb version that wrote the entry (filled in by `put` when empty).
+    #[serde(default)]
+    pub taskdb_version: String,
+    /// sha256 (hex) of the input content, when there is an input file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_sha256: Option<String>,
+    /// Size in bytes of the input content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_size: Option<u64>,
+    /// Row counts (e.g. `{"read": 2000, "used": 1990}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rows: BTreeMap<String, u64>,
+    /// The command line that produced the entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command_line: Vec<String>,
+    /// Parameters (JSON object).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub params: serde_json::Value,
+    /// Timings in seconds per stage.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub timings: BTreeMap<String, f64>,
+    /// Method-specific details (JSON).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
+}
+
+/// One vector of a new entry: which method produced it, in which space it lives.
+#[derive(Debug, Clone)]
+pub struct NewVector {
+    /// The method name (key of [`Entry::vectors`]); for imported vectors, the space name.
+    pub method: String,
+    /// The space: an existing id, a full definition (created when new), or an external name.
+    pub space: SpaceRef,
+    /// The value.
+    pub embedding: Embedding,
+}
+
+/// An entry to be written by [`crate::TaskDb::put`]. Its version is assigned on write.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    /// The name; re-using a name creates a new version.
+    pub name: String,
+    /// Dataset or model.
+    pub kind: Kind,
+    /// One vector per method (at least one).
+    pub vectors: Vec<NewVector>,
+    /// User tags (`key=value`).
+    pub tags: BTreeMap<String, String>,
+    /// Provenance.
+    pub provenance: Provenance,
+}
+
+impl NewEntry {
+    /// A new entry with a single vector in an external (named) space; the method is the space name.
+    pub fn external(
+        name: impl Into<String>,
+        kind: Kind,
+        space: impl Into<String>,
+        vector: Vec<f32>,
+    ) -> NewEntry {
+        let space = space.into();
+        NewEntry {
+            name: name.into(),
+            kind,
+            vectors: vec![NewVector {
+                method: space.clone(),
+                space: SpaceRef::External(space),
+                embedding: Embedding::Dense(vector),
+            }],
+            tags: BTreeMap::new(),
+            provenance: Provenance::default(),
+        }
+    }
+
+    /// Adds a tag (builder style).
+    pub fn with_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> NewEntry {
+        self.tags.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// A stored entry, as returned by [`crate::TaskDb::get`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Unique id of this version.
+    pub id: EntryId,
+    /// Name.
+    pub name: String,
+    /// Version (1, 2, ... per name; never reused).
+    pub version: u32,
+    /// Dataset or model.
+    pub kind: Kind,
+    /// One embedding per method, each with its space.
+    pub vectors: BTreeMap<String, (SpaceId, Embedding)>,
+    /// User tags.
+    pub tags: BTreeMap<String, String>,
+    /// Provenance.
+    pub provenance: Provenance,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+    /// Whether this is the latest version of its name (only latest versions are found by knn).
+    pub latest: bool,
+}
+
+/// A short description of an entry (no vectors), as returned by [`crate::TaskDb::list`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntrySummary {
+    /// Unique id.
+    pub id: EntryId,
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: u32,
+    /// Kind.
+    pub kind: Kind,
+    /// Methods with a vector, sorted.
+    pub methods: Vec<String>,
+    /// User tags.
+    pub tags: BTreeMap<String, String>,
+    /// Creation time, ms since the epoch.
+    pub created_at_ms: u64,
+}
+
+/// A reference to an entry: `name` (latest version) or `name@3` (version 3).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EntryRef {
+    /// The name.
+    pub name: String,
+    /// A specific version, or `None` for the latest.
+    pub version: Option<u32>,
+}
+
+impl EntryRef {
+    /// The latest version of `name`.
+    pub fn latest(name: impl Into<String>) -> EntryRef {
+        EntryRef {
+            name: name.into(),
+            version: None,
+        }
+    }
+    /// Parses `name` or `name@N`. Names containing `@` can be addressed as `name@N` with the
+    /// last `@` separating the version, when what follows it is a number.
+    pub fn parse(s: &str) -> Result<EntryRef> {
+        if let Some((n, v)) = s.rsplit_once('@') {
+            if let Ok(v) = v.parse::<u32>() {
+                if n.is_empty() {
+                    return Err(Error::invalid(
+                        format!("entry reference {s:?}"),
+                        "empty name",
+                    ));
+                }
+                if v == 0 {
+                    return Err(Error::invalid(
+                        format!("entry reference {s:?}"),
+                        "versions start at 1",
+                    ));
+                }
+                return Ok(EntryRef {
+                    name: n.to_string(),
+                    version: Some(v),
+                });
+            }
+        }
+        if s.is_empty() {
+            return Err(Error::invalid("entry reference", "empty name"));
+        }
+        Ok(EntryRef::latest(s))
+    }
+}
+
+impl FromStr for EntryRef {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<EntryRef> {
+        EntryRef::parse(s)
+    }
+}
+
+impl fmt::Display for EntryRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.version {
+            Some(v) => write!(f, "{}@{}", self.name, v),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// Checks a name: non-empty, no control characters, at most 512 bytes, no leading/trailing space.
+pub(crate) fn validate_name(name: &str, context: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid(context, "empty name"));
+    }
+    if name.len() > 512 {
+        return Err(Error::invalid(context, "name longer than 512 bytes"));
+    }
+    if name.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid(context, "name contains control characters"));
+    }
+    if name.trim() != name {
+        return Err(Error::invalid(
+            context,
+            "name has leading or trailing whitespace",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! The one error type of the taskdb library.
+//!
+//! Every variant carries the context a user needs to act (file, line, entry, space) and maps to
+//! a process exit code through [`Error::exit_code`], which the CLI uses verbatim. The library
+//! never prints and never exits; it returns these.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Exit codes used by the `taskdb` binary (documented in `schema/cli-json.md`).
+pub mod exit {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// Internal error (a bug): please report it.
+    pub const INTERNAL: i32 = 1;
+    /// Command-line usage error (clap).
+    pub const USAGE: i32 = 2;
+    /// The named entry or space does not exist.
+    pub const NOT_FOUND: i32 = 3;
+    /// Invalid input: malformed JSONL, bad vector, bad name, wrong dimension, space mismatch.
+    pub const INVALID_INPUT: i32 = 4;
+    /// The database is locked by another process (or needs recovery by a writer).
+    pub const LOCKED: i32 = 5;
+    /// The file is not a taskdb database, or has a newer/unknown format version.
+    pub const INCOMPATIBLE: i32 = 6;
+    /// Corruption detected (redb integrity, vector checksum, index/store disagreement).
+    pub const CORRUPT: i32 = 7;
+    /// An I/O error (permissions, disk full, missing input file).
+    pub const IO: i32 = 8;
+}
+
+/// Everything that can go wrong in taskdb.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O error on a named path.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Another process holds the database open for writing (or, for a writer, open at all).
+    #[error(
+        "database {path} is locked by another process; wait for it to finish (only one writer, \
+         and no reader while a writer runs) and retry"
+    )]
+    Locked {
+        /// The database file.
+        path: PathBuf,
+    },
+
+    /// A read-only open found a database that was not closed cleanly.
+    #[error(
+        "database {path} was not closed cleanly and must be recovered by a writer first; \
+         open it read-write once (e.g. `taskdb --db {path} check`)"
+    )]
+    NeedsRecovery {
+        /// The database file.
+        path: PathBuf,
+    },
+
+    /// The file exists but is not a taskdb database.
+    #[error("{path} is not a taskdb database ({reason})")]
+    NotTaskDb {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong with it.
+        reason: String,
+    },
+
+    /// The database has a format version this build does not understand.
+    #[error(
+        "{path} has taskdb format version {found}, but this build supports up to version \
+         {supported}; upgrade taskdb"
+    )]
+    UnsupportedFormat {
+        /// The file.
+        path: PathBuf,
+        /// The version found on disk.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+
+    /// A write was attempted on a database opened read-only.
+    #[error("database {path} is open read-only; {op} needs a writable open")]
+    ReadOnly {
+        /// The database file.
+        path: PathBuf,
+        /// The refused operation.
+        op: &'static str,
+    },
+
+    /// Invalid user input. `context` says where (e.g. `line 12`, `entry "foo"`).
+    #[error("{context}: {message}")]
+    InvalidInput {
+        /// Where the problem is.
+        context: String,
+        /// What is wrong and, where possible, what to do.
+        message: String,
+    },
+
+    /// A named entry, version or space does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked up, e.g. `entry "foo@3"`.
+        what: String,
+    },
+
+    /// A query mixed vectors of different spaces (or asked for a method an entry lacks).
+    #[error("{0}")]
+    SpaceMismatch(String),
+
+    /// Stored data failed verification.
+    #[error("corruption in {what}: {detail}")]
+    Corrupt {
+        /// What was being read (e.g. `vector of entry 12, method "m"`).
+        what: String,
+        /// What failed.
+        detail: String,
+    },
+
+    /// An error reported by the storage layer (redb) while doing `context`.
+    #[error("storage error while {context}: {message}")]
+    Storage {
+        /// What taskdb was doing.
+        context: String,
+        /// redb's message.
+        message: String,
+    },
+
+    /// An internal invariant failed: a bug in taskdb.
+    #[error("internal error (please report): {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The process exit code the CLI uses for this error (see [`exit`]).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Io { .. } => exit::IO,
+            Error::Locked { .. } | Error::NeedsRecovery { .. } => exit::LOCKED,
+            Error::NotTaskDb { .. } | Error::UnsupportedFormat { .. } => exit::INCOMPATIBLE,
+            Error::ReadOnly { .. } => exit::INTERNAL,
+            Error::InvalidInput { .. } | Error::SpaceMismatch(_) => exit::INVALID_INPUT,
+            Error::NotFound { .. } => exit::NOT_FOUND,
+            Error::Corrupt { .. } => exit::CORRUPT,
+            Error::Storage { .. } => exit::CORRUPT,
+            Error::Internal(_) => exit::INTERNAL,
+        }
+    }
+
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(context: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            context: context.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn storage(context: impl Into<String>, e: impl std::fmt::Display) -> Self {
+        Error::Storage {
+            context: context.into(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

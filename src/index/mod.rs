@@ -1,0 +1,161 @@
+//! Per-space approximate-nearest-neighbour indexes (derived state).
+//!
+//! One HNSW graph (hnsw_rs, `DistDot` on L2-normalised vectors) per space. hnsw_rs cannot delete,
+//! so deleted entries and superseded versions stay in the graph as tombstones and are hidden by
+//! a filter at query time; `compact` rebuilds graphs without them. Graphs are persisted beside
+//! the database by [`persist`] and verified on open.
+
+pub(crate) mod persist;
+
+use std::collections::HashSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use hnsw_rs::prelude::{DistDot, Hnsw};
+
+use crate::entry::{Embedding, EntryId};
+use crate::error::{Error, Result};
+use crate::space::Space;
+
+/// Tuning knobs of the index and of the search strategy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IndexParams {
+    /// HNSW `M`: neighbours kept per node and layer.
+    pub m: usize,
+    /// HNSW `ef_construction`.
+    pub ef_construction: usize,
+    /// HNSW `ef` at search time (raised to `k` when smaller).
+    pub ef_search: usize,
+    /// Spaces with at most this many live candidates (after filtering) are searched exactly.
+    pub brute_force_below: usize,
+}
+
+impl Default for IndexParams {
+    fn default() -> Self {
+        IndexParams {
+            m: 24,
+            ef_construction: 200,
+            ef_search: 96,
+            brute_force_below: 2048,
+        }
+    }
+}
+
+/// The graph type used for every space.
+pub(crate) type Graph = Hnsw<'static, f32, DistDot>;
+
+/// One space's in-memory graph.
+pub(crate) struct SpaceIndex {
+    pub space: Space,
+    pub graph: Graph,
+    /// Entry ids present in the graph (live or tombstoned).
+    pub points: HashSet<EntryId>,
+    /// The store's space generation this graph reflects.
+    pub generation: u64,
+    /// True when the graph differs from the persisted file.
+    pub dirty: bool,
+}
+
+pub(crate) fn new_graph(params: &IndexParams, capacity: usize) -> Graph {
+    Hnsw::new(
+        params.m.clamp(2, 255),
+        capacity.max(1024),
+        16,
+        params.ef_construction,
+        DistDot {},
+    )
+}
+
+impl SpaceIndex {
+    /// An empty index for `space`.
+    pub fn empty(space: Space, params: &IndexParams, generation: u64) -> SpaceIndex {
+        SpaceIndex {
+            space,
+            graph: new_graph(params, 0),
+            points: HashSet::new(),
+            generation,
+            dirty: true,
+        }
+    }
+
+    /// Builds a graph from scratch (parallel insertion).
+    pub fn build(
+        space: Space,
+        params: &IndexParams,
+        items: &[(EntryId, Embedding)],
+        generation: u64,
+    ) -> Result<SpaceIndex> {
+        let graph = new_graph(params, items.len());
+        let vecs: Vec<(Vec<f32>, usize)> = items
+            .iter()
+            .map(|(id, e)| (space.index_vector(e), *id as usize))
+            .collect();
+        let refs: Vec<(&Vec<f32>, usize)> = vecs.iter().map(|(v, id)| (v, *id)).collect();
+        catch_unwind(AssertUnwindSafe(|| graph.parallel_insert(&refs)))
+            .map_err(|_| Error::Internal("HNSW insertion panicked".into()))?;
+        Ok(SpaceIndex {
+            space,
+            graph,
+            points: items.iter().map(|(id, _)| *id).collect(),
+            generation,
+            dirty: true,
+        })
+    }
+
+    /// Inserts points (already validated against the space).
+    pub fn insert(&mut self, items: &[(EntryId, Embedding)]) -> Result<()> {
+        let vecs: Vec<(Vec<f32>, usize)> = items
+            .iter()
+            .filter(|(id, _)| !self.points.contains(id))
+            .map(|(id, e)| (self.space.index_vector(e), *id as usize))
+            .collect();
+        if vecs.is_empty() {
+            return Ok(());
+        }
+        let graph = &self.graph;
+        catch_unwind(AssertUnwindSafe(|| {
+            if vecs.len() >= 64 {
+                let refs: Vec<(&Vec<f32>, usize)> = vecs.iter().map(|(v, id)| (v, *id)).collect();
+                graph.parallel_insert(&refs);
+            } else {
+                for (v, id) in &vecs {
+                    graph.insert_slice((v, *id));
+                }
+            }
+        }))
+        .map_err(|_| Error::Internal("HNSW insertion panicked".into()))?;
+        self.points.extend(vecs.iter().map(|(_, id)| *id as EntryId));
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Candidate ids for `query` (an index vector), best first, passing `keep`.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        keep: &(dyn Fn(EntryId) -> bool + Sync),
+    ) -> Result<Vec<EntryId>> {
+        if self.points.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = |id: &usize| keep(*id as EntryId);
+        let res = catch_unwind(AssertUnwindSafe(|| {
+            self.graph.search_filter(query, k, ef.max(k), Some(&filter))
+        }))
+        .map_err(|_| Error::Internal("HNSW search panicked".into()))?;
+        Ok(res.into_iter().map(|n| n.d_id as EntryId).collect())
+    }
+
+    /// The ids stored in the graph itself (read back from hnsw_rs; used by `check`).
+    pub fn graph_ids(graph: &Graph) -> HashSet<EntryId> {
+        if graph.get_nb_point() == 0 {
+            return HashSet::new();
+        }
+        graph
+            .get_point_indexation()
+            .into_iter()
+            .map(|p| p.get_origin_id() as EntryId)
+            .collect()
+    }
+}

@@ -1,0 +1,207 @@
+//! Graph persistence: graphs are derived state, saved beside the database for fast open and
+//! never trusted blindly.
+//!
+//! Layout in `<db>.index/`: `space-<id>.hnsw.graph`, `space-<id>.hnsw.data` (hnsw_rs dump) and
+//! `space-<id>.manifest.json`. Saving dumps to temporary names, fsyncs, renames the two dump
+//! files into place, then writes the manifest (temporary file, fsync, rename) last, and fsyncs
+//! the directory. The manifest carries CRC32s and lengths of both files, the database uuid,
+//! the space id, the space generation the graph reflects, the point count and a digest of the
+//! (entry id, vector checksum) pairs in the graph. A graph is loaded only when all of these
+//! match the store; otherwise it is rebuilt from redb.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use hnsw_rs::api::AnnT;
+use hnsw_rs::hnswio::HnswIo;
+use serde::{Deserialize, Serialize};
+
+use super::Graph;
+use crate::error::{Error, Result};
+use crate::space::SpaceId;
+
+const MANIFEST_FORMAT: u32 = 1;
+
+/// What the store says the graph of a space must contain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Expect {
+    pub db_uuid: String,
+    pub space_id: SpaceId,
+    pub generation: u64,
+    pub count: u64,
+    pub digest: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    db_uuid: String,
+    space_id: SpaceId,
+    generation: u64,
+    count: u64,
+    digest: u32,
+    graph_crc32: u32,
+    graph_len: u64,
+    data_crc32: u32,
+    data_len: u64,
+}
+
+fn base(space_id: SpaceId) -> String {
+    format!("space-{space_id}")
+}
+
+pub(crate) fn manifest_path(dir: &Path, space_id: SpaceId) -> PathBuf {
+    dir.join(format!("{}.manifest.json", base(space_id)))
+}
+pub(crate) fn graph_path(dir: &Path, space_id: SpaceId) -> PathBuf {
+    dir.join(format!("{}.hnsw.graph", base(space_id)))
+}
+pub(crate) fn data_path(dir: &Path, space_id: SpaceId) -> PathBuf {
+    dir.join(format!("{}.hnsw.data", base(space_id)))
+}
+
+fn crc_file(path: &Path) -> std::io::Result<(u32, u64)> {
+    let mut f = File::open(path)?;
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((h.finalize(), len))
+}
+
+fn fsync_path(path: &Path) -> std::io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+/// Saves `graph` atomically as the persisted graph of `expect.space_id`.
+pub(crate) fn save(dir: &Path, graph: &Graph, expect: &Expect) -> Result<()> {
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let tmp_base = format!("tmp-{}-{}-{nanos}", base(expect.space_id), std::process::id());
+    let written = graph
+        .file_dump(dir, &tmp_base)
+        .map_err(|e| Error::io(dir, std::io::Error::other(e.to_string())))?;
+    let tmp_graph = dir.join(format!("{written}.hnsw.graph"));
+    let tmp_data = dir.join(format!("{written}.hnsw.data"));
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| Error::io(p, e)
+    };
+    fsync_path(&tmp_graph).map_err(io(&tmp_graph))?;
+    fsync_path(&tmp_data).map_err(io(&tmp_data))?;
+    let (graph_crc32, graph_len) = crc_file(&tmp_graph).map_err(io(&tmp_graph))?;
+    let (data_crc32, data_len) = crc_file(&tmp_data).map_err(io(&tmp_data))?;
+    let gp = graph_path(dir, expect.space_id);
+    let dp = data_path(dir, expect.space_id);
+    fs::rename(&tmp_graph, &gp).map_err(io(&gp))?;
+    fs::rename(&tmp_data, &dp).map_err(io(&dp))?;
+    let m = Manifest {
+        format: MANIFEST_FORMAT,
+        db_uuid: expect.db_uuid.clone(),
+        space_id: expect.space_id,
+        generation: expect.generation,
+        count: expect.count,
+        digest: expect.digest,
+        graph_crc32,
+        graph_len,
+        data_crc32,
+        data_len,
+    };
+    let mp = manifest_path(dir, expect.space_id);
+    let tmp_m = dir.join(format!("{tmp_base}.manifest.json"));
+    {
+        let mut f = File::create(&tmp_m).map_err(io(&tmp_m))?;
+        let json = serde_json::to_vec_pretty(&m)
+            .map_err(|e| Error::Internal(format!("manifest encoding: {e}")))?;
+        f.write_all(&json).map_err(io(&tmp_m))?;
+        f.sync_all().map_err(io(&tmp_m))?;
+    }
+    fs::rename(&tmp_m, &mp).map_err(io(&mp))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))?;
+    Ok(())
+}
+
+/// Why a persisted graph was not used.
+pub(crate) type Reject = String;
+
+/// Loads the persisted graph of a space if, and only if, it matches `expect` exactly.
+pub(crate) fn load(dir: &Path, expect: &Expect) -> std::result::Result<Graph, Reject> {
+    let mp = manifest_path(dir, expect.space_id);
+    let bytes = fs::read(&mp).map_err(|e| format!("manifest unreadable: {e}"))?;
+    let m: Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| format!("manifest corrupt: {e}"))?;
+    if m.format != MANIFEST_FORMAT {
+        return Err(format!("manifest format {} unknown", m.format));
+    }
+    if m.db_uuid != expect.db_uuid || m.space_id != expect.space_id {
+        return Err("graph belongs to another database or space".into());
+    }
+    if m.generation != expect.generation {
+        return Err(format!(
+            "stale: graph reflects generation {}, store is at {}",
+            m.generation, expect.generation
+        ));
+    }
+    if m.count != expect.count || m.digest != expect.digest {
+        return Err("graph points differ from the store".into());
+    }
+    let gp = graph_path(dir, expect.space_id);
+    let dp = data_path(dir, expect.space_id);
+    let (gc, gl) = crc_file(&gp).map_err(|e| format!("graph file unreadable: {e}"))?;
+    let (dc, dl) = crc_file(&dp).map_err(|e| format!("data file unreadable: {e}"))?;
+    if (gc, gl) != (m.graph_crc32, m.graph_len) || (dc, dl) != (m.data_crc32, m.data_len) {
+        return Err("graph files fail their checksum".into());
+    }
+    // hnsw_rs ties the graph's lifetime to its loader; the loader is a few bytes (no mmap), so
+    // it is leaked to give the graph a 'static lifetime.
+    let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, &base(expect.space_id))));
+    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        #[allow(clippy::redundant_locals)]
+        let io = { io };
+        io.load_hnsw()
+    }));
+    let graph: Graph = match loaded {
+        Ok(Ok(g)) => g,
+        Ok(Err(e)) => return Err(format!("hnsw_rs could not load it: {e}")),
+        Err(_) => return Err("hnsw_rs panicked loading it".into()),
+    };
+    if graph.get_nb_point() as u64 != expect.count {
+        return Err("graph point count differs from the manifest".into());
+    }
+    Ok(graph)
+}
+
+/// Removes persisted files of spaces not in `keep` and stale temporaries.
+pub(crate) fn remove_space(dir: &Path, space_id: SpaceId) {
+    for p in [
+        manifest_path(dir, space_id),
+        graph_path(dir, space_id),
+        data_path(dir, space_id),
+    ] {
+        let _ = fs::remove_file(p);
+    }
+}
+
+/// Removes leftover temporary files from interrupted saves.
+pub(crate) fn clean_temporaries(dir: &Path) {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with("tmp-") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! # taskdb
+//!
+//! An embedded database of task embeddings: datasets and models as vectors in one space,
+//! stored crash-safely in [redb](https://docs.rs/redb), indexed per space with HNSW, and
+//! queried by nearest neighbour.
+//!
+//! ```no_run
+//! use taskdb::{Filter, Kind, NewEntry, Query, TaskDb};
+//! # fn main() -> taskdb::Result<()> {
+//! let db = TaskDb::open("tasks.taskdb")?;
+//! db.put(vec![
+//!     NewEntry::external("sst2", Kind::Dataset, "my-space", vec![0.1, 0.9, 0.2]),
+//!     NewEntry::external("bert-sst2", Kind::Model, "my-space", vec![0.1, 0.8, 0.3]),
+//! ])?;
+//! let hits = db.nearest(&Query::entry("sst2")?, 5, &Filter::all())?;
+//! assert_eq!(hits[0].name, "bert-sst2");
+//! # Ok(()) }
+//! ```
+//!
+//! Invariants: redb is the only source of truth; graphs are derived, checksummed and rebuilt
+//! when they disagree with it; vectors of different spaces never meet; a space's definition
+//! never changes; one `put` is one transaction. The library never prints and never exits.
+
+#![warn(missing_docs)]
+
+mod db;
+mod entry;
+pub mod error;
+pub mod index;
+mod query;
+pub mod space;
+mod store;
+
+pub use db::{CheckReport, CompactReport, OpenOptions, SpaceStats, Stats, TaskDb};
+pub use entry::{
+    Embedding, Entry, EntryId, EntryRef, EntrySummary, Kind, NewEntry, NewVector, Provenance,
+};
+pub use error::{Error, Result};
+pub use index::IndexParams;
+pub use query::{Filter, Hit, Query, SearchPath, SpaceSel};
+pub use space::{EmbeddingKind, Space, SpaceDef, SpaceId, SpaceRef};
+pub use store::FORMAT_VERSION;
+
+/// Paths of derived files, for tools and tests.
+pub mod files {
+    use std::path::{Path, PathBuf};
+
+    /// The directory holding persisted graphs for the database at `db`.
+    pub fn index_dir(db: &Path) -> PathBuf {
+        crate::store::index_dir(db)
+    }
+}

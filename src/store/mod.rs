@@ -1,0 +1,260 @@
+//! The redb store: the only source of truth.
+//!
+//! Tables (see `schema/FORMAT.md`):
+//! - `meta`: `&str -> &[u8]`: `magic` = `b"taskdb"`, `format_version` (u32 LE), `db_uuid`
+//!   (16 bytes), `generation` (u64 LE, bumped by every committed write), `next_id` (u64 LE),
+//!   `next_space_id` (u32 LE).
+//! - `entries`: `u64 -> &[u8]`: postcard [`codec::EntryRecord`] (no vectors).
+//! - `vectors`: `(u64, &str) -> &[u8]`: (entry id, method) -> encoded vector with CRC32.
+//! - `names`: `(&str, u32) -> u64`: (name, version) -> entry id, live (non-deleted) versions only.
+//! - `name_seq`: `&str -> u32`: the last version number ever assigned to a name.
+//! - `spaces`: `u32 -> &str`: space id -> JSON of [`crate::space::Space`].
+//! - `space_names`: `&str -> u32`.
+//! - `space_gen`: `u32 -> u64`: per-space generation, bumped when points are added to the space
+//!   or the space is compacted; persisted graphs record the generation they reflect.
+
+pub(crate) mod codec;
+
+use std::path::{Path, PathBuf};
+
+use redb::{
+    Builder, Database, DatabaseError, ReadOnlyDatabase, ReadTransaction, ReadableDatabase,
+    TableDefinition, TableError,
+};
+
+use crate::error::{Error, Result};
+
+/// The on-disk format version written by this build.
+pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const MAGIC: &[u8] = b"taskdb";
+
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(crate) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+pub(crate) const VECTORS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("vectors");
+pub(crate) const NAMES: TableDefinition<(&str, u32), u64> = TableDefinition::new("names");
+pub(crate) const NAME_SEQ: TableDefinition<&str, u32> = TableDefinition::new("name_seq");
+pub(crate) const SPACES: TableDefinition<u32, &str> = TableDefinition::new("spaces");
+pub(crate) const SPACE_NAMES: TableDefinition<&str, u32> = TableDefinition::new("space_names");
+pub(crate) const SPACE_GEN: TableDefinition<u32, u64> = TableDefinition::new("space_gen");
+
+/// A redb database opened read-write or read-only.
+pub(crate) enum Db {
+    Rw(Database),
+    Ro(ReadOnlyDatabase),
+}
+
+impl Db {
+    pub fn begin_read(&self) -> Result<ReadTransaction> {
+        let r = match self {
+            Db::Rw(d) => d.begin_read(),
+            Db::Ro(d) => d.begin_read(),
+        };
+        r.map_err(|e| Error::storage("starting a read transaction", e))
+    }
+}
+
+fn map_open_error(path: &Path, e: DatabaseError) -> Error {
+    match e {
+        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => Error::Locked {
+            path: path.to_path_buf(),
+        },
+        DatabaseError::RepairAborted => Error::NeedsRecovery {
+            path: path.to_path_buf(),
+        },
+        DatabaseError::UpgradeRequired(v) => Error::NotTaskDb {
+            path: path.to_path_buf(),
+            reason: format!("redb file format {v} needs a manual upgrade"),
+        },
+        DatabaseError::Storage(redb::StorageError::Io(io)) => Error::io(path, io),
+        other => Error::NotTaskDb {
+            path: path.to_path_buf(),
+            reason: format!("not a readable redb file: {other}"),
+        },
+    }
+}
+
+/// Opens (or creates, when `create` and the file is missing) the redb file.
+pub(crate) fn open_db(path: &Path, read_only: bool, create: bool) -> Result<(Db, bool)> {
+    let exists = path.exists();
+    if !exists && (read_only || !create) {
+        return Err(Error::NotFound {
+            what: format!("database file {}", path.display()),
+        });
+    }
+    if exists {
+        // Refuse obviously foreign files before redb touches them.
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_dir() {
+            return Err(Error::NotTaskDb {
+                path: path.to_path_buf(),
+                reason: "it is a directory".into(),
+            });
+        }
+        if meta.len() > 0 {
+            use std::io::Read;
+            let mut head = [0u8; 9];
+            let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            let n = f.read(&mut head).map_err(|e| Error::io(path, e))?;
+            if n < 9 || &head[..9] != b"redb\x1A\x0A\xA9\x0D\x0A" {
+                return Err(Error::NotTaskDb {
+                    path: path.to_path_buf(),
+                    reason: "no redb header".into(),
+                });
+            }
+        }
+    }
+    let builder = Builder::new();
+    let guarded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if read_only {
+            builder.open_read_only(path).map(Db::Ro)
+        } else if exists && std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false) {
+            builder.open(path).map(Db::Rw)
+        } else {
+            builder.create(path).map(Db::Rw)
+        }
+    }));
+    match guarded {
+        Ok(Ok(db)) => Ok((db, !exists)),
+        Ok(Err(e)) => Err(map_open_error(path, e)),
+        Err(_) => Err(Error::NotTaskDb {
+            path: path.to_path_buf(),
+            reason: "redb could not open it (corrupt file)".into(),
+        }),
+    }
+}
+
+/// Values read from the `meta` table.
+#[derive(Debug, Clone)]
+pub(crate) struct Meta {
+    pub format_version: u32,
+    pub db_uuid: [u8; 16],
+    pub generation: u64,
+}
+
+fn read_u64(b: &[u8], key: &str, path: &Path) -> Result<u64> {
+    b.try_into()
+        .map(u64::from_le_bytes)
+        .map_err(|_| Error::NotTaskDb {
+            path: path.to_path_buf(),
+            reason: format!("meta key {key} malformed"),
+        })
+}
+
+/// Reads and validates the meta table. `Ok(None)` means "no taskdb tables yet" (a fresh file).
+pub(crate) fn read_meta(txn: &ReadTransaction, path: &Path) -> Result<Option<Meta>> {
+    let t = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => {
+            return Err(Error::NotTaskDb {
+                path: path.to_path_buf(),
+                reason: format!("meta table unreadable: {e}"),
+            })
+        }
+    };
+    let get = |k: &str| -> Result<Option<Vec<u8>>> {
+        Ok(t.get(k)
+            .map_err(|e| Error::storage("reading meta", e))?
+            .map(|v| v.value().to_vec()))
+    };
+    let not = |reason: &str| Error::NotTaskDb {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    };
+    match get("magic")? {
+        Some(m) if m == MAGIC => {}
+        _ => return Err(not("missing taskdb magic")),
+    }
+    let fv = get("format_version")?.ok_or_else(|| not("missing format version"))?;
+    let format_version = u32::from_le_bytes(
+        fv.as_slice()
+            .try_into()
+            .map_err(|_| not("malformed format version"))?,
+    );
+    if format_version != FORMAT_VERSION {
+        return Err(Error::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found: format_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let uuid = get("db_uuid")?.ok_or_else(|| not("missing db_uuid"))?;
+    let db_uuid: [u8; 16] = uuid
+        .as_slice()
+        .try_into()
+        .map_err(|_| not("malformed db_uuid"))?;
+    let generation = read_u64(
+        &get("generation")?.ok_or_else(|| not("missing generation"))?,
+        "generation",
+        path,
+    )?;
+    Ok(Some(Meta {
+        format_version,
+        db_uuid,
+        generation,
+    }))
+}
+
+/// Returns true if the file has any table at all (a redb file made by something else).
+pub(crate) fn has_foreign_tables(txn: &ReadTransaction) -> Result<bool> {
+    let mut it = txn
+        .list_tables()
+        .map_err(|e| Error::storage("listing tables", e))?;
+    Ok(it.next().is_some())
+}
+
+/// Creates the taskdb tables and meta in a fresh file.
+pub(crate) fn init(db: &Database) -> Result<()> {
+    let txn = db
+        .begin_write()
+        .map_err(|e| Error::storage("initialising the database", e))?;
+    {
+        let mut m = txn
+            .open_table(META)
+            .map_err(|e| Error::storage("initialising meta", e))?;
+        let uuid: [u8; 16] = rand::random();
+        let ins = |m: &mut redb::Table<&str, &[u8]>, k: &str, v: &[u8]| -> Result<()> {
+            m.insert(k, v)
+                .map(|_| ())
+                .map_err(|e| Error::storage("initialising meta", e))
+        };
+        ins(&mut m, "magic", MAGIC)?;
+        ins(&mut m, "format_version", &FORMAT_VERSION.to_le_bytes())?;
+        ins(&mut m, "db_uuid", &uuid)?;
+        ins(&mut m, "generation", &0u64.to_le_bytes())?;
+        ins(&mut m, "next_id", &1u64.to_le_bytes())?;
+        ins(&mut m, "next_space_id", &1u32.to_le_bytes())?;
+        ins(
+            &mut m,
+            "created_by",
+            format!("taskdb {}", env!("CARGO_PKG_VERSION")).as_bytes(),
+        )?;
+    }
+    for res in [
+        txn.open_table(ENTRIES).map(|_| ()),
+        txn.open_table(VECTORS).map(|_| ()),
+        txn.open_table(NAMES).map(|_| ()),
+        txn.open_table(NAME_SEQ).map(|_| ()),
+        txn.open_table(SPACES).map(|_| ()),
+        txn.open_table(SPACE_NAMES).map(|_| ()),
+        txn.open_table(SPACE_GEN).map(|_| ()),
+    ] {
+        res.map_err(|e| Error::storage("creating tables", e))?;
+    }
+    txn.commit()
+        .map_err(|e| Error::storage("initialising the database", e))
+}
+
+/// The path of the directory holding persisted graphs for database `path`.
+pub(crate) fn index_dir(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".index");
+    PathBuf::from(s)
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
