@@ -15,7 +15,7 @@ Selection:
 
 Writes:
   crates/taskdb-sources/data/probe_default.jsonl.gz   {"id": N, "text": "..."} per line
-  docs/probe_default_sources.tsv                     source, style, count (for PROBE-SET.md)
+  crates/taskdb-sources/data/probe_default_sources.tsv  source, style, count (see docs/PROBE-SET.md)
 
 Usage: python3 scripts/build_probe_set.py [POOL] [--target 3000] [--seed 7]
 """
@@ -41,7 +41,7 @@ def main():
     ap.add_argument("--target", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", default=os.path.join(ROOT, "crates", "taskdb-sources", "data", "probe_default.jsonl.gz"))
-    ap.add_argument("--counts", default=os.path.join(ROOT, "docs", "probe_default_sources.tsv"))
+    ap.add_argument("--counts", default=os.path.join(ROOT, "crates", "taskdb-sources", "data", "probe_default_sources.tsv"))
     args = ap.parse_args()
 
     rows = []

@@ -215,10 +215,11 @@ impl Verbalizers {
         let mut best: Option<(&str, usize)> = None;
         for (label, words) in &self.entries {
             for w in words {
-                if start.starts_with(w.as_str()) && boundary_after(start, w.len()) {
-                    if best.is_none_or(|b| w.len() > b.1) {
-                        best = Some((label.as_str(), w.len()));
-                    }
+                if start.starts_with(w.as_str())
+                    && boundary_after(start, w.len())
+                    && best.is_none_or(|b| w.len() > b.1)
+                {
+                    best = Some((label.as_str(), w.len()));
                 }
             }
         }

@@ -66,7 +66,7 @@ fn good_model_hard_labels_reproduce_rule() {
         let Label::Class(c) = r.label else { panic!() };
         assert_eq!(l, &d.labels[c as usize], "row {i}");
     }
-    assert!(h.iter().any(|&x| x == 0) && h.iter().any(|&x| x == 1));
+    assert!(h.contains(&0) && h.contains(&1));
 }
 
 #[test]
