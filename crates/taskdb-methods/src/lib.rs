@@ -1,0 +1,299 @@
+//! taskdb's task-embedding methods: `(features, targets) -> embedding`, and the exact
+//! maths to compare embeddings.
+//!
+//! Pure maths: no I/O, no printing, no threads, deterministic (the same inputs give
+//! bit-identical outputs on one machine). All accumulation is in `f64`; stored results are `f32`.
+//!
+//! Methods (formulas and the measured reasons in `docs/METHODS.md`):
+//! - [`MethodKind::Scatter`] (design B, the default): between-class scatter `S_B^½`.
+//! - [`MethodKind::Fisher`] (design A): `F^½`, `F = mean g gᵀ`, `g = Wᵀ(q − p)` of a fitted
+//!   multinomial logistic head.
+//! - [`MethodKind::Tuned`] (TuPaTE-like): a per-dimension scale fitted on the frozen features.
+//! - [`MethodKind::TextEmb`] (baseline, datasets only): the mean feature.
+//!
+//! Matrix-valued embeddings are low rank (rank ≤ C − 1) and stored exactly as factors
+//! ([`LowRank`]); inner products are computed exactly from small products ([`inner`]).
+//! Comparisons are cosines after normalising each entry to unit norm and centring by a
+//! [`Reference`] frozen from the probe set, so adding entries never changes stored answers.
+
+mod error;
+mod fisher;
+mod linalg;
+mod lowrank;
+mod reference;
+mod rng;
+mod scatter;
+mod sketch;
+mod targets;
+mod tuned;
+
+pub use error::MethodError;
+pub use lowrank::{cosine_centred, inner, prepare, Prepared};
+pub use reference::{build_reference, Reference, ReferenceSpec};
+pub use sketch::{sketch, SketchBasis};
+pub use targets::quantile_bins;
+
+use serde::{Deserialize, Serialize};
+
+/// Row-major `n × d` surrogate features; every row L2-normalised.
+#[derive(Debug, Clone, Copy)]
+pub struct Features<'a> {
+    pub n: usize,
+    pub d: usize,
+    pub data: &'a [f32],
+}
+
+impl<'a> Features<'a> {
+    /// Checked constructor: `data.len() == n * d`, `n > 0`, `d > 0`, all values finite.
+    pub fn new(n: usize, d: usize, data: &'a [f32]) -> Result<Self, MethodError> {
+        let f = Features { n, d, data };
+        f.validate()?;
+        Ok(f)
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), MethodError> {
+        if self.n == 0 || self.d == 0 {
+            return Err(MethodError::Empty);
+        }
+        if self.data.len() != self.n * self.d {
+            return Err(MethodError::Shape(format!(
+                "features: {} values for n = {} rows × d = {} dims (expected {})",
+                self.data.len(),
+                self.n,
+                self.d,
+                self.n * self.d
+            )));
+        }
+        if let Some(i) = self.data.iter().position(|v| !v.is_finite()) {
+            return Err(MethodError::NonFinite(format!(
+                "feature row {} column {} is {}",
+                i / self.d,
+                i % self.d,
+                self.data[i]
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.d..(i + 1) * self.d]
+    }
+}
+
+/// What a task asks of its inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Targets {
+    /// Hard labels: indices `< n_classes` (their order may depend on label strings: every
+    /// method is invariant to it).
+    Classes { labels: Vec<u32>, n_classes: usize },
+    /// Soft labels: row-major `n × n_classes`, non-negative; rows are normalised to sum to 1.
+    Soft { probs: Vec<f32>, n_classes: usize },
+    /// Real-valued targets: quantile-binned into `MethodParams::regression_bins` classes.
+    Regression { values: Vec<f32> },
+}
+
+/// The task-embedding methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MethodKind {
+    /// Design B: between-class scatter `S_B^½` (low rank). The default.
+    Scatter,
+    /// Design A: `F^½` of the gradient second moment of a fitted logistic head (low rank).
+    Fisher,
+    /// TuPaTE-like per-dimension scale `s − 1` (dense, `d`).
+    Tuned,
+    /// Mean feature (dense, `d`); label-free, so meaningless for models.
+    TextEmb,
+}
+
+impl MethodKind {
+    /// All methods, in a fixed order.
+    pub const ALL: [MethodKind; 4] = [
+        MethodKind::Scatter,
+        MethodKind::Fisher,
+        MethodKind::Tuned,
+        MethodKind::TextEmb,
+    ];
+    /// The measured default (see `docs/METHODS.md`).
+    pub const DEFAULT: MethodKind = MethodKind::Scatter;
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MethodKind::Scatter => "scatter",
+            MethodKind::Fisher => "fisher",
+            MethodKind::Tuned => "tuned",
+            MethodKind::TextEmb => "textemb",
+        }
+    }
+
+    /// Whether the embedding depends on the targets (false: refuse it for models).
+    pub fn uses_targets(self) -> bool {
+        !matches!(self, MethodKind::TextEmb)
+    }
+
+    /// Whether the embedding is a low-rank symmetric matrix (else a dense vector).
+    pub fn is_matrix(self) -> bool {
+        matches!(self, MethodKind::Scatter | MethodKind::Fisher)
+    }
+}
+
+impl std::str::FromStr for MethodKind {
+    type Err = MethodError;
+    fn from_str(s: &str) -> Result<Self, MethodError> {
+        MethodKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                MethodError::Params(format!(
+                    "unknown method {s:?}; expected one of scatter, fisher, tuned, textemb"
+                ))
+            })
+    }
+}
+
+impl std::fmt::Display for MethodKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Parameters of every method (part of a space's definition; serialisable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MethodParams {
+    /// Fisher: L2 penalty of the logistic head (measured: 0.1; ≤ 1e-3 fails).
+    pub fisher_lambda: f64,
+    /// Fisher: Nesterov iterations from zero.
+    pub fisher_iters: u32,
+    /// Fisher: multiply features by √d before fitting the head.
+    pub fisher_scale_sqrt_d: bool,
+    /// Regression targets: number of quantile bins.
+    pub regression_bins: u32,
+    /// Tuned: pull of `s` towards 1.
+    pub tuned_lambda: f64,
+    /// Tuned: logit temperature.
+    pub tuned_tau: f64,
+    /// Tuned: gradient steps from `s = 1`.
+    pub tuned_iters: u32,
+    /// Matrix methods: keep at most this many eigenpairs (0 = all, exact).
+    pub max_rank: u32,
+}
+
+impl Default for MethodParams {
+    fn default() -> Self {
+        MethodParams {
+            fisher_lambda: 0.1,
+            fisher_iters: 300,
+            fisher_scale_sqrt_d: true,
+            regression_bins: 5,
+            tuned_lambda: 1.0,
+            tuned_tau: 10.0,
+            tuned_iters: 200,
+            max_rank: 0,
+        }
+    }
+}
+
+impl MethodParams {
+    fn validate(&self) -> Result<(), MethodError> {
+        let bad = |m: &str| Err(MethodError::Params(m.to_string()));
+        if !(self.fisher_lambda.is_finite() && self.fisher_lambda > 0.0) {
+            return bad("fisher_lambda must be finite and > 0");
+        }
+        if !(self.tuned_lambda.is_finite() && self.tuned_lambda > 0.0) {
+            return bad("tuned_lambda must be finite and > 0");
+        }
+        if !(self.tuned_tau.is_finite() && self.tuned_tau > 0.0) {
+            return bad("tuned_tau must be finite and > 0");
+        }
+        if self.regression_bins < 2 {
+            return bad("regression_bins must be >= 2");
+        }
+        Ok(())
+    }
+}
+
+/// A symmetric `dim × dim` matrix `U diag(s) Uᵀ` stored as its factors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LowRank {
+    pub dim: usize,
+    /// `dim × r`, column-major, orthonormal columns.
+    pub u: Vec<f32>,
+    /// `r` eigenvalues, descending.
+    pub s: Vec<f32>,
+}
+
+impl LowRank {
+    pub fn rank(&self) -> usize {
+        self.s.len()
+    }
+    /// Column `j` of `U`.
+    pub fn col(&self, j: usize) -> &[f32] {
+        &self.u[j * self.dim..(j + 1) * self.dim]
+    }
+    /// The dense `dim × dim` matrix, row-major (for tests and small dims).
+    pub fn to_dense(&self) -> Vec<f64> {
+        let d = self.dim;
+        let mut m = vec![0.0f64; d * d];
+        for (j, &sj) in self.s.iter().enumerate() {
+            let c = self.col(j);
+            for a in 0..d {
+                let ca = c[a] as f64 * sj as f64;
+                for b in 0..d {
+                    m[a * d + b] += ca * c[b] as f64;
+                }
+            }
+        }
+        m
+    }
+}
+
+/// A task embedding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TaskEmbedding {
+    Dense(Vec<f32>),
+    LowRank(LowRank),
+}
+
+impl TaskEmbedding {
+    pub fn dim(&self) -> usize {
+        match self {
+            TaskEmbedding::Dense(v) => v.len(),
+            TaskEmbedding::LowRank(l) => l.dim,
+        }
+    }
+}
+
+/// Embed one task. `x` are the task's inputs' features (for a model: the probe set's), `y` the
+/// targets (for a model: its labels or score distributions on the probe set).
+pub fn embed(
+    kind: MethodKind,
+    params: &MethodParams,
+    x: &Features,
+    y: &Targets,
+) -> Result<TaskEmbedding, MethodError> {
+    x.validate()?;
+    params.validate()?;
+    if kind == MethodKind::TextEmb {
+        return Ok(TaskEmbedding::Dense(textemb(x)));
+    }
+    let q = targets::canonical(x, y, params.regression_bins as usize)?;
+    Ok(match kind {
+        MethodKind::Scatter => {
+            TaskEmbedding::LowRank(scatter::scatter(x, &q, params.max_rank as usize))
+        }
+        MethodKind::Fisher => TaskEmbedding::LowRank(fisher::fisher(x, &q, params)),
+        MethodKind::Tuned => TaskEmbedding::Dense(tuned::tuned(x, &q, params)),
+        MethodKind::TextEmb => unreachable!(),
+    })
+}
+
+/// Mean feature.
+fn textemb(x: &Features) -> Vec<f32> {
+    let mut m = vec![0.0f64; x.d];
+    for i in 0..x.n {
+        for (a, &v) in m.iter_mut().zip(x.row(i)) {
+            *a += v as f64;
+        }
+    }
+    m.iter().map(|v| (v / x.n as f64) as f32).collect()
+}

@@ -1,0 +1,250 @@
+//! Frozen centring references. A reference depends only on the method, its parameters, the
+//! surrogate's features of the probe set U and a [`ReferenceSpec`]: it is the mean of the
+//! unit-normalised embeddings of pseudo-tasks built from U (k-means clusterings of U's features
+//! for several k and seeds). Freezing it into a space's definition means adding entries never
+//! changes stored answers. (Measured against the live library mean in docs/METHODS.md.)
+
+use crate::rng::SplitMix64;
+use crate::{embed, Features, MethodError, MethodKind, MethodParams, Targets, TaskEmbedding};
+use serde::{Deserialize, Serialize};
+
+/// How a reference is built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceSpec {
+    /// Cluster counts of the k-means pseudo-tasks.
+    pub ks: Vec<u32>,
+    /// One clustering per (k, seed).
+    pub seeds: Vec<u64>,
+    /// Lloyd iterations (fixed, from a k-means++ start).
+    pub kmeans_iters: u32,
+    /// Use at most the first `max_rows` probe rows (0 = all).
+    pub max_rows: usize,
+}
+
+impl Default for ReferenceSpec {
+    fn default() -> Self {
+        ReferenceSpec {
+            ks: vec![2, 3, 4, 6, 8, 12, 16, 20],
+            seeds: vec![0, 1, 2],
+            kmeans_iters: 30,
+            max_rows: 3000,
+        }
+    }
+}
+
+/// A frozen centring reference for one method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reference {
+    pub method: MethodKind,
+    pub dim: usize,
+    /// Matrix methods: the symmetric `dim × dim` mean, row-major. Dense methods: the mean vector.
+    pub values: Vec<f32>,
+    pub spec: ReferenceSpec,
+}
+
+impl Reference {
+    /// ⟨R, R⟩.
+    pub fn norm2(&self) -> f64 {
+        self.values.iter().map(|&v| v as f64 * v as f64).sum()
+    }
+
+    /// ⟨e, R⟩ (Frobenius for matrices: Σ_j s_j u_jᵀ R u_j).
+    pub fn dot(&self, e: &TaskEmbedding) -> Result<f64, MethodError> {
+        let d = self.dim;
+        match e {
+            TaskEmbedding::Dense(v) if !self.method.is_matrix() && v.len() == d => Ok(v
+                .iter()
+                .zip(&self.values)
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum()),
+            TaskEmbedding::LowRank(l) if self.method.is_matrix() && l.dim == d => {
+                let mut tot = 0.0f64;
+                let mut ru = vec![0.0f64; d];
+                for j in 0..l.rank() {
+                    let u = l.col(j);
+                    for (a, r) in ru.iter_mut().enumerate() {
+                        let row = &self.values[a * d..(a + 1) * d];
+                        *r = row.iter().zip(u).map(|(&x, &y)| x as f64 * y as f64).sum();
+                    }
+                    let q: f64 = ru.iter().zip(u).map(|(&x, &y)| x * y as f64).sum();
+                    tot += l.s[j] as f64 * q;
+                }
+                Ok(tot)
+            }
+            _ => Err(MethodError::Incompatible(format!(
+                "reference for {} (dim {d}) cannot centre this embedding (dim {})",
+                self.method,
+                e.dim()
+            ))),
+        }
+    }
+}
+
+/// Build the frozen reference of `kind` from the probe features.
+pub fn build_reference(
+    kind: MethodKind,
+    params: &MethodParams,
+    probe: &Features,
+    spec: &ReferenceSpec,
+) -> Result<Reference, MethodError> {
+    probe.validate()?;
+    let n = if spec.max_rows > 0 {
+        probe.n.min(spec.max_rows)
+    } else {
+        probe.n
+    };
+    let x = Features {
+        n,
+        d: probe.d,
+        data: &probe.data[..n * probe.d],
+    };
+    let d = x.d;
+    if kind == MethodKind::TextEmb {
+        // the unit mean probe feature
+        let mut m = vec![0.0f64; d];
+        for i in 0..n {
+            for (a, &v) in m.iter_mut().zip(x.row(i)) {
+                *a += v as f64;
+            }
+        }
+        let nr = m.iter().map(|v| v * v).sum::<f64>().sqrt();
+        return Ok(Reference {
+            method: kind,
+            dim: d,
+            values: m.iter().map(|v| (v / nr) as f32).collect(),
+            spec: spec.clone(),
+        });
+    }
+    if spec.ks.is_empty() || spec.seeds.is_empty() || spec.ks.iter().any(|&k| k < 2) {
+        return Err(MethodError::Params(
+            "reference spec needs at least one k >= 2 and one seed".into(),
+        ));
+    }
+    let size = if kind.is_matrix() { d * d } else { d };
+    let mut acc = vec![0.0f64; size];
+    let mut count = 0usize;
+    for &k in &spec.ks {
+        for &seed in &spec.seeds {
+            let labels = kmeans(&x, k as usize, seed, spec.kmeans_iters);
+            let y = Targets::Classes {
+                labels,
+                n_classes: k as usize,
+            };
+            let e = match embed(kind, params, &x, &y) {
+                Ok(e) => e,
+                Err(MethodError::SingleClass { .. }) => continue, // degenerate clustering
+                Err(e) => return Err(e),
+            };
+            match &e {
+                TaskEmbedding::Dense(v) => {
+                    let nr = v.iter().map(|&a| a as f64 * a as f64).sum::<f64>().sqrt();
+                    for (a, &b) in acc.iter_mut().zip(v) {
+                        *a += b as f64 / nr;
+                    }
+                }
+                TaskEmbedding::LowRank(l) => {
+                    let nr = crate::inner(l, l).sqrt();
+                    for j in 0..l.rank() {
+                        let u = l.col(j);
+                        let sj = l.s[j] as f64 / nr;
+                        for a in 0..d {
+                            let ua = sj * u[a] as f64;
+                            for b in 0..d {
+                                acc[a * d + b] += ua * u[b] as f64;
+                            }
+                        }
+                    }
+                }
+            }
+            count += 1;
+        }
+    }
+    if count == 0 {
+        return Err(MethodError::Params(
+            "every reference pseudo-task was degenerate (probe set too small?)".into(),
+        ));
+    }
+    Ok(Reference {
+        method: kind,
+        dim: d,
+        values: acc.iter().map(|v| (v / count as f64) as f32).collect(),
+        spec: spec.clone(),
+    })
+}
+
+/// Lloyd's k-means from a k-means++ start (SplitMix64 seeded); fixed iterations; an empty
+/// cluster keeps its centre. Deterministic.
+pub(crate) fn kmeans(x: &Features, k: usize, seed: u64, iters: u32) -> Vec<u32> {
+    let (n, d) = (x.n, x.d);
+    let k = k.min(n);
+    let mut rng = SplitMix64::new(seed);
+    let mut centres: Vec<f64> = Vec::with_capacity(k * d);
+    let first = rng.below(n);
+    centres.extend(x.row(first).iter().map(|&v| v as f64));
+    let dist = |row: &[f32], c: &[f64]| -> f64 {
+        row.iter()
+            .zip(c)
+            .map(|(&a, &b)| (a as f64 - b) * (a as f64 - b))
+            .sum()
+    };
+    let mut d2: Vec<f64> = (0..n).map(|i| dist(x.row(i), &centres[0..d])).collect();
+    for c in 1..k {
+        let total: f64 = d2.iter().sum();
+        let pick = if total > 0.0 {
+            let t = rng.next_f64() * total;
+            let mut acc = 0.0;
+            let mut idx = n - 1;
+            for (i, &v) in d2.iter().enumerate() {
+                acc += v;
+                if acc > t {
+                    idx = i;
+                    break;
+                }
+            }
+            idx
+        } else {
+            rng.below(n)
+        };
+        centres.extend(x.row(pick).iter().map(|&v| v as f64));
+        for i in 0..n {
+            let nd = dist(x.row(i), &centres[c * d..(c + 1) * d]);
+            if nd < d2[i] {
+                d2[i] = nd;
+            }
+        }
+    }
+    let mut labels = vec![0u32; n];
+    for it in 0..=iters {
+        for (i, lab) in labels.iter_mut().enumerate() {
+            let row = x.row(i);
+            let mut best = (f64::INFINITY, 0usize);
+            for c in 0..k {
+                let v = dist(row, &centres[c * d..(c + 1) * d]);
+                if v < best.0 {
+                    best = (v, c);
+                }
+            }
+            *lab = best.1 as u32;
+        }
+        if it == iters {
+            break;
+        }
+        let mut sums = vec![0.0f64; k * d];
+        let mut cnt = vec![0usize; k];
+        for (i, &lab) in labels.iter().enumerate() {
+            let c = lab as usize;
+            cnt[c] += 1;
+            for (a, &v) in sums[c * d..(c + 1) * d].iter_mut().zip(x.row(i)) {
+                *a += v as f64;
+            }
+        }
+        for c in 0..k {
+            if cnt[c] > 0 {
+                for j in 0..d {
+                    centres[c * d + j] = sums[c * d + j] / cnt[c] as f64;
+                }
+            }
+        }
+    }
+    labels
+}
