@@ -8,9 +8,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde::Serialize;
 
-use crate::entry::{
-    validate_name, Embedding, Entry, EntryId, EntryRef, EntrySummary, Kind, NewEntry, Provenance,
-};
+use crate::entry::{Embedding, Entry, EntryId, EntryRef, EntrySummary, Kind, NewEntry, Provenance};
 use crate::error::{Error, Result};
 use crate::index::{persist, IndexParams, SpaceIndex};
 use crate::query::{Filter, Hit, Query, SearchPath, SpaceSel};
@@ -121,6 +119,9 @@ impl Catalog {
         (n, h.finalize())
     }
 }
+
+/// An entry written by `put`, applied to the catalog and graphs after commit.
+type Added = (EntryId, CatEntry, Vec<(SpaceId, Embedding)>);
 
 struct State {
     catalog: Catalog,
@@ -333,7 +334,7 @@ impl TaskDb {
         let mut seen = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
             let ctx = format!("entry {} ({:?})", i + 1, e.name);
-            validate_name(&e.name, &ctx)?;
+            e.validate(&ctx)?;
             if let Some(j) = seen.insert(e.name.as_str(), i) {
                 return Err(Error::invalid(
                     ctx,
@@ -342,31 +343,6 @@ impl TaskDb {
                         j + 1
                     ),
                 ));
-            }
-            if e.vectors.is_empty() {
-                return Err(Error::invalid(ctx, "no vectors"));
-            }
-            let mut methods = BTreeSet::new();
-            for v in &e.vectors {
-                if v.method.is_empty() {
-                    return Err(Error::invalid(&ctx, "empty method name"));
-                }
-                if !methods.insert(v.method.as_str()) {
-                    return Err(Error::invalid(
-                        &ctx,
-                        format!("method {:?} given twice", v.method),
-                    ));
-                }
-                v.embedding
-                    .validate(&format!("{ctx}, method {:?}", v.method))?;
-            }
-            for (k, _) in &e.tags {
-                if k.is_empty() || k.contains('=') {
-                    return Err(Error::invalid(
-                        &ctx,
-                        format!("tag key {k:?} must be non-empty and contain no '='"),
-                    ));
-                }
             }
         }
         if entries.is_empty() {
@@ -378,7 +354,7 @@ impl TaskDb {
         let now = store::now_ms();
         let mut new_spaces: BTreeMap<SpaceId, Space> = BTreeMap::new();
         let mut new_space_names: HashMap<String, SpaceId> = HashMap::new();
-        let mut added: Vec<(EntryId, CatEntry, Vec<(SpaceId, Embedding)>)> = Vec::new();
+        let mut added: Vec<Added> = Vec::new();
         let mut ids = Vec::with_capacity(entries.len());
         {
             let mut meta_t = txn.open_table(store::META).map_err(se("opening meta"))?;
@@ -406,15 +382,25 @@ impl TaskDb {
                     .map_err(|_| Error::Internal("meta next_space_id malformed".into()))?;
                 u32::from_le_bytes(b)
             };
-            let mut ent_t = txn.open_table(store::ENTRIES).map_err(se("opening entries"))?;
-            let mut vec_t = txn.open_table(store::VECTORS).map_err(se("opening vectors"))?;
+            let mut ent_t = txn
+                .open_table(store::ENTRIES)
+                .map_err(se("opening entries"))?;
+            let mut vec_t = txn
+                .open_table(store::VECTORS)
+                .map_err(se("opening vectors"))?;
             let mut names_t = txn.open_table(store::NAMES).map_err(se("opening names"))?;
-            let mut seq_t = txn.open_table(store::NAME_SEQ).map_err(se("opening names"))?;
-            let mut sp_t = txn.open_table(store::SPACES).map_err(se("opening spaces"))?;
+            let mut seq_t = txn
+                .open_table(store::NAME_SEQ)
+                .map_err(se("opening names"))?;
+            let mut sp_t = txn
+                .open_table(store::SPACES)
+                .map_err(se("opening spaces"))?;
             let mut spn_t = txn
                 .open_table(store::SPACE_NAMES)
                 .map_err(se("opening spaces"))?;
-            let mut gen_t = txn.open_table(store::SPACE_GEN).map_err(se("opening spaces"))?;
+            let mut gen_t = txn
+                .open_table(store::SPACE_GEN)
+                .map_err(se("opening spaces"))?;
             let mut touched: BTreeSet<SpaceId> = BTreeSet::new();
 
             for (i, e) in entries.into_iter().enumerate() {
@@ -428,11 +414,7 @@ impl TaskDb {
                             .space_by_name
                             .get(name)
                             .and_then(|id| st.catalog.spaces.get(id))
-                            .or_else(|| {
-                                new_space_names
-                                    .get(name)
-                                    .and_then(|id| new_spaces.get(id))
-                            })
+                            .or_else(|| new_space_names.get(name).and_then(|id| new_spaces.get(id)))
                             .cloned()
                     };
                     let def_new: Option<SpaceDef>;
@@ -505,7 +487,8 @@ impl TaskDb {
                             };
                             let json = serde_json::to_string(&s)
                                 .map_err(|e| Error::Internal(format!("space json: {e}")))?;
-                            sp_t.insert(id, json.as_str()).map_err(se("writing space"))?;
+                            sp_t.insert(id, json.as_str())
+                                .map_err(se("writing space"))?;
                             spn_t
                                 .insert(s.def.name.as_str(), id)
                                 .map_err(se("writing space"))?;
@@ -581,7 +564,9 @@ impl TaskDb {
                     .map(|g| g.value())
                     .unwrap_or(0)
                     + 1;
-                gen_t.insert(sid, g).map_err(se("writing space generation"))?;
+                gen_t
+                    .insert(sid, g)
+                    .map_err(se("writing space generation"))?;
                 space_gens.push((sid, g));
             }
             meta_t
@@ -646,7 +631,9 @@ impl TaskDb {
         let txn = db.begin_write().map_err(st_err("starting a write"))?;
         let now = store::now_ms();
         {
-            let mut ent_t = txn.open_table(store::ENTRIES).map_err(se("opening entries"))?;
+            let mut ent_t = txn
+                .open_table(store::ENTRIES)
+                .map_err(se("opening entries"))?;
             let mut names_t = txn.open_table(store::NAMES).map_err(se("opening names"))?;
             for &id in &ids {
                 let mut rec = {
@@ -791,15 +778,18 @@ impl TaskDb {
                 let s = c.spaces.get(&sid).ok_or_else(|| Error::NotFound {
                     what: format!("space id {sid}"),
                 })?;
-                s.check(embedding, &format!("query vector for space {:?}", s.def.name))
-                    .map_err(|e| match e {
-                        Error::InvalidInput { context, message }
-                            if message.starts_with("wrong dimension") =>
-                        {
-                            Error::SpaceMismatch(format!("{context}: {message}"))
-                        }
-                        other => other,
-                    })?;
+                s.check(
+                    embedding,
+                    &format!("query vector for space {:?}", s.def.name),
+                )
+                .map_err(|e| match e {
+                    Error::InvalidInput { context, message }
+                        if message.starts_with("wrong dimension") =>
+                    {
+                        Error::SpaceMismatch(format!("{context}: {message}"))
+                    }
+                    other => other,
+                })?;
                 (sid, embedding.clone(), None)
             }
         };
@@ -924,9 +914,15 @@ impl TaskDb {
         };
         let txn = db.begin_write().map_err(st_err("starting a write"))?;
         {
-            let mut ent_t = txn.open_table(store::ENTRIES).map_err(se("opening entries"))?;
-            let mut vec_t = txn.open_table(store::VECTORS).map_err(se("opening vectors"))?;
-            let mut gen_t = txn.open_table(store::SPACE_GEN).map_err(se("opening spaces"))?;
+            let mut ent_t = txn
+                .open_table(store::ENTRIES)
+                .map_err(se("opening entries"))?;
+            let mut vec_t = txn
+                .open_table(store::VECTORS)
+                .map_err(se("opening vectors"))?;
+            let mut gen_t = txn
+                .open_table(store::SPACE_GEN)
+                .map_err(se("opening spaces"))?;
             for id in &dead {
                 let e = &st.catalog.entries[id];
                 for v in &e.vectors {
@@ -943,7 +939,9 @@ impl TaskDb {
                     .map(|g| g.value())
                     .unwrap_or(0)
                     + 1;
-                gen_t.insert(*sid, g).map_err(se("writing space generation"))?;
+                gen_t
+                    .insert(*sid, g)
+                    .map_err(se("writing space generation"))?;
                 st.catalog.space_gen.insert(*sid, g);
             }
             drop((ent_t, vec_t, gen_t));
@@ -993,8 +991,12 @@ impl TaskDb {
         let st = self.state.get_mut().map_err(|_| poisoned())?;
         let mut problems = Vec::new();
         let txn = self.db.begin_read()?;
-        let ent_t = txn.open_table(store::ENTRIES).map_err(se("opening entries"))?;
-        let vec_t = txn.open_table(store::VECTORS).map_err(se("opening vectors"))?;
+        let ent_t = txn
+            .open_table(store::ENTRIES)
+            .map_err(se("opening entries"))?;
+        let vec_t = txn
+            .open_table(store::VECTORS)
+            .map_err(se("opening vectors"))?;
         let names_t = txn.open_table(store::NAMES).map_err(se("opening names"))?;
         let mut entries_checked = 0u64;
         let mut vectors_checked = 0u64;
@@ -1023,7 +1025,12 @@ impl TaskDb {
                 }
             }
             for vm in &rec.vectors {
-                let what = || format!("vector of entry {id} ({}), method {:?}", rec.name, vm.method);
+                let what = || {
+                    format!(
+                        "vector of entry {id} ({}), method {:?}",
+                        rec.name, vm.method
+                    )
+                };
                 match vec_t.get((id, vm.method.as_str())) {
                     Ok(Some(g)) => match codec::decode_vector(g.value(), what) {
                         Ok((emb, crc)) => {
@@ -1040,8 +1047,9 @@ impl TaskDb {
                                         problems.push(e.to_string());
                                     }
                                 }
-                                None => problems
-                                    .push(format!("{}: unknown space {}", what(), vm.space)),
+                                None => {
+                                    problems.push(format!("{}: unknown space {}", what(), vm.space))
+                                }
                             }
                         }
                         Err(e) => problems.push(e.to_string()),
@@ -1186,7 +1194,9 @@ fn bump_generation(txn: &WriteTransaction) -> Result<()> {
 
 fn load_catalog(txn: &ReadTransaction) -> Result<Catalog> {
     let mut c = Catalog::default();
-    let sp_t = txn.open_table(store::SPACES).map_err(se("opening spaces"))?;
+    let sp_t = txn
+        .open_table(store::SPACES)
+        .map_err(se("opening spaces"))?;
     for row in sp_t.iter().map_err(se("reading spaces"))? {
         let (k, v) = row.map_err(se("reading spaces"))?;
         let s: Space = serde_json::from_str(v.value()).map_err(|e| Error::Corrupt {
@@ -1196,12 +1206,16 @@ fn load_catalog(txn: &ReadTransaction) -> Result<Catalog> {
         c.space_by_name.insert(s.def.name.clone(), s.id);
         c.spaces.insert(s.id, s);
     }
-    let gen_t = txn.open_table(store::SPACE_GEN).map_err(se("opening spaces"))?;
+    let gen_t = txn
+        .open_table(store::SPACE_GEN)
+        .map_err(se("opening spaces"))?;
     for row in gen_t.iter().map_err(se("reading spaces"))? {
         let (k, v) = row.map_err(se("reading spaces"))?;
         c.space_gen.insert(k.value(), v.value());
     }
-    let ent_t = txn.open_table(store::ENTRIES).map_err(se("opening entries"))?;
+    let ent_t = txn
+        .open_table(store::ENTRIES)
+        .map_err(se("opening entries"))?;
     for row in ent_t.iter().map_err(se("reading entries"))? {
         let (k, v) = row.map_err(se("reading entries"))?;
         let id = k.value();
@@ -1224,7 +1238,9 @@ fn load_catalog(txn: &ReadTransaction) -> Result<Catalog> {
 }
 
 fn read_vector(txn: &ReadTransaction, id: EntryId, method: &str) -> Result<Embedding> {
-    let t = txn.open_table(store::VECTORS).map_err(se("opening vectors"))?;
+    let t = txn
+        .open_table(store::VECTORS)
+        .map_err(se("opening vectors"))?;
     let g = t
         .get((id, method))
         .map_err(se("reading vector"))?
@@ -1239,7 +1255,9 @@ fn read_vector(txn: &ReadTransaction, id: EntryId, method: &str) -> Result<Embed
 }
 
 fn read_entry(txn: &ReadTransaction, c: &Catalog, id: EntryId) -> Result<Entry> {
-    let t = txn.open_table(store::ENTRIES).map_err(se("opening entries"))?;
+    let t = txn
+        .open_table(store::ENTRIES)
+        .map_err(se("opening entries"))?;
     let rec = {
         let g = t
             .get(id)
@@ -1251,7 +1269,10 @@ fn read_entry(txn: &ReadTransaction, c: &Catalog, id: EntryId) -> Result<Entry> 
     };
     let mut vectors = BTreeMap::new();
     for vm in &rec.vectors {
-        vectors.insert(vm.method.clone(), (vm.space, read_vector(txn, id, &vm.method)?));
+        vectors.insert(
+            vm.method.clone(),
+            (vm.space, read_vector(txn, id, &vm.method)?),
+        );
     }
     let provenance: Provenance =
         serde_json::from_str(&rec.provenance_json).map_err(|e| Error::Corrupt {

@@ -194,6 +194,38 @@ impl NewEntry {
         }
     }
 
+    /// Validates what needs no database: name, vectors (finite, non-zero), methods, tags.
+    /// [`crate::TaskDb::put`] runs the same checks (plus space and dimension checks).
+    pub fn validate(&self, context: &str) -> Result<()> {
+        validate_name(&self.name, context)?;
+        if self.vectors.is_empty() {
+            return Err(Error::invalid(context, "no vectors"));
+        }
+        let mut methods = std::collections::BTreeSet::new();
+        for v in &self.vectors {
+            if v.method.is_empty() {
+                return Err(Error::invalid(context, "empty method name"));
+            }
+            if !methods.insert(v.method.as_str()) {
+                return Err(Error::invalid(
+                    context,
+                    format!("method {:?} given twice", v.method),
+                ));
+            }
+            v.embedding
+                .validate(&format!("{context}, method {:?}", v.method))?;
+        }
+        for k in self.tags.keys() {
+            if k.is_empty() || k.contains('=') {
+                return Err(Error::invalid(
+                    context,
+                    format!("tag key {k:?} must be non-empty and contain no '='"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Adds a tag (builder style).
     pub fn with_tag(mut self, key: impl Into<String>, value: impl Into<String>) -> NewEntry {
         self.tags.insert(key.into(), value.into());

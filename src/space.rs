@@ -182,7 +182,11 @@ pub(crate) fn norm(v: &[f32]) -> f32 {
         n
     } else {
         // Only reachable for vectors that failed validation; keep the maths finite.
-        let n64: f64 = v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt();
+        let n64: f64 = v
+            .iter()
+            .map(|&x| (x as f64) * (x as f64))
+            .sum::<f64>()
+            .sqrt();
         if n64 > 0.0 {
             n64 as f32
         } else {

@@ -123,7 +123,8 @@ impl SpaceIndex {
             }
         }))
         .map_err(|_| Error::Internal("HNSW insertion panicked".into()))?;
-        self.points.extend(vecs.iter().map(|(_, id)| *id as EntryId));
+        self.points
+            .extend(vecs.iter().map(|(_, id)| *id as EntryId));
         self.dirty = true;
         Ok(())
     }

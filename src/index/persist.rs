@@ -88,7 +88,11 @@ pub(crate) fn save(dir: &Path, graph: &Graph, expect: &Expect) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let tmp_base = format!("tmp-{}-{}-{nanos}", base(expect.space_id), std::process::id());
+    let tmp_base = format!(
+        "tmp-{}-{}-{nanos}",
+        base(expect.space_id),
+        std::process::id()
+    );
     let written = graph
         .file_dump(dir, &tmp_base)
         .map_err(|e| Error::io(dir, std::io::Error::other(e.to_string())))?;

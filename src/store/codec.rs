@@ -79,7 +79,10 @@ pub(crate) fn decode_vector(bytes: &[u8], what: impl Fn() -> String) -> Result<(
         detail,
     };
     if bytes.len() < 9 {
-        return Err(corrupt(format!("vector record too short ({} bytes)", bytes.len())));
+        return Err(corrupt(format!(
+            "vector record too short ({} bytes)",
+            bytes.len()
+        )));
     }
     let (body, crc_bytes) = bytes.split_at(bytes.len() - 4);
     let stored = u32::from_le_bytes(crc_bytes.try_into().expect("4 bytes"));

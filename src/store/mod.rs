@@ -104,10 +104,27 @@ pub(crate) fn open_db(path: &Path, read_only: bool, create: bool) -> Result<(Db,
         }
     }
     let builder = Builder::new();
+    if exists
+        && !read_only
+        && std::fs::metadata(path)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false)
+    {
+        // Probe read-only first: a writable redb open rewrites the header, and a file that is
+        // not ours (or is of a newer format) must be left byte-for-byte unchanged.
+        match probe(path) {
+            Ok(()) | Err(Error::NeedsRecovery { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let guarded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if read_only {
             builder.open_read_only(path).map(Db::Ro)
-        } else if exists && std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false) {
+        } else if exists
+            && std::fs::metadata(path)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false)
+        {
             builder.open(path).map(Db::Rw)
         } else {
             builder.create(path).map(Db::Rw)
@@ -121,6 +138,29 @@ pub(crate) fn open_db(path: &Path, read_only: bool, create: bool) -> Result<(Db,
             reason: "redb could not open it (corrupt file)".into(),
         }),
     }
+}
+
+/// Opens read-only and validates the meta table, without modifying the file.
+fn probe(path: &Path) -> Result<()> {
+    let ro = std::panic::catch_unwind(|| Builder::new().open_read_only(path));
+    let db = match ro {
+        Ok(Ok(db)) => Db::Ro(db),
+        Ok(Err(e)) => return Err(map_open_error(path, e)),
+        Err(_) => {
+            return Err(Error::NotTaskDb {
+                path: path.to_path_buf(),
+                reason: "redb could not open it (corrupt file)".into(),
+            })
+        }
+    };
+    let txn = db.begin_read()?;
+    if read_meta(&txn, path)?.is_none() && has_foreign_tables(&txn)? {
+        return Err(Error::NotTaskDb {
+            path: path.to_path_buf(),
+            reason: "a redb file without taskdb tables".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Values read from the `meta` table.

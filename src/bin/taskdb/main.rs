@@ -1,0 +1,112 @@
+//! `taskdb`: the command-line shell over the taskdb library.
+//!
+//! Thin by design: argument parsing, opening the database, rendering (human or `--json`) and
+//! exit codes. Each command group lives in its own module; add a new group by adding a variant
+//! to [`Command`] and a module with a `run` function.
+
+mod admin;
+mod import;
+mod output;
+mod read;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use taskdb::{Error, OpenOptions, TaskDb};
+
+/// An embedded database of task embeddings (datasets and models in one vector space).
+#[derive(Parser, Debug)]
+#[command(name = "taskdb", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Path of the database file.
+    #[arg(long, global = true, env = "TASKDB_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// No progress output on stderr.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Import precomputed vectors from a JSONL file (one entry a line).
+    Import(import::ImportArgs),
+    /// List entries (latest versions).
+    List(read::ListArgs),
+    /// Show one entry (NAME or NAME@VERSION).
+    Show(read::ShowArgs),
+    /// Delete NAME (all versions) or NAME@VERSION.
+    Rm(admin::RmArgs),
+    /// Nearest neighbours of an entry.
+    Knn(read::KnnArgs),
+    /// Database statistics.
+    Stats(read::JsonArg),
+    /// Purge deleted entries, rebuild graphs, compact the file.
+    Compact(read::JsonArg),
+    /// Verify integrity: redb, every vector checksum, index agreement.
+    Check(read::JsonArg),
+}
+
+/// Global options every command sees.
+pub struct Ctx {
+    pub db: PathBuf,
+    pub quiet: bool,
+}
+
+impl Ctx {
+    /// Opens for writing.
+    pub fn open_rw(&self) -> taskdb::Result<TaskDb> {
+        TaskDb::open(&self.db)
+    }
+    /// Opens for reading. The file must exist. After a crash a read-only open is refused
+    /// until recovery, so this falls back to a writable open, which recovers.
+    pub fn open_ro(&self) -> taskdb::Result<TaskDb> {
+        if !self.db.exists() {
+            return Err(Error::NotFound {
+                what: format!("database file {}", self.db.display()),
+            });
+        }
+        match TaskDb::open_with(
+            &self.db,
+            OpenOptions {
+                read_only: true,
+                ..OpenOptions::default()
+            },
+        ) {
+            Err(Error::NeedsRecovery { .. }) => TaskDb::open(&self.db),
+            other => other,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Some(db) = cli.db.clone() else {
+        eprintln!("error: no database given: pass --db PATH or set TASKDB_DB");
+        return ExitCode::from(taskdb::error::exit::USAGE as u8);
+    };
+    let ctx = Ctx {
+        db,
+        quiet: cli.quiet,
+    };
+    let res = match cli.command {
+        Command::Import(a) => import::run(&ctx, a),
+        Command::List(a) => read::list(&ctx, a),
+        Command::Show(a) => read::show(&ctx, a),
+        Command::Knn(a) => read::knn(&ctx, a),
+        Command::Stats(a) => read::stats(&ctx, a),
+        Command::Rm(a) => admin::rm(&ctx, a),
+        Command::Compact(a) => admin::compact(&ctx, a),
+        Command::Check(a) => admin::check(&ctx, a),
+    };
+    match res {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

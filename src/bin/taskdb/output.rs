@@ -1,0 +1,27 @@
+//! Rendering helpers shared by commands.
+
+use serde::Serialize;
+
+/// Prints `v` as pretty JSON on stdout.
+pub fn json<T: Serialize + ?Sized>(v: &T) -> taskdb::Result<()> {
+    let s = serde_json::to_string_pretty(v)
+        .map_err(|e| taskdb::Error::Internal(format!("JSON output: {e}")))?;
+    println!("{s}");
+    Ok(())
+}
+
+/// Parses `key=value`.
+pub fn parse_tag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected key=value, got {s:?}")),
+    }
+}
+
+/// Formats `key=value,...`.
+pub fn tags(t: &std::collections::BTreeMap<String, String>) -> String {
+    t.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -1,0 +1,254 @@
+//! Read commands: list, show, knn, stats.
+
+use std::collections::BTreeMap;
+
+use clap::Args;
+use serde::Serialize;
+use taskdb::{Embedding, EntryRef, Filter, Kind, Query};
+
+use crate::output::{self, parse_tag};
+use crate::Ctx;
+
+/// Just `--json`.
+#[derive(Args, Debug)]
+pub struct JsonArg {
+    /// Machine-readable JSON output (shape documented in schema/cli-json.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Entry filters shared by list and knn.
+#[derive(Args, Debug)]
+pub struct FilterArgs {
+    /// Only this kind.
+    #[arg(long, value_parser = ["dataset", "model"])]
+    pub kind: Option<String>,
+    /// Only entries with this tag (repeatable; all must match).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+    /// Only names starting with this prefix.
+    #[arg(long)]
+    pub prefix: Option<String>,
+}
+
+impl FilterArgs {
+    fn filter(&self) -> taskdb::Result<Filter> {
+        let mut f = Filter::all();
+        if let Some(k) = &self.kind {
+            f.kind = Some(k.parse::<Kind>()?);
+        }
+        f.tags = self.tags.iter().cloned().collect();
+        f.name_prefix = self.prefix.clone();
+        Ok(f)
+    }
+}
+
+/// `list`.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Include superseded versions.
+    #[arg(long)]
+    pub all_versions: bool,
+    /// Only entries with a vector for this method.
+    #[arg(long)]
+    pub method: Option<String>,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn list(ctx: &Ctx, a: ListArgs) -> taskdb::Result<i32> {
+    let db = ctx.open_ro()?;
+    let mut f = a.filter.filter()?;
+    f.all_versions = a.all_versions;
+    f.method = a.method;
+    let rows = db.list(&f)?;
+    if a.json {
+        output::json(&rows)?;
+    } else {
+        for r in &rows {
+            println!(
+                "{}@{}\t{}\t{}\t{}",
+                r.name,
+                r.version,
+                r.kind,
+                r.methods.join(","),
+                output::tags(&r.tags)
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// `show`.
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// NAME or NAME@VERSION.
+    pub name: String,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct ShowVector {
+    space: String,
+    space_id: u32,
+    embedding: &'static str,
+    dim: usize,
+    vector: Vec<f32>,
+}
+
+#[derive(Serialize)]
+struct ShowEntry {
+    id: u64,
+    name: String,
+    version: u32,
+    kind: Kind,
+    latest: bool,
+    created_at_ms: u64,
+    tags: BTreeMap<String, String>,
+    vectors: BTreeMap<String, ShowVector>,
+    provenance: taskdb::Provenance,
+}
+
+pub fn show(ctx: &Ctx, a: ShowArgs) -> taskdb::Result<i32> {
+    let db = ctx.open_ro()?;
+    let e = db.get(&EntryRef::parse(&a.name)?)?;
+    let spaces: BTreeMap<u32, String> = db
+        .spaces()?
+        .into_iter()
+        .map(|s| (s.id, s.def.name))
+        .collect();
+    let mut vectors = BTreeMap::new();
+    for (m, (sid, emb)) in &e.vectors {
+        let (kind, v) = match emb {
+            Embedding::Dense(v) => ("dense", v.clone()),
+            #[allow(unreachable_patterns)]
+            _ => ("other", Vec::new()),
+        };
+        vectors.insert(
+            m.clone(),
+            ShowVector {
+                space: spaces.get(sid).cloned().unwrap_or_default(),
+                space_id: *sid,
+                embedding: kind,
+                dim: emb.dim(),
+                vector: v,
+            },
+        );
+    }
+    let out = ShowEntry {
+        id: e.id,
+        name: e.name,
+        version: e.version,
+        kind: e.kind,
+        latest: e.latest,
+        created_at_ms: e.created_at_ms,
+        tags: e.tags,
+        vectors,
+        provenance: e.provenance,
+    };
+    if a.json {
+        output::json(&out)?;
+    } else {
+        println!(
+            "name:     {}@{}{}",
+            out.name,
+            out.version,
+            if out.latest { " (latest)" } else { "" }
+        );
+        println!("id:       {}", out.id);
+        println!("kind:     {}", out.kind);
+        println!("created:  {} ms since epoch", out.created_at_ms);
+        println!("tags:     {}", output::tags(&out.tags));
+        for (m, v) in &out.vectors {
+            let head: Vec<String> = v.vector.iter().take(4).map(|x| format!("{x:.4}")).collect();
+            println!(
+                "vector:   {m} in space {:?} ({} dim {}): [{}{}]",
+                v.space,
+                v.embedding,
+                v.dim,
+                head.join(", "),
+                if v.dim > 4 { ", ..." } else { "" }
+            );
+        }
+        let prov = serde_json::to_string(&out.provenance).unwrap_or_default();
+        println!("provenance: {prov}");
+    }
+    Ok(0)
+}
+
+/// `knn`.
+#[derive(Args, Debug)]
+pub struct KnnArgs {
+    /// NAME or NAME@VERSION of the query entry (left out of the results).
+    pub name: String,
+    /// Number of neighbours.
+    #[arg(short = 'k', long = "k", default_value_t = 10)]
+    pub k: usize,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Which of the entry's vectors to search with (required if it has several).
+    #[arg(long)]
+    pub method: Option<String>,
+    /// JSON output: an array of hits, best first.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn knn(ctx: &Ctx, a: KnnArgs) -> taskdb::Result<i32> {
+    let db = ctx.open_ro()?;
+    let mut f = a.filter.filter()?;
+    f.method = a.method;
+    let hits = db.nearest(&Query::Entry(EntryRef::parse(&a.name)?), a.k, &f)?;
+    if a.json {
+        output::json(&hits)?;
+    } else {
+        for (i, h) in hits.iter().enumerate() {
+            println!(
+                "{:>3}  {:.6}  {}@{}  {}",
+                i + 1,
+                h.score,
+                h.name,
+                h.version,
+                h.kind
+            );
+        }
+    }
+    Ok(0)
+}
+
+pub fn stats(ctx: &Ctx, a: JsonArg) -> taskdb::Result<i32> {
+    let db = ctx.open_ro()?;
+    let s = db.stats()?;
+    if a.json {
+        output::json(&s)?;
+    } else {
+        println!("database:   {}", s.path);
+        println!("format:     {}", s.format_version);
+        println!("generation: {}", s.generation);
+        println!(
+            "names:      {} ({} datasets, {} models)",
+            s.names, s.datasets, s.models
+        );
+        println!("versions:   {}", s.versions);
+        println!("tombstones: {}", s.tombstones);
+        println!("file bytes: {}", s.file_bytes);
+        for sp in &s.spaces {
+            println!(
+                "space {} {:?}: dim {}, method {}, {} vectors ({} live), index {}",
+                sp.id,
+                sp.name,
+                sp.dim,
+                sp.method.as_deref().unwrap_or("external"),
+                sp.points,
+                sp.live,
+                sp.index
+            );
+        }
+    }
+    Ok(0)
+}

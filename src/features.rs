@@ -1,0 +1,315 @@
+//! The feature cache: surrogate features of texts, keyed by surrogate fingerprint and text.
+//!
+//! Running the surrogate is the expensive part of every ingestion. Features of the probe set U
+//! are computed once per surrogate; features of a dataset's rows are computed once per
+//! (surrogate, row text), so re-ingesting a dataset, ingesting it with another `--limit`, or
+//! adding a method later does not run the surrogate again.
+//!
+//! The cache is **derived state**, never the source of truth:
+//! - it lives in its own redb file beside the database (`<db>.features`), so deleting it is
+//!   always safe and the audited database stays free of bulky intermediate data;
+//! - every record carries its dimension and a CRC-32 of its bytes; a record that fails either
+//!   check is treated as a miss, recomputed and overwritten (counted in [`CacheStats::repaired`]);
+//! - keys include the surrogate's fingerprint, so two surrogates never share a feature.
+//!
+//! Key: sha256(surrogate fingerprint ‖ 0x01 ‖ text) for a single text, or
+//! sha256(surrogate fingerprint ‖ 0x02 ‖ len(text) ‖ text ‖ text_pair) for a pair.
+//! Value: dim (u32 LE) ‖ crc32 of the f32 bytes (u32 LE) ‖ dim × f32 LE.
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, TableDefinition};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+const FEATURES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("features_v1");
+
+/// One input of the surrogate: a text, or a text pair encoded jointly.
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureInput<'a> {
+    pub text: &'a str,
+    pub pair: Option<&'a str>,
+}
+
+/// What one cache lookup did.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct CacheStats {
+    /// Inputs whose features came from the cache.
+    pub hits: usize,
+    /// Inputs whose features were computed by the surrogate.
+    pub computed: usize,
+    /// Cached records that failed verification and were recomputed.
+    pub repaired: usize,
+}
+
+/// A persistent cache of surrogate features.
+pub struct FeatureCache {
+    db: Database,
+    path: PathBuf,
+}
+
+impl FeatureCache {
+    /// The cache file that belongs to the database at `db_path`.
+    pub fn path_for(db_path: &Path) -> PathBuf {
+        let mut name = db_path.as_os_str().to_owned();
+        name.push(".features");
+        PathBuf::from(name)
+    }
+
+    /// Opens (creating if needed) the cache at `path`. A cache file that cannot be opened as a
+    /// redb database is derived state: it is moved aside and a fresh one is created.
+    pub fn open(path: &Path) -> Result<FeatureCache> {
+        let db = match Database::create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(e) => {
+                // Corrupt or foreign file: keep it for inspection, start a new cache.
+                let aside = path.with_extension("features.corrupt");
+                std::fs::rename(path, &aside).map_err(|io| Error::io(path, io))?;
+                Database::create(path).map_err(|e2| Error::Cache {
+                    path: path.to_path_buf(),
+                    message: format!("{e}; recreating it failed too: {e2}"),
+                })?
+            }
+        };
+        Ok(FeatureCache {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Where the cache lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The cache key of one input.
+    pub fn key(surrogate_fingerprint: &str, input: &FeatureInput<'_>) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(surrogate_fingerprint.as_bytes());
+        match input.pair {
+            None => {
+                h.update([1u8]);
+                h.update(input.text.as_bytes());
+            }
+            Some(pair) => {
+                h.update([2u8]);
+                h.update((input.text.len() as u64).to_le_bytes());
+                h.update(input.text.as_bytes());
+                h.update(pair.as_bytes());
+            }
+        }
+        h.finalize().into()
+    }
+
+    /// Returns the features of `inputs` (row-major, `inputs.len() × dim`), computing the missing
+    /// ones with `compute` (called at most once, with the indices of the missing inputs, and
+    /// expected to return their features row-major in that order) and storing them.
+    pub fn get_or_compute<F>(
+        &self,
+        surrogate_fingerprint: &str,
+        dim: usize,
+        inputs: &[FeatureInput<'_>],
+        compute: F,
+    ) -> Result<(Vec<f32>, CacheStats)>
+    where
+        F: FnOnce(&[usize]) -> Result<Vec<f32>>,
+    {
+        let keys: Vec<[u8; 32]> = inputs
+            .iter()
+            .map(|i| Self::key(surrogate_fingerprint, i))
+            .collect();
+        let mut out = vec![0f32; inputs.len() * dim];
+        let mut missing = Vec::new();
+        let mut stats = CacheStats::default();
+        {
+            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+            match txn.open_table(FEATURES) {
+                Ok(table) => {
+                    for (i, key) in keys.iter().enumerate() {
+                        let got = table.get(key).map_err(|e| self.err(e))?;
+                        match got.as_ref().map(|v| decode(v.value(), dim)) {
+                            Some(Some(v)) => {
+                                out[i * dim..(i + 1) * dim].copy_from_slice(&v);
+                                stats.hits += 1;
+                            }
+                            Some(None) => {
+                                stats.repaired += 1;
+                                missing.push(i);
+                            }
+                            None => missing.push(i),
+                        }
+                    }
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => missing = (0..inputs.len()).collect(),
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+        if missing.is_empty() {
+            return Ok((out, stats));
+        }
+        let computed = compute(&missing)?;
+        if computed.len() != missing.len() * dim {
+            return Err(Error::Cache {
+                path: self.path.clone(),
+                message: format!(
+                    "surrogate returned {} values for {} inputs of dimension {dim}",
+                    computed.len(),
+                    missing.len()
+                ),
+            });
+        }
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = txn.open_table(FEATURES).map_err(|e| self.err(e))?;
+            for (j, &i) in missing.iter().enumerate() {
+                let row = &computed[j * dim..(j + 1) * dim];
+                out[i * dim..(i + 1) * dim].copy_from_slice(row);
+                table
+                    .insert(&keys[i], encode(row).as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        txn.commit().map_err(|e| self.err(e))?;
+        stats.computed = missing.len();
+        Ok((out, stats))
+    }
+
+    /// Number of cached feature vectors.
+    pub fn len(&self) -> Result<u64> {
+        use redb::ReadableTableMetadata;
+        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        match txn.open_table(FEATURES) {
+            Ok(t) => t.len().map_err(|e| self.err(e)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// Whether the cache holds nothing.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::Cache {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn encode(row: &[f32]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(8 + row.len() * 4);
+    bytes.extend_from_slice(&(row.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&[0; 4]);
+    for x in row {
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&bytes[8..]);
+    bytes[4..8].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+/// Decodes and verifies one record; `None` when it is damaged or of another dimension.
+fn decode(bytes: &[u8], dim: usize) -> Option<Vec<f32>> {
+    if bytes.len() != 8 + dim * 4 {
+        return None;
+    }
+    let stored_dim = u32::from_le_bytes(bytes[0..4].try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(bytes[4..8].try_into().ok()?);
+    if stored_dim != dim || crc32fast::hash(&bytes[8..]) != crc {
+        return None;
+    }
+    Some(
+        bytes[8..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(texts: &[&'static str]) -> Vec<FeatureInput<'static>> {
+        texts
+            .iter()
+            .map(|t| FeatureInput {
+                text: t,
+                pair: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn computes_once_then_hits() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = FeatureCache::open(&dir.path().join("c.features")).unwrap();
+        let ins = inputs(&["a", "b", "c"]);
+        let f = |idx: &[usize]| Ok(idx.iter().flat_map(|&i| [i as f32, 1.0]).collect());
+        let (v, s) = cache.get_or_compute("fp", 2, &ins, f).unwrap();
+        assert_eq!(v, vec![0.0, 1.0, 1.0, 1.0, 2.0, 1.0]);
+        assert_eq!((s.hits, s.computed), (0, 3));
+        let (v2, s2) = cache
+            .get_or_compute("fp", 2, &ins, |_| panic!("must not recompute"))
+            .unwrap();
+        assert_eq!(v2, v);
+        assert_eq!((s2.hits, s2.computed), (3, 0));
+        // Another surrogate never shares features.
+        let (_, s3) = cache.get_or_compute("other", 2, &ins, f).unwrap();
+        assert_eq!(s3.computed, 3);
+    }
+
+    #[test]
+    fn pair_and_single_keys_differ() {
+        let a = FeatureCache::key(
+            "fp",
+            &FeatureInput {
+                text: "ab",
+                pair: None,
+            },
+        );
+        let b = FeatureCache::key(
+            "fp",
+            &FeatureInput {
+                text: "a",
+                pair: Some("b"),
+            },
+        );
+        let c = FeatureCache::key(
+            "fp",
+            &FeatureInput {
+                text: "ab",
+                pair: Some(""),
+            },
+        );
+        assert_ne!(a, b);
+        assert_ne!(b, c);
+    }
+
+    #[test]
+    fn damaged_record_is_recomputed() {
+        assert!(decode(&encode(&[1.0, 2.0]), 2).is_some());
+        let mut bad = encode(&[1.0, 2.0]);
+        bad[9] ^= 0x40;
+        assert!(decode(&bad, 2).is_none());
+        assert!(decode(&encode(&[1.0, 2.0]), 3).is_none());
+    }
+
+    #[test]
+    fn garbage_cache_file_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.features");
+        std::fs::write(&p, b"this is not a redb file at all, just bytes").unwrap();
+        let cache = FeatureCache::open(&p).unwrap();
+        assert!(cache.is_empty().unwrap());
+        assert!(dir.path().join("c.features.corrupt").exists());
+    }
+}

@@ -1,0 +1,382 @@
+//! Engine behaviour through the public API: persistence, versions, delete/compact, filters,
+//! exactness, search paths, concurrency.
+
+mod engine_common;
+
+use engine_common::*;
+use taskdb::{
+    EntryRef, Error, Filter, IndexParams, Kind, NewEntry, OpenOptions, Query, SearchPath, SpaceDef,
+    SpaceRef, TaskDb,
+};
+
+fn tmp() -> (tempfile::TempDir, std::path::PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("t.taskdb");
+    (d, p)
+}
+
+#[test]
+fn persistence_across_reopen() {
+    let (_d, p) = tmp();
+    let vecs = clustered(50, 16, 5, 1);
+    {
+        let db = TaskDb::open(&p).unwrap();
+        db.put(entries("e", "s", &vecs)).unwrap();
+    }
+    let db = TaskDb::open_read_only(&p).unwrap();
+    let e = db.get(&EntryRef::parse("e7").unwrap()).unwrap();
+    assert_eq!(e.kind, Kind::Model);
+    assert_eq!(e.version, 1);
+    assert_eq!(e.vectors["s"].1.as_dense().unwrap(), vecs[7].as_slice());
+    assert_eq!(e.tags["parity"], "odd");
+    assert_eq!(e.provenance.taskdb_version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(db.list(&Filter::all()).unwrap().len(), 50);
+    let st = db.stats().unwrap();
+    assert_eq!((st.datasets, st.models), (25, 25));
+    assert_eq!(
+        st.spaces[0].index, "loaded",
+        "graph persisted on close is reused"
+    );
+}
+
+#[test]
+fn versions_and_latest_only_in_knn() {
+    let (_d, p) = tmp();
+    let db = TaskDb::open(&p).unwrap();
+    db.put(vec![
+        NewEntry::external("a", Kind::Dataset, "s", vec![1.0, 0.0, 0.0]),
+        NewEntry::external("b", Kind::Dataset, "s", vec![0.0, 1.0, 0.0]),
+    ])
+    .unwrap();
+    db.put(vec![NewEntry::external(
+        "a",
+        Kind::Dataset,
+        "s",
+        vec![0.5, 0.5, 0.0],
+    )])
+    .unwrap();
+    assert_eq!(db.get(&EntryRef::parse("a").unwrap()).unwrap().version, 2);
+    let a1 = db.get(&EntryRef::parse("a@1").unwrap()).unwrap();
+    assert_eq!(a1.version, 1);
+    assert!(!a1.latest);
+    assert!(matches!(
+        db.get(&EntryRef::parse("a@3").unwrap()),
+        Err(Error::NotFound { .. })
+    ));
+    // Query near a@1's vector: only latest versions come back, a@1 is superseded.
+    let hits = db
+        .nearest(&Query::dense("s", vec![1.0, 0.0, 0.0]), 10, &Filter::all())
+        .unwrap();
+    let names: Vec<_> = hits.iter().map(|h| (h.name.as_str(), h.version)).collect();
+    assert_eq!(names, vec![("a", 2), ("b", 1)]);
+    // Querying by the old version excludes exactly that entry; a@2 is a different entry.
+    let hits = db
+        .nearest(&Query::entry("a@1").unwrap(), 10, &Filter::all())
+        .unwrap();
+    assert_eq!(hits.len(), 2);
+    let all = db
+        .list(&Filter {
+            all_versions: true,
+            ..Filter::all()
+        })
+        .unwrap();
+    assert_eq!(all.len(), 3);
+}
+
+#[test]
+fn delete_and_compact() {
+    let (_d, p) = tmp();
+    let vecs = clustered(40, 8, 4, 2);
+    let mut db = TaskDb::open(&p).unwrap();
+    db.put(entries("e", "s", &vecs)).unwrap();
+    db.put(vec![NewEntry::external(
+        "e3",
+        Kind::Model,
+        "s",
+        vecs[4].clone(),
+    )])
+    .unwrap();
+    // Delete the latest version: the previous one becomes the latest again.
+    db.delete(&EntryRef::parse("e3@2").unwrap()).unwrap();
+    assert_eq!(db.get(&EntryRef::parse("e3").unwrap()).unwrap().version, 1);
+    // Delete a name entirely.
+    let ids = db.delete(&EntryRef::parse("e5").unwrap()).unwrap();
+    assert_eq!(ids.len(), 1);
+    assert!(matches!(
+        db.get(&EntryRef::parse("e5").unwrap()),
+        Err(Error::NotFound { .. })
+    ));
+    let hits = db
+        .nearest(&Query::dense("s", vecs[5].clone()), 40, &Filter::all())
+        .unwrap();
+    assert_eq!(hits.len(), 39);
+    assert!(hits.iter().all(|h| h.name != "e5"));
+    assert_eq!(db.stats().unwrap().tombstones, 2);
+    let r = db.compact().unwrap();
+    assert_eq!(r.purged, 2);
+    assert_eq!(db.stats().unwrap().tombstones, 0);
+    assert!(db.check().unwrap().ok());
+    let hits2 = db
+        .nearest(&Query::dense("s", vecs[5].clone()), 40, &Filter::all())
+        .unwrap();
+    assert_eq!(hits, hits2);
+    drop(db);
+    let mut db = TaskDb::open(&p).unwrap();
+    assert!(db.check().unwrap().ok());
+    assert_eq!(db.list(&Filter::all()).unwrap().len(), 39);
+    // A re-created name continues its version sequence.
+    db.put(vec![NewEntry::external(
+        "e5",
+        Kind::Model,
+        "s",
+        vecs[5].clone(),
+    )])
+    .unwrap();
+    assert_eq!(db.get(&EntryRef::parse("e5").unwrap()).unwrap().version, 2);
+}
+
+fn params(brute_force_below: usize) -> OpenOptions {
+    OpenOptions {
+        read_only: false,
+        index: IndexParams {
+            brute_force_below,
+            ..IndexParams::default()
+        },
+    }
+}
+
+#[test]
+fn filtered_knn_returns_exactly_k_when_k_match() {
+    let (_d, p) = tmp();
+    let vecs = clustered(3000, 24, 30, 3);
+    // Force the HNSW path for large candidate sets.
+    let db = TaskDb::open_with(&p, params(100)).unwrap();
+    db.put(entries("e", "s", &vecs)).unwrap();
+    // bucket=3 and kind=model: 300 entries with bucket 3, all odd -> models.
+    let f = Filter::all().kind(Kind::Model).tag("bucket", "3");
+    let (hits, path) = db
+        .nearest_explain(&Query::dense("s", vecs[0].clone()), 50, &f)
+        .unwrap();
+    assert_eq!(hits.len(), 50);
+    assert!(hits
+        .iter()
+        .all(|h| h.kind == Kind::Model && h.name.ends_with('3')));
+    assert_ne!(path, SearchPath::BruteForce);
+    // A filter passing only 7 entries gives those 7 (exact path).
+    let f = Filter::all().name_prefix("e299");
+    let (hits, path) = db
+        .nearest_explain(&Query::dense("s", vecs[0].clone()), 20, &f)
+        .unwrap();
+    assert_eq!(hits.len(), 1 + 10); // e299, e2990..e2999
+    assert_eq!(path, SearchPath::BruteForce);
+    // k larger than the space.
+    let f = Filter::all().tag("bucket", "1").tag("parity", "odd");
+    let hits = db
+        .nearest(&Query::dense("s", vecs[0].clone()), 5000, &f)
+        .unwrap();
+    assert_eq!(hits.len(), 300);
+}
+
+#[test]
+fn small_space_equals_exact_search() {
+    let (_d, p) = tmp();
+    let vecs = clustered(500, 16, 10, 4);
+    let db = TaskDb::open(&p).unwrap();
+    db.put(entries("e", "s", &vecs)).unwrap();
+    let items: Vec<(String, Vec<f32>)> = vecs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("e{i}"), v.clone()))
+        .collect();
+    for qi in [0, 17, 250, 499] {
+        let (hits, path) = db
+            .nearest_explain(
+                &Query::entry(&format!("e{qi}")).unwrap(),
+                10,
+                &Filter::all(),
+            )
+            .unwrap();
+        assert_eq!(path, SearchPath::BruteForce);
+        let got: Vec<String> = hits.iter().map(|h| h.name.clone()).collect();
+        let want = exact_topk(&vecs[qi], &items, 10, Some(&format!("e{qi}")));
+        assert_eq!(got, want);
+        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+    }
+}
+
+#[test]
+fn hnsw_path_matches_exact_search() {
+    let (_d, p) = tmp();
+    let vecs = clustered(3000, 32, 40, 5);
+    let db = TaskDb::open_with(&p, params(0)).unwrap();
+    db.put(entries("e", "s", &vecs)).unwrap();
+    let items: Vec<(String, Vec<f32>)> = vecs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("e{i}"), v.clone()))
+        .collect();
+    let mut found = 0;
+    let queries = clustered(50, 32, 40, 99);
+    for q in &queries {
+        let (hits, path) = db
+            .nearest_explain(&Query::dense("s", q.clone()), 10, &Filter::all())
+            .unwrap();
+        assert_eq!(path, SearchPath::Hnsw);
+        assert_eq!(hits.len(), 10);
+        let want = exact_topk(q, &items, 10, None);
+        found += hits.iter().filter(|h| want.contains(&h.name)).count();
+    }
+    let recall = found as f64 / (10 * queries.len()) as f64;
+    assert!(recall >= 0.95, "recall@10 {recall}");
+}
+
+#[test]
+fn identical_query_vector_does_not_panic() {
+    let (_d, p) = tmp();
+    let vecs = clustered(3000, 64, 10, 6);
+    let db = TaskDb::open_with(&p, params(0)).unwrap();
+    db.put(entries("e", "s", &vecs)).unwrap();
+    for i in [0, 1, 2999] {
+        let hits = db
+            .nearest(&Query::dense("s", vecs[i].clone()), 3, &Filter::all())
+            .unwrap();
+        assert_eq!(hits[0].name, format!("e{i}"));
+        assert!((hits[0].score - 1.0).abs() < 1e-5);
+        // Scaled copies are the same direction.
+        let scaled: Vec<f32> = vecs[i].iter().map(|x| x * 1000.0).collect();
+        let hits = db
+            .nearest(&Query::dense("s", scaled), 1, &Filter::all())
+            .unwrap();
+        assert_eq!(hits[0].name, format!("e{i}"));
+    }
+}
+
+#[test]
+fn spaces_never_mix() {
+    let (_d, p) = tmp();
+    let db = TaskDb::open(&p).unwrap();
+    db.put(vec![
+        NewEntry::external("a", Kind::Dataset, "s1", vec![1.0, 0.0]),
+        NewEntry::external("b", Kind::Dataset, "s2", vec![1.0, 0.0, 0.0]),
+        NewEntry::external("c", Kind::Dataset, "s2", vec![0.0, 1.0, 0.0]),
+    ])
+    .unwrap();
+    let hits = db
+        .nearest(&Query::entry("a").unwrap(), 5, &Filter::all())
+        .unwrap();
+    assert!(hits.is_empty(), "nothing else lives in s1");
+    let err = db
+        .nearest(&Query::dense("s2", vec![1.0, 0.0]), 5, &Filter::all())
+        .unwrap_err();
+    assert!(matches!(err, Error::SpaceMismatch(_)), "{err}");
+    let err = db
+        .nearest(&Query::entry("a").unwrap(), 5, &Filter::all().method("s2"))
+        .unwrap_err();
+    assert!(matches!(err, Error::SpaceMismatch(_)), "{err}");
+    // A space definition is immutable: same name, different definition is refused.
+    let mut def = SpaceDef::external("s1", 2);
+    def.method = Some("scatter".into());
+    let e = NewEntry {
+        vectors: vec![taskdb::NewVector {
+            method: "scatter".into(),
+            space: SpaceRef::Def(def),
+            embedding: taskdb::Embedding::Dense(vec![1.0, 1.0]),
+        }],
+        ..NewEntry::external("d", Kind::Model, "x", vec![1.0])
+    };
+    assert!(matches!(db.put(vec![e]), Err(Error::SpaceMismatch(_))));
+}
+
+#[test]
+fn multiple_methods_per_entry() {
+    let (_d, p) = tmp();
+    let db = TaskDb::open(&p).unwrap();
+    let mk = |name: &str, a: Vec<f32>, b: Vec<f32>| NewEntry {
+        name: name.into(),
+        kind: Kind::Dataset,
+        vectors: vec![
+            taskdb::NewVector {
+                method: "m1".into(),
+                space: SpaceRef::Def(SpaceDef {
+                    method: Some("m1".into()),
+                    surrogate_fingerprint: Some("sha256:abc".into()),
+                    params: serde_json::json!({"rank": 4}),
+                    ..SpaceDef::external("m1/abc", 2)
+                }),
+                embedding: taskdb::Embedding::Dense(a),
+            },
+            taskdb::NewVector {
+                method: "m2".into(),
+                space: SpaceRef::External("m2".into()),
+                embedding: taskdb::Embedding::Dense(b),
+            },
+        ],
+        tags: Default::default(),
+        provenance: Default::default(),
+    };
+    db.put(vec![
+        mk("x", vec![1.0, 0.0], vec![0.0, 1.0, 0.0]),
+        mk("y", vec![0.9, 0.1], vec![1.0, 0.0, 0.0]),
+        mk("z", vec![0.0, 1.0], vec![0.0, 0.9, 0.1]),
+    ])
+    .unwrap();
+    let q = Query::entry("x").unwrap();
+    assert!(matches!(
+        db.nearest(&q, 1, &Filter::all()),
+        Err(Error::SpaceMismatch(_))
+    ));
+    assert_eq!(
+        db.nearest(&q, 1, &Filter::all().method("m1")).unwrap()[0].name,
+        "y"
+    );
+    assert_eq!(
+        db.nearest(&q, 1, &Filter::all().method("m2")).unwrap()[0].name,
+        "z"
+    );
+    assert_eq!(db.spaces().unwrap().len(), 2);
+}
+
+#[test]
+fn concurrent_readers_in_process() {
+    let (_d, p) = tmp();
+    let vecs = clustered(300, 16, 5, 7);
+    let db = TaskDb::open(&p).unwrap();
+    db.put(entries("e", "s", &vecs)).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let db = &db;
+            let vecs = &vecs;
+            s.spawn(move || {
+                for i in 0..50 {
+                    let q = vecs[(t * 50 + i) % vecs.len()].clone();
+                    let h = db
+                        .nearest(&Query::dense("s", q), 5, &Filter::all())
+                        .unwrap();
+                    assert_eq!(h.len(), 5);
+                }
+            });
+        }
+        let db = &db;
+        s.spawn(move || {
+            for i in 0..20 {
+                db.put(vec![NewEntry::external(
+                    format!("w{i}"),
+                    Kind::Model,
+                    "s",
+                    vec![1.0; 16],
+                )])
+                .unwrap();
+            }
+        });
+    });
+    assert_eq!(db.list(&Filter::all()).unwrap().len(), 320);
+}
+
+#[test]
+fn second_writer_in_process_is_refused() {
+    let (_d, p) = tmp();
+    let _db = TaskDb::open(&p).unwrap();
+    let err = TaskDb::open(&p).err().expect("second open must fail");
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("locked by another process"));
+}
