@@ -1,0 +1,139 @@
+//! Microbench: embed time per method (n = 2000, d = 384, C = 2..20) and exact factored scoring of
+//! 10k entries. Run: cargo bench -p taskdb-methods --bench methods
+//! Prints medians of a few repetitions (a bench binary, not a test).
+use std::time::Instant;
+use taskdb_methods::*;
+
+fn rows(n: usize, d: usize, c: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
+    let mut s = seed;
+    let mut next = move || {
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    };
+    let centres: Vec<f64> = (0..c * d).map(|_| next()).collect();
+    let mut x = Vec::with_capacity(n * d);
+    let mut y = Vec::with_capacity(n);
+    for i in 0..n {
+        let k = i % c;
+        let r: Vec<f64> = (0..d).map(|j| centres[k * d + j] + next()).collect();
+        let nr = r.iter().map(|v| v * v).sum::<f64>().sqrt();
+        x.extend(r.iter().map(|v| (v / nr) as f32));
+        y.push(k as u32);
+    }
+    (x, y)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let (n, d) = (2000, 384);
+    let reps: usize = std::env::var("BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let p = MethodParams::default();
+    println!("embed, n = {n}, d = {d}: median of {reps} runs (ms)");
+    println!("| C | scatter | fisher | tuned | textemb |");
+    println!("|---|---|---|---|---|");
+    for c in [2usize, 5, 10, 20] {
+        let (x, y) = rows(n, d, c, c as u64);
+        let f = Features::new(n, d, &x).unwrap();
+        let t = Targets::Classes {
+            labels: y,
+            n_classes: c,
+        };
+        let mut line = format!("| {c} |");
+        for kind in MethodKind::ALL {
+            let times: Vec<f64> = (0..reps)
+                .map(|_| {
+                    let t0 = Instant::now();
+                    std::hint::black_box(embed(kind, &p, &f, &t).unwrap());
+                    t0.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            line += &format!(" {:.1} |", median(times));
+        }
+        println!("{line}");
+    }
+    // exact scoring of 10k prepared entries (ranks 1..19 cycling, like C = 2..20)
+    let probe = rows(3000, d, 10, 99).0;
+    let pf = Features::new(3000, d, &probe).unwrap();
+    let t0 = Instant::now();
+    let r = build_reference(
+        MethodKind::Scatter,
+        &p,
+        &pf,
+        &ReferenceSpec {
+            ks: vec![8, 12, 16, 20],
+            ..ReferenceSpec::default()
+        },
+    )
+    .unwrap();
+    println!(
+        "build_reference(scatter, 3000 probe rows, ks 8,12,16,20 x 3 seeds): {:.0} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    let mut base = Vec::new();
+    for c in [2usize, 3, 4, 6, 20] {
+        let (x, y) = rows(400, d, c, 100 + c as u64);
+        let f = Features::new(400, d, &x).unwrap();
+        base.push(
+            embed(
+                MethodKind::Scatter,
+                &p,
+                &f,
+                &Targets::Classes {
+                    labels: y,
+                    n_classes: c,
+                },
+            )
+            .unwrap(),
+        );
+    }
+    let entries: Vec<Prepared> = (0..10_000)
+        .map(|i| prepare(&base[i % base.len()], Some(&r)).unwrap())
+        .collect();
+    for (label, q) in [
+        ("rank 1 query (C = 2)", &entries[0]),
+        ("rank 19 query (C = 20)", &entries[4]),
+    ] {
+        let times: Vec<f64> = (0..reps.max(3))
+            .map(|_| {
+                let t0 = Instant::now();
+                let s: f64 = entries.iter().map(|e| q.cosine(e).unwrap()).sum();
+                std::hint::black_box(s);
+                t0.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        println!(
+            "exact centred cosine vs 10k entries (mean rank {:.1}), {label}: {:.1} ms",
+            entries
+                .iter()
+                .map(|e| match &e.emb {
+                    TaskEmbedding::LowRank(l) => l.rank() as f64,
+                    _ => 0.0,
+                })
+                .sum::<f64>()
+                / 1e4,
+            median(times)
+        );
+    }
+    let basis = SketchBasis::new(d, 512, 1);
+    let times: Vec<f64> = (0..reps.max(3))
+        .map(|_| {
+            let t0 = Instant::now();
+            std::hint::black_box(sketch(&base[4], Some(&r), &basis).unwrap());
+            t0.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    println!(
+        "sketch (m = 512, rank 19, with reference): {:.1} ms",
+        median(times)
+    );
+}

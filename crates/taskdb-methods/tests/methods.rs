@@ -1,0 +1,450 @@
+mod common;
+
+use common::*;
+use taskdb_methods::*;
+
+const KINDS: [MethodKind; 3] = [MethodKind::Scatter, MethodKind::Fisher, MethodKind::Tuned];
+
+fn fast() -> MethodParams {
+    MethodParams {
+        fisher_iters: 150,
+        tuned_iters: 100,
+        ..MethodParams::default()
+    }
+}
+
+#[test]
+fn permutation_of_labels_gives_the_same_embedding() {
+    let (n, d, c) = (240, 16, 4);
+    let (x, y) = clustered(n, d, c, 0.7, 1);
+    let f = Features::new(n, d, &x).unwrap();
+    let perm = [2u32, 0, 3, 1];
+    let yp: Vec<u32> = y.iter().map(|&l| perm[l as usize]).collect();
+    for kind in KINDS {
+        let a = embed(
+            kind,
+            &fast(),
+            &f,
+            &Targets::Classes {
+                labels: y.clone(),
+                n_classes: c,
+            },
+        )
+        .unwrap();
+        let b = embed(
+            kind,
+            &fast(),
+            &f,
+            &Targets::Classes {
+                labels: yp.clone(),
+                n_classes: c,
+            },
+        )
+        .unwrap();
+        let diff = max_abs_diff(&dense_of(&a), &dense_of(&b));
+        assert!(
+            diff <= 1e-6,
+            "{kind}: permuted labels moved the embedding by {diff}"
+        );
+    }
+}
+
+#[test]
+fn soft_permutation_invariance_and_unused_classes() {
+    let (n, d, c) = (120, 12, 3);
+    let (x, y) = clustered(n, d, c, 0.8, 2);
+    let f = Features::new(n, d, &x).unwrap();
+    let mut r = Rng::new(9);
+    let probs: Vec<f32> = (0..n * c).map(|_| r.uniform() as f32 + 0.01).collect();
+    // permute columns, and add an all-zero 4th class that must be ignored
+    let perm = [1usize, 2, 0];
+    let mut pp = vec![0f32; n * (c + 1)];
+    for i in 0..n {
+        for k in 0..c {
+            pp[i * (c + 1) + perm[k]] = probs[i * c + k];
+        }
+    }
+    for kind in KINDS {
+        let a = embed(
+            kind,
+            &fast(),
+            &f,
+            &Targets::Soft {
+                probs: probs.clone(),
+                n_classes: c,
+            },
+        )
+        .unwrap();
+        let b = embed(
+            kind,
+            &fast(),
+            &f,
+            &Targets::Soft {
+                probs: pp.clone(),
+                n_classes: c + 1,
+            },
+        )
+        .unwrap();
+        let diff = max_abs_diff(&dense_of(&a), &dense_of(&b));
+        assert!(diff <= 1e-6, "{kind}: {diff}");
+    }
+    let _ = y;
+}
+
+#[test]
+fn deterministic_bit_identical() {
+    let (n, d, c) = (200, 16, 3);
+    let (x, y) = clustered(n, d, c, 0.7, 3);
+    let f = Features::new(n, d, &x).unwrap();
+    let t = Targets::Classes {
+        labels: y,
+        n_classes: c,
+    };
+    for kind in MethodKind::ALL {
+        let a = embed(kind, &fast(), &f, &t).unwrap();
+        let b = embed(kind, &fast(), &f, &t).unwrap();
+        assert_eq!(a, b, "{kind} not bit-identical");
+    }
+}
+
+#[test]
+fn soft_one_hot_equals_hard() {
+    let (n, d, c) = (150, 10, 3);
+    let (x, y) = clustered(n, d, c, 0.7, 4);
+    let f = Features::new(n, d, &x).unwrap();
+    let mut probs = vec![0f32; n * c];
+    for (i, &l) in y.iter().enumerate() {
+        probs[i * c + l as usize] = 1.0;
+    }
+    for kind in KINDS {
+        let a = embed(
+            kind,
+            &fast(),
+            &f,
+            &Targets::Classes {
+                labels: y.clone(),
+                n_classes: c,
+            },
+        )
+        .unwrap();
+        let b = embed(
+            kind,
+            &fast(),
+            &f,
+            &Targets::Soft {
+                probs: probs.clone(),
+                n_classes: c,
+            },
+        )
+        .unwrap();
+        assert_eq!(a, b, "{kind}: one-hot soft targets differ from hard labels");
+    }
+}
+
+#[test]
+fn factored_inner_product_equals_dense_frobenius() {
+    let (n, d) = (200, 12);
+    let (x, y3) = clustered(n, d, 3, 0.8, 5);
+    let (x2, y5) = clustered(n, d, 5, 0.8, 6);
+    let f = Features::new(n, d, &x).unwrap();
+    let f2 = Features::new(n, d, &x2).unwrap();
+    for kind in [MethodKind::Scatter, MethodKind::Fisher] {
+        let a = embed(
+            kind,
+            &fast(),
+            &f,
+            &Targets::Classes {
+                labels: y3.clone(),
+                n_classes: 3,
+            },
+        )
+        .unwrap();
+        let b = embed(
+            kind,
+            &fast(),
+            &f2,
+            &Targets::Classes {
+                labels: y5.clone(),
+                n_classes: 5,
+            },
+        )
+        .unwrap();
+        let (TaskEmbedding::LowRank(la), TaskEmbedding::LowRank(lb)) = (&a, &b) else {
+            panic!("{kind} should be low rank")
+        };
+        assert!(la.rank() <= 2 && lb.rank() <= 4, "rank must be <= C-1");
+        // orthonormal columns
+        for i in 0..la.rank() {
+            for j in 0..la.rank() {
+                let g: f64 = la
+                    .col(i)
+                    .iter()
+                    .zip(la.col(j))
+                    .map(|(&p, &q)| p as f64 * q as f64)
+                    .sum();
+                assert!((g - if i == j { 1.0 } else { 0.0 }).abs() < 1e-5);
+            }
+        }
+        let (da, db) = (la.to_dense(), lb.to_dense());
+        let dense: f64 = da.iter().zip(&db).map(|(p, q)| p * q).sum();
+        let fact = inner(la, lb);
+        assert!(
+            (dense - fact).abs() <= 1e-9 * dense.abs().max(1e-12) + 1e-12,
+            "{kind}: {dense} vs {fact}"
+        );
+        // centred cosine against its dense definition with a reference
+        let probe = Features::new(n, d, &x2).unwrap();
+        let spec = ReferenceSpec {
+            ks: vec![2, 3],
+            seeds: vec![0],
+            kmeans_iters: 10,
+            max_rows: 0,
+        };
+        let r = build_reference(kind, &fast(), &probe, &spec).unwrap();
+        let c = cosine_centred(&a, &b, Some(&r)).unwrap();
+        let rv: Vec<f64> = r.values.iter().map(|&v| v as f64).collect();
+        let na = da.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let nb = db.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let ca: Vec<f64> = da.iter().zip(&rv).map(|(v, r)| v / na - r).collect();
+        let cb: Vec<f64> = db.iter().zip(&rv).map(|(v, r)| v / nb - r).collect();
+        let want = ca.iter().zip(&cb).map(|(p, q)| p * q).sum::<f64>()
+            / (ca.iter().map(|v| v * v).sum::<f64>().sqrt()
+                * cb.iter().map(|v| v * v).sum::<f64>().sqrt());
+        assert!(
+            (c - want).abs() < 1e-6,
+            "{kind}: centred cosine {c} vs dense {want}"
+        );
+    }
+}
+
+#[test]
+fn rule_follower_is_nearer_than_a_different_rule() {
+    // The same inputs labelled by rule A, by rule A again on other inputs, and by rule B:
+    // A and A' must be nearer each other than either is to B.
+    let (n, d) = (400, 16);
+    let (x1, _) = clustered(n, d, 8, 1.5, 7);
+    let (x2, _) = clustered(n, d, 8, 1.5, 8);
+    let fa = Features::new(n, d, &x1).unwrap();
+    let fb = Features::new(n, d, &x2).unwrap();
+    let ya = rule_labels(&x1, d, &[0, 1]);
+    let ya2 = rule_labels(&x2, d, &[0, 1]);
+    let yb = rule_labels(&x1, d, &[5, 9]);
+    for kind in KINDS {
+        let e = |f: &Features, y: &Vec<u32>| {
+            embed(
+                kind,
+                &fast(),
+                f,
+                &Targets::Classes {
+                    labels: y.clone(),
+                    n_classes: 4,
+                },
+            )
+            .unwrap()
+        };
+        let (a, a2, b) = (e(&fa, &ya), e(&fb, &ya2), e(&fa, &yb));
+        let same = cosine_centred(&a, &a2, None).unwrap();
+        let diff1 = cosine_centred(&a, &b, None).unwrap();
+        let diff2 = cosine_centred(&a2, &b, None).unwrap();
+        assert!(
+            same > diff1 + 0.1 && same > diff2 + 0.1,
+            "{kind}: same-rule {same}, different-rule {diff1} {diff2}"
+        );
+    }
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let (x, y) = clustered(20, 4, 2, 0.5, 9);
+    let f = Features::new(20, 4, &x).unwrap();
+    let p = MethodParams::default();
+    for kind in KINDS {
+        let single = embed(
+            kind,
+            &p,
+            &f,
+            &Targets::Classes {
+                labels: vec![1; 20],
+                n_classes: 3,
+            },
+        );
+        assert!(
+            matches!(single, Err(MethodError::SingleClass { found: 1, .. })),
+            "{kind}: {single:?}"
+        );
+        let short = embed(
+            kind,
+            &p,
+            &f,
+            &Targets::Classes {
+                labels: y[..10].to_vec(),
+                n_classes: 2,
+            },
+        );
+        assert!(matches!(short, Err(MethodError::Shape(_))));
+        let out = embed(
+            kind,
+            &p,
+            &f,
+            &Targets::Classes {
+                labels: vec![5; 20],
+                n_classes: 2,
+            },
+        );
+        assert!(matches!(out, Err(MethodError::Target(_))));
+        let mut vals: Vec<f32> = (0..20).map(|i| i as f32).collect();
+        vals[3] = f32::NAN;
+        let nan = embed(kind, &p, &f, &Targets::Regression { values: vals });
+        assert!(
+            matches!(nan, Err(MethodError::NonFinite(ref m)) if m.contains("row 3")),
+            "{nan:?}"
+        );
+        let neg = embed(
+            kind,
+            &p,
+            &f,
+            &Targets::Soft {
+                probs: vec![-1.0; 40],
+                n_classes: 2,
+            },
+        );
+        assert!(matches!(neg, Err(MethodError::Target(_))));
+        let constant = embed(
+            kind,
+            &p,
+            &f,
+            &Targets::Regression {
+                values: vec![2.0; 20],
+            },
+        );
+        assert!(matches!(constant, Err(MethodError::SingleClass { .. })));
+    }
+    assert!(matches!(Features::new(0, 4, &[]), Err(MethodError::Empty)));
+    let mut bad = x.clone();
+    bad[6] = f32::NAN;
+    assert!(
+        matches!(Features::new(20, 4, &bad), Err(MethodError::NonFinite(ref m)) if m.contains("row 1"))
+    );
+    assert!(matches!(
+        Features::new(3, 4, &x),
+        Err(MethodError::Shape(_))
+    ));
+    let bad_p = MethodParams {
+        fisher_lambda: 0.0,
+        ..MethodParams::default()
+    };
+    assert!(matches!(
+        embed(
+            MethodKind::Fisher,
+            &bad_p,
+            &f,
+            &Targets::Classes {
+                labels: y,
+                n_classes: 2
+            }
+        ),
+        Err(MethodError::Params(_))
+    ));
+    assert!("nope".parse::<MethodKind>().is_err());
+    assert_eq!(
+        "scatter".parse::<MethodKind>().unwrap(),
+        MethodKind::DEFAULT
+    );
+}
+
+#[test]
+fn quantile_bins_balanced_and_tie_safe() {
+    let v: Vec<f32> = (0..100).map(|i| i as f32).collect();
+    let (l, c) = quantile_bins(&v, 5).unwrap();
+    assert_eq!(c, 5);
+    for b in 0..5u32 {
+        assert_eq!(l.iter().filter(|&&x| x == b).count(), 20);
+    }
+    let ties = vec![0.0f32, 0.0, 0.0, 0.0, 1.0, 1.0];
+    let (l, c) = quantile_bins(&ties, 5).unwrap();
+    assert_eq!(c, 2);
+    assert_eq!(l, vec![0, 0, 0, 0, 1, 1]);
+}
+
+#[test]
+fn sketch_tracks_exact_cosine() {
+    let (n, d) = (200, 16);
+    let probe = clustered(600, d, 6, 1.0, 10).0;
+    let pf = Features::new(600, d, &probe).unwrap();
+    let spec = ReferenceSpec {
+        ks: vec![4, 8],
+        seeds: vec![0],
+        kmeans_iters: 10,
+        max_rows: 0,
+    };
+    let r = build_reference(MethodKind::Scatter, &fast(), &pf, &spec).unwrap();
+    let basis = SketchBasis::new(d, 2048, 1);
+    let mut embs = vec![];
+    for s in 0..6u64 {
+        let (x, y) = clustered(n, d, 2 + (s as usize % 3), 0.9, 20 + s);
+        let f = Features::new(n, d, &x).unwrap();
+        embs.push(
+            embed(
+                MethodKind::Scatter,
+                &fast(),
+                &f,
+                &Targets::Classes {
+                    labels: y,
+                    n_classes: 2 + (s as usize % 3),
+                },
+            )
+            .unwrap(),
+        );
+    }
+    let sk: Vec<Vec<f32>> = embs
+        .iter()
+        .map(|e| sketch(e, Some(&r), &basis).unwrap())
+        .collect();
+    let mut worst = 0.0f64;
+    for i in 0..embs.len() {
+        for j in 0..i {
+            let exact = cosine_centred(&embs[i], &embs[j], Some(&r)).unwrap();
+            let approx: f64 = sk[i]
+                .iter()
+                .zip(&sk[j])
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum();
+            worst = worst.max((exact - approx).abs());
+        }
+    }
+    assert!(worst < 0.15, "sketch cosine off by {worst}");
+    // a rebuilt basis (after serde) sketches identically
+    assert_eq!(sketch(&embs[0], Some(&r), &basis.rebuilt()).unwrap(), sk[0]);
+}
+
+#[test]
+fn textemb_is_the_mean_and_reference_is_frozen() {
+    let (x, y) = clustered(50, 6, 2, 0.5, 11);
+    let f = Features::new(50, 6, &x).unwrap();
+    let TaskEmbedding::Dense(m) = embed(
+        MethodKind::TextEmb,
+        &fast(),
+        &f,
+        &Targets::Classes {
+            labels: y,
+            n_classes: 2,
+        },
+    )
+    .unwrap() else {
+        panic!()
+    };
+    for j in 0..6 {
+        let want: f64 = (0..50).map(|i| x[i * 6 + j] as f64).sum::<f64>() / 50.0;
+        assert!((m[j] as f64 - want).abs() < 1e-6);
+    }
+    assert!(!MethodKind::TextEmb.uses_targets());
+    let spec = ReferenceSpec {
+        ks: vec![2, 3],
+        seeds: vec![0, 1],
+        kmeans_iters: 5,
+        max_rows: 0,
+    };
+    let r1 = build_reference(MethodKind::Scatter, &fast(), &f, &spec).unwrap();
+    let r2 = build_reference(MethodKind::Scatter, &fast(), &f, &spec).unwrap();
+    assert_eq!(r1, r2, "reference must be deterministic");
+}
