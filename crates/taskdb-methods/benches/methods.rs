@@ -125,10 +125,11 @@ fn main() {
         );
     }
     let basis = SketchBasis::new(d, 512, 1);
+    let sk = Sketcher::new(&basis, Some(&r)).unwrap();
     let times: Vec<f64> = (0..reps.max(3))
         .map(|_| {
             let t0 = Instant::now();
-            std::hint::black_box(sketch(&base[4], Some(&r), &basis).unwrap());
+            std::hint::black_box(sk.sketch(&base[4]).unwrap());
             t0.elapsed().as_secs_f64() * 1e3
         })
         .collect();

@@ -33,7 +33,7 @@ mod tuned;
 pub use error::MethodError;
 pub use lowrank::{cosine_centred, inner, prepare, Prepared};
 pub use reference::{build_reference, Reference, ReferenceSpec};
-pub use sketch::{sketch, SketchBasis};
+pub use sketch::{sketch, SketchBasis, Sketcher};
 pub use targets::quantile_bins;
 
 use serde::{Deserialize, Serialize};
@@ -132,6 +132,13 @@ impl MethodKind {
     /// Whether the embedding depends on the targets (false: refuse it for models).
     pub fn uses_targets(self) -> bool {
         !matches!(self, MethodKind::TextEmb)
+    }
+
+    /// Whether the measured configuration centres this method by a frozen [`Reference`]
+    /// (scatter, tuned, textemb: yes; fisher: no, it measured best uncentred and worst with the
+    /// k-means reference; see docs/METHODS.md).
+    pub fn uses_reference(self) -> bool {
+        !matches!(self, MethodKind::Fisher)
     }
 
     /// Whether the embedding is a low-rank symmetric matrix (else a dense vector).

@@ -21,10 +21,12 @@ pub struct ReferenceSpec {
     pub max_rows: usize,
 }
 
+/// Measured default (docs/METHODS.md): k ∈ {8, 12, 16, 20} × seeds {0, 1, 2} on the first 3,000
+/// probe rows (k ≤ 6 measured worse: MAP .70 vs .76 for scatter).
 impl Default for ReferenceSpec {
     fn default() -> Self {
         ReferenceSpec {
-            ks: vec![2, 3, 4, 6, 8, 12, 16, 20],
+            ks: vec![8, 12, 16, 20],
             seeds: vec![0, 1, 2],
             kmeans_iters: 30,
             max_rows: 3000,

@@ -56,74 +56,124 @@ fn quad(basis: &SketchBasis, l: &crate::LowRank, scale: f64, out: &mut [f64]) {
     }
 }
 
-/// The unit-length sketch of an embedding, centred by `r` (see module docs).
+/// A sketcher with the reference's sketch precomputed (the reference term costs m·d² once;
+/// each entry then costs m·d·r).
+#[derive(Debug, Clone)]
+pub struct Sketcher {
+    basis: SketchBasis,
+    reference: Option<Reference>,
+    /// z(R) for matrix references.
+    zr: Option<Vec<f64>>,
+}
+
+impl Sketcher {
+    pub fn new(basis: &SketchBasis, r: Option<&Reference>) -> Result<Self, MethodError> {
+        let basis = if basis.g.len() == basis.m * basis.dim {
+            basis.clone()
+        } else {
+            basis.rebuilt()
+        };
+        let mut zr = None;
+        if let Some(r) = r {
+            if r.method.is_matrix() {
+                if r.dim != basis.dim {
+                    return Err(MethodError::Incompatible(format!(
+                        "reference of dim {} for a sketch basis of dim {}",
+                        r.dim, basis.dim
+                    )));
+                }
+                let d = r.dim;
+                let tr: f64 = (0..d).map(|a| r.values[a * d + a] as f64).sum();
+                let z = (0..basis.m)
+                    .map(|j| {
+                        let g = basis.row(j);
+                        let mut q = 0.0f64;
+                        for a in 0..d {
+                            let row = &r.values[a * d..(a + 1) * d];
+                            let rg: f64 =
+                                row.iter().zip(g).map(|(&x, &y)| x as f64 * y as f64).sum();
+                            q += g[a] as f64 * rg;
+                        }
+                        q - tr
+                    })
+                    .collect();
+                zr = Some(z);
+            }
+        }
+        Ok(Sketcher {
+            basis,
+            reference: r.cloned(),
+            zr,
+        })
+    }
+
+    /// The unit-length centred sketch of `e`.
+    pub fn sketch(&self, e: &TaskEmbedding) -> Result<Vec<f32>, MethodError> {
+        let basis = &self.basis;
+        let r = self.reference.as_ref();
+        let mut z: Vec<f64>;
+        match e {
+            TaskEmbedding::Dense(v) => {
+                let nr = v.iter().map(|&a| a as f64 * a as f64).sum::<f64>().sqrt();
+                if !(nr > 0.0 && nr.is_finite()) {
+                    return Err(MethodError::NonFinite(
+                        "zero or non-finite embedding".into(),
+                    ));
+                }
+                z = v.iter().map(|&a| a as f64 / nr).collect();
+                if let Some(r) = r {
+                    if r.values.len() != z.len() || r.method.is_matrix() {
+                        return Err(MethodError::Incompatible(
+                            "reference/embedding mismatch".into(),
+                        ));
+                    }
+                    z.iter_mut()
+                        .zip(&r.values)
+                        .for_each(|(a, &b)| *a -= b as f64);
+                }
+            }
+            TaskEmbedding::LowRank(l) => {
+                if l.dim != basis.dim {
+                    return Err(MethodError::Incompatible(format!(
+                        "sketch basis of dim {} for an embedding of dim {}",
+                        basis.dim, l.dim
+                    )));
+                }
+                let nr = crate::inner(l, l).sqrt();
+                if !(nr > 0.0 && nr.is_finite()) {
+                    return Err(MethodError::NonFinite(
+                        "zero or non-finite embedding".into(),
+                    ));
+                }
+                z = vec![0.0f64; basis.m];
+                quad(basis, l, 1.0 / nr, &mut z);
+                if let Some(r) = r {
+                    let zr = match (&self.zr, r.method.is_matrix() && r.dim == l.dim) {
+                        (Some(zr), true) => zr,
+                        _ => {
+                            return Err(MethodError::Incompatible(
+                                "reference/embedding mismatch".into(),
+                            ))
+                        }
+                    };
+                    z.iter_mut().zip(zr).for_each(|(a, b)| *a -= b);
+                }
+            }
+        }
+        let nr = z.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if nr > 0.0 {
+            z.iter_mut().for_each(|v| *v /= nr);
+        }
+        Ok(z.iter().map(|&v| v as f32).collect())
+    }
+}
+
+/// The unit-length sketch of an embedding, centred by `r` (see module docs). For many entries
+/// build a [`Sketcher`] once instead.
 pub fn sketch(
     e: &TaskEmbedding,
     r: Option<&Reference>,
     basis: &SketchBasis,
 ) -> Result<Vec<f32>, MethodError> {
-    let mut z: Vec<f64>;
-    match e {
-        TaskEmbedding::Dense(v) => {
-            let nr = v.iter().map(|&a| a as f64 * a as f64).sum::<f64>().sqrt();
-            if !(nr > 0.0 && nr.is_finite()) {
-                return Err(MethodError::NonFinite(
-                    "zero or non-finite embedding".into(),
-                ));
-            }
-            z = v.iter().map(|&a| a as f64 / nr).collect();
-            if let Some(r) = r {
-                if r.values.len() != z.len() || r.method.is_matrix() {
-                    return Err(MethodError::Incompatible(
-                        "reference/embedding mismatch".into(),
-                    ));
-                }
-                z.iter_mut()
-                    .zip(&r.values)
-                    .for_each(|(a, &b)| *a -= b as f64);
-            }
-        }
-        TaskEmbedding::LowRank(l) => {
-            if l.dim != basis.dim || basis.g.len() != basis.m * basis.dim {
-                return Err(MethodError::Incompatible(format!(
-                    "sketch basis of dim {} (rebuilt: {}) for an embedding of dim {}",
-                    basis.dim,
-                    basis.g.len() == basis.m * basis.dim,
-                    l.dim
-                )));
-            }
-            let nr = crate::inner(l, l).sqrt();
-            if !(nr > 0.0 && nr.is_finite()) {
-                return Err(MethodError::NonFinite(
-                    "zero or non-finite embedding".into(),
-                ));
-            }
-            z = vec![0.0f64; basis.m];
-            quad(basis, l, 1.0 / nr, &mut z);
-            if let Some(r) = r {
-                if r.dim != l.dim || !r.method.is_matrix() {
-                    return Err(MethodError::Incompatible(
-                        "reference/embedding mismatch".into(),
-                    ));
-                }
-                let d = r.dim;
-                let tr: f64 = (0..d).map(|a| r.values[a * d + a] as f64).sum();
-                for (j, o) in z.iter_mut().enumerate() {
-                    let g = basis.row(j);
-                    let mut q = 0.0f64;
-                    for a in 0..d {
-                        let row = &r.values[a * d..(a + 1) * d];
-                        let rg: f64 = row.iter().zip(g).map(|(&x, &y)| x as f64 * y as f64).sum();
-                        q += g[a] as f64 * rg;
-                    }
-                    *o -= q - tr;
-                }
-            }
-        }
-    }
-    let nr = z.iter().map(|v| v * v).sum::<f64>().sqrt();
-    if nr > 0.0 {
-        z.iter_mut().for_each(|v| *v /= nr);
-    }
-    Ok(z.iter().map(|&v| v as f32).collect())
+    Sketcher::new(basis, r)?.sketch(e)
 }
