@@ -1,7 +1,7 @@
 //! [`TaskDb`]: the database handle. redb is the truth; the catalog and graphs in memory are
 //! derived from it and updated only after a commit succeeds.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -47,17 +47,24 @@ pub(crate) struct Catalog {
     space_gen: HashMap<SpaceId, u64>,
     /// space -> ids with a vector in it (non-deleted and deleted-but-not-compacted).
     space_points: HashMap<SpaceId, BTreeSet<EntryId>>,
+    /// Live ids: the latest non-deleted version of each name (what knn may return).
+    live: HashSet<EntryId>,
 }
 
 impl Catalog {
     fn is_live(&self, id: EntryId) -> bool {
-        match self.entries.get(&id) {
-            Some(e) if !e.deleted => self
-                .names
-                .get(&e.name)
-                .and_then(|m| m.values().next_back())
-                .is_some_and(|&l| l == id),
-            _ => false,
+        self.live.contains(&id)
+    }
+
+    /// Recomputes which version of `name` is live (the latest non-deleted one).
+    fn refresh_latest(&mut self, name: &str) {
+        if let Some(m) = self.names.get(name) {
+            for id in m.values() {
+                self.live.remove(id);
+            }
+            if let Some(&last) = m.values().next_back() {
+                self.live.insert(last);
+            }
         }
     }
 
@@ -89,7 +96,9 @@ impl Catalog {
     }
 
     fn add(&mut self, id: EntryId, e: CatEntry) {
-        if !e.deleted {
+        let name = e.name.clone();
+        let deleted = e.deleted;
+        if !deleted {
             self.names
                 .entry(e.name.clone())
                 .or_default()
@@ -99,6 +108,9 @@ impl Catalog {
             self.space_points.entry(v.space).or_default().insert(id);
         }
         self.entries.insert(id, e);
+        if !deleted {
+            self.refresh_latest(&name);
+        }
     }
 
     /// Order-independent digest of the (id, vector crc) pairs in a space, as stored.
@@ -661,12 +673,14 @@ impl TaskDb {
                 e.deleted = true;
                 (e.name.clone(), e.version)
             };
+            st.catalog.live.remove(&id);
             if let Some(m) = st.catalog.names.get_mut(&name) {
                 m.remove(&version);
                 if m.is_empty() {
                     st.catalog.names.remove(&name);
                 }
             }
+            st.catalog.refresh_latest(&name);
         }
         Ok(ids)
     }
@@ -840,22 +854,35 @@ impl TaskDb {
             hits.truncate(k);
             Ok((hits, path))
         };
-        let mut candidates = points.len();
+        // How many entries can match: all points when the filter is trivial (tombstones and
+        // superseded versions are few), else counted.
+        let total = points.len();
+        let mut candidates = total;
         if candidates > self.params.brute_force_below && !filter.is_trivial() {
             candidates = points.iter().filter(|&&id| keep(id)).count();
         }
         if candidates <= self.params.brute_force_below {
             return brute(SearchPath::BruteForce);
         }
+        // hnsw_rs's filtered search gives up its early exit and explores most of the graph, so
+        // the graph is searched unfiltered with oversampling and the hits filtered afterwards;
+        // the oversampling grows until k hits pass, then falls back to an exact scan.
         let qv = space.index_vector(&qemb);
-        let ef = self.params.ef_search.max(k);
-        let ids = idx.search(&qv, k, ef, &keep)?;
-        if ids.len() < k {
-            let passing = points.iter().filter(|&&id| keep(id)).count();
-            if ids.len() < passing.min(k) {
+        let frac = (candidates as f64 / total.max(1) as f64).max(1e-6);
+        let mut want = ((k as f64 / frac).ceil() as usize + k / 4 + 2).min(total);
+        let ids = loop {
+            let ef = self.params.ef_search.max(want);
+            let found = idx.search(&qv, want, ef)?;
+            let exhausted = found.len() < want || want >= total;
+            let kept: Vec<EntryId> = found.into_iter().filter(|&id| keep(id)).take(k).collect();
+            if kept.len() >= k {
+                break kept;
+            }
+            if exhausted || want > 4 * self.params.brute_force_below.max(k) {
                 return brute(SearchPath::HnswThenBruteForce);
             }
-        }
+            want = (want * 4).min(total);
+        };
         let mut it = ids.into_iter();
         let mut hits = score_ids(&mut it)?;
         hits.truncate(k);

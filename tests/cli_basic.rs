@@ -172,3 +172,37 @@ fn missing_db_argument_and_missing_file() {
     assert_eq!(o.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not found"));
 }
+
+#[test]
+fn bundled_sample_answers_by_family() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("sample.taskdb");
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/engine/sample.jsonl");
+    ok(&db, &["import", sample]);
+    let hits = json(&db, &["knn", "sst2", "-k", "4", "--json"]);
+    let names: Vec<&str> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["distilbert-sst2", "imdb", "roberta-imdb", "yelp"],
+        "{names:?}"
+    );
+    let models = json(
+        &db,
+        &["knn", "mnli", "-k", "2", "--kind", "model", "--json"],
+    );
+    let mut m: Vec<&str> = models
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    m.sort();
+    assert_eq!(m, ["bart-mnli", "deberta-snli"]);
+}

@@ -32,9 +32,9 @@ pub struct IndexParams {
 impl Default for IndexParams {
     fn default() -> Self {
         IndexParams {
-            m: 24,
-            ef_construction: 200,
-            ef_search: 96,
+            m: 16,
+            ef_construction: 100,
+            ef_search: 64,
             brute_force_below: 2048,
         }
     }
@@ -129,22 +129,14 @@ impl SpaceIndex {
         Ok(())
     }
 
-    /// Candidate ids for `query` (an index vector), best first, passing `keep`.
-    pub fn search(
-        &self,
-        query: &[f32],
-        k: usize,
-        ef: usize,
-        keep: &(dyn Fn(EntryId) -> bool + Sync),
-    ) -> Result<Vec<EntryId>> {
+    /// Candidate ids for `query` (an index vector), nearest first, unfiltered: tombstones
+    /// included; the caller filters.
+    pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<EntryId>> {
         if self.points.is_empty() {
             return Ok(Vec::new());
         }
-        let filter = |id: &usize| keep(*id as EntryId);
-        let res = catch_unwind(AssertUnwindSafe(|| {
-            self.graph.search_filter(query, k, ef.max(k), Some(&filter))
-        }))
-        .map_err(|_| Error::Internal("HNSW search panicked".into()))?;
+        let res = catch_unwind(AssertUnwindSafe(|| self.graph.search(query, k, ef.max(k))))
+            .map_err(|_| Error::Internal("HNSW search panicked".into()))?;
         Ok(res.into_iter().map(|n| n.d_id as EntryId).collect())
     }
 

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Measure taskdb's task-embedding quality end to end through the real `taskdb` CLI and write
+# docs/QUALITY.md (issue 4, "Evidence").
+#
+#   scripts/quality/run.sh
+#
+# Steps: provision ONNX Runtime + the default surrogate; build the release CLI; a pinned Python
+# venv for the 8 classifier wrappers; a fresh database; `taskdb ingest dataset` for the 17
+# datasets of the shared data dir and `taskdb ingest model --command` for the 8 classifiers;
+# `taskdb knn ... --json` for every entry and method; scripts/quality/report.py turns the
+# answers into docs/QUALITY.md (nn, MAP, classifier ranks per method, timings, fingerprints).
+#
+# Environment:
+#   TASKDB_SHARED_DATA  the shared data dir (default: ../shared/data, relative to the repo root)
+#   QUALITY_VENV        classifier venv (default: .cache/quality-venv; reused when its
+#                       requirements stamp matches scripts/quality/requirements.txt)
+#   QUALITY_OUT         report path (default: docs/QUALITY.md)
+#   QUALITY_METHODS     methods to measure (default: "fisher scatter tuned textemb")
+# Work files (database, knn answers, logs, timings): .cache/quality/ (gitignored).
+# Takes ~30-40 minutes on a 2-core VM (surrogate encoding of ~37k dataset texts + 3k probes).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+HERE=scripts/quality
+DATA="${TASKDB_SHARED_DATA:-../shared/data}"
+VENV="${QUALITY_VENV:-.cache/quality-venv}"
+OUT_DOC="${QUALITY_OUT:-docs/QUALITY.md}"
+METHODS="${QUALITY_METHODS:-fisher scatter tuned textemb}"
+K=100
+WORK=.cache/quality/run
+DB=.cache/quality/quality.taskdb
+TASKDB="$ROOT/target/release/taskdb"
+
+[ -d "$DATA/datasets" ] || { echo "run.sh: no datasets under '$DATA' (set TASKDB_SHARED_DATA to the shared data dir)" >&2; exit 2; }
+DATA="$(cd "$DATA" && pwd)"
+command -v python3 >/dev/null || { echo "run.sh: python3 is required" >&2; exit 2; }
+
+now() { date +%s.%N; }
+T_START="$(now)"
+DATE_START="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+rm -rf "$WORK"
+mkdir -p "$WORK/knn" "$WORK/logs" "$WORK/info"
+TIMES="$WORK/timings.tsv"
+: > "$TIMES"
+log() { echo "[quality $(date -u +%H:%M:%S)] $*" >&2; }
+# timed LABEL LOGFILE CMD...: runs CMD with stderr (and stdout) in LOGFILE, records wall seconds.
+# With OUTFILE set, stdout goes there instead. A failure is fatal: the log is shown, the run stops.
+timed() {
+  local label="$1" logf="$2"; shift 2
+  local t0 t1 rc=0
+  t0="$(now)"
+  if [ -n "${OUTFILE:-}" ]; then
+    "$@" < /dev/null > "$OUTFILE" 2> "$logf" || rc=$?
+  else
+    "$@" < /dev/null > "$logf" 2>&1 || rc=$?
+  fi
+  t1="$(now)"
+  local secs
+  secs="$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')"
+  printf '%s\t%s\t%s\n' "$label" "$secs" "$rc" >> "$TIMES"
+  if [ "$rc" != 0 ]; then
+    log "FAILED ($rc): $label; log $logf:"
+    tail -n 40 "$logf" >&2
+    exit "$rc"
+  fi
+  log "$label: ${secs}s"
+}
+
+# 1. Runtime and CLI.
+timed provision "$WORK/logs/provision.log" bash scripts/provision.sh
+timed build "$WORK/logs/build.log" cargo build --release --locked --bin taskdb
+
+# 2. Classifier venv (pinned), reused when the requirements are unchanged.
+REQ="$HERE/requirements.txt"
+REQ_SHA="$(sha256sum "$REQ" | cut -d' ' -f1)"
+setup_venv() {
+  if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.quality-requirements.sha256" 2>/dev/null)" = "$REQ_SHA" ]; then
+    echo "reusing $VENV"
+    return 0
+  fi
+  # (runs under `|| rc=$?`, where set -e is off: every step checks its status)
+  python3 -m venv "$VENV" || return 1
+  "$VENV/bin/pip" install --disable-pip-version-check -q -r "$REQ" || return 1
+  echo "$REQ_SHA" > "$VENV/.quality-requirements.sha256"
+}
+timed venv "$WORK/logs/venv.log" setup_venv
+case "$VENV" in
+  /*) PY="$VENV/bin/python" ;;
+  *) PY="$ROOT/$VENV/bin/python" ;;
+esac
+
+# 3. Fresh database; ingest the 17 datasets and the 8 classifiers.
+rm -rf "$DB" "$DB.index" "$DB.features"   # database, its index dir and its feature cache
+T_INGEST="$(now)"
+while IFS=$'\t' read -r name file; do
+  OUTFILE="$WORK/logs/dataset-$name.json" timed "ingest dataset $name" "$WORK/logs/dataset-$name.log" \
+    "$TASKDB" --db "$DB" ingest dataset "$name" "$DATA/$file" --json
+done < <(python3 -c 'import json,sys
+for n,v in json.load(open(sys.argv[1]))["datasets"].items(): print(n, v["file"], sep="\t")' "$HERE/families.json")
+while IFS=$'\t' read -r name script; do
+  cmd="$(printf '%q %q' "$PY" "$ROOT/$HERE/classifiers/$script")"
+  OUTFILE="$WORK/logs/model-$name.json" timed "ingest model $name" "$WORK/logs/model-$name.log" \
+    "$TASKDB" --db "$DB" ingest model "$name" --command "$cmd" --json
+done < <(python3 -c 'import json,sys
+for n,v in json.load(open(sys.argv[1]))["classifiers"].items(): print(n, v["script"], sep="\t")' "$HERE/families.json")
+T_INGEST_END="$(now)"
+printf 'ingestion total\t%s\t0\n' "$(awk -v a="$T_INGEST" -v b="$T_INGEST_END" 'BEGIN { printf "%.2f", b - a }')" >> "$TIMES"
+
+# 4. Fingerprints and integrity (recorded; a failure is reported in the document, not fatal).
+info() {
+  local out="$1"; shift
+  "$TASKDB" --db "$DB" "$@" > "$WORK/info/$out.json" 2> "$WORK/info/$out.err" || echo $? > "$WORK/info/$out.rc"
+}
+info surrogate surrogate info --json
+info probe probe info --json
+info stats stats --json
+info check check --json
+
+# 5. knn answers: every entry x method, all kinds and --kind dataset; the default method
+# (no --method) for comparison. Failures are recorded (.rc/.err) and judged by report.py
+# (textemb must refuse models).
+T_KNN="$(now)"
+names="$(python3 -c 'import json,sys
+d=json.load(open(sys.argv[1])); print(" ".join(list(d["datasets"])+list(d["classifiers"])))' "$HERE/families.json")"
+knn() {
+  local out="$1"; shift
+  "$TASKDB" --db "$DB" knn "$@" -k "$K" --json > "$out.json" 2> "$out.err" || echo $? > "$out.rc"
+}
+for m in $METHODS default; do
+  mkdir -p "$WORK/knn/$m"
+  for n in $names; do
+    if [ "$m" = default ]; then
+      knn "$WORK/knn/$m/$n.ds" "$n" --kind dataset
+      knn "$WORK/knn/$m/$n.all" "$n"
+    else
+      knn "$WORK/knn/$m/$n.ds" "$n" --method "$m" --kind dataset
+      knn "$WORK/knn/$m/$n.all" "$n" --method "$m"
+    fi
+  done
+done
+printf 'knn queries\t%s\t0\n' "$(awk -v a="$T_KNN" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')" >> "$TIMES"
+
+# 6. The document.
+python3 "$HERE/report.py" --work "$WORK" --families "$HERE/families.json" --out "$OUT_DOC" \
+  --methods "$METHODS" --k "$K" --started "$DATE_START" --t-start "$T_START" \
+  --taskdb "$TASKDB" --data "$DATA"
+log "wrote $OUT_DOC ($(awk -v a="$T_START" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')s in all)"
