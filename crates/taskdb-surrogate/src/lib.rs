@@ -11,6 +11,7 @@
 //!
 //! The library never prints: warnings (e.g. CUDA fell back to CPU) are in [`SurrogateInfo::warnings`].
 
+mod classifier;
 mod error;
 mod jsonl;
 mod manifest;
@@ -31,6 +32,10 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+pub use classifier::{
+    parse_labels, Classification, Classifier, ClassifierInfo, ClassifierOptions, OutputKind,
+    DEFAULT_CLASSIFIER_MAX_LENGTH,
+};
 pub use error::{Error, Result};
 pub use jsonl::{embed_jsonl, read_jsonl_inputs, JsonlInput};
 pub use manifest::{InputNames, Manifest, Pooling};
@@ -242,11 +247,11 @@ impl std::fmt::Debug for Surrogate {
     }
 }
 
-struct Tok {
-    ids: Vec<i64>,
-    type_ids: Vec<i64>,
-    truncated: bool,
-    empty: bool,
+pub(crate) struct Tok {
+    pub(crate) ids: Vec<i64>,
+    pub(crate) type_ids: Vec<i64>,
+    pub(crate) truncated: bool,
+    pub(crate) empty: bool,
 }
 
 /// A worker's statistics and (input indices, pooled rows) per batch.
@@ -258,7 +263,7 @@ struct Batch {
     toks: Vec<Tok>,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -278,18 +283,7 @@ impl Surrogate {
     /// and the pooled width equals `dim`.
     pub fn load(path: impl AsRef<Path>, opts: &Options) -> Result<Surrogate> {
         let path = path.as_ref();
-        if opts.workers == 0 {
-            return Err(Error::Options {
-                option: "workers",
-                message: "must be at least 1".into(),
-            });
-        }
-        if opts.batch_size == 0 {
-            return Err(Error::Options {
-                option: "batch_size",
-                message: "must be at least 1".into(),
-            });
-        }
+        check_run_options(opts)?;
         let (manifest, manifest_path) = Manifest::read(path)?;
         let base = manifest_path
             .parent()
@@ -318,90 +312,17 @@ impl Surrogate {
             }
         }
 
-        let mut tokenizer = Tokenizer::from_bytes(&tok_bytes).map_err(|e| Error::Tokenizer {
-            path: tokenizer_path.clone(),
-            message: format!("not a valid tokenizer.json: {e}"),
-        })?;
-        tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: manifest.max_length,
-                strategy: TruncationStrategy::LongestFirst,
-                stride: 0,
-                direction: TruncationDirection::Right,
-            }))
-            .map_err(|e| Error::Tokenizer {
-                path: tokenizer_path.clone(),
-                message: format!("cannot truncate to max_length {}: {e}", manifest.max_length),
-            })?;
-        tokenizer.with_padding(None);
+        let mut tokenizer = parse_tokenizer(&tok_bytes, &tokenizer_path)?;
+        limit_tokenizer(&mut tokenizer, &tokenizer_path, manifest.max_length)?;
         let vocab_size = tokenizer.get_vocab_size(true);
 
         let mut warnings = Vec::new();
         let rt = ort_runtime(opts.ort_library.as_deref(), &mut warnings)?;
-
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let intra = if opts.intra_threads == 0 {
-            (cores / opts.workers).max(1)
-        } else {
-            opts.intra_threads
-        };
-
-        // Execution provider: decided once, with the reason when CUDA cannot be used.
-        let mut ep_name = "CPUExecutionProvider".to_string();
-        let mut use_cuda = None;
-        if let Device::Cuda(n) = opts.device {
-            match cuda_unavailable_reason(&rt, n) {
-                None => use_cuda = Some(n),
-                Some(reason) => {
-                    if opts.strict {
-                        return Err(Error::Device {
-                            provider: format!("CUDA:{n}"),
-                            reason,
-                        });
-                    }
-                    warnings.push(format!("CUDA:{n} unavailable, fell back to CPU: {reason}"));
-                }
-            }
-        }
-
-        let mut sessions = Vec::with_capacity(opts.workers);
-        for w in 0..opts.workers {
-            let mut b = session_builder(&rt, intra)?;
-            if let Some(n) = use_cuda {
-                let ep = ort::ep::CUDA::default()
-                    .with_device_id(n as i32)
-                    .build()
-                    .error_on_failure();
-                match b.clone().with_execution_providers([ep]) {
-                    Ok(nb) => {
-                        b = nb;
-                        ep_name = format!("CUDAExecutionProvider:{n}");
-                    }
-                    Err(e) => {
-                        let reason = e.to_string();
-                        if opts.strict {
-                            return Err(Error::Device {
-                                provider: format!("CUDA:{n}"),
-                                reason,
-                            });
-                        }
-                        warnings.push(format!(
-                            "CUDA:{n} could not be registered, fell back to CPU: {reason}"
-                        ));
-                        use_cuda = None;
-                    }
-                }
-            }
-            let s = b.commit_from_memory(&model_bytes).map_err(|e| Error::Model {
-                path: model_path.clone(),
-                message: if w == 0 {
-                    format!("ONNX Runtime cannot load it (missing, truncated or not an ONNX model?): {e}")
-                } else {
-                    format!("creating session {w}: {e}")
-                },
-            })?;
-            sessions.push(Mutex::new(s));
-        }
+        let Sessions {
+            sessions,
+            execution_provider: ep_name,
+            intra_threads: intra,
+        } = create_sessions(&rt, opts, &model_bytes, &model_path, &mut warnings)?;
 
         let (has_token_type, out_widths) = check_io(
             &sessions[0].lock().unwrap_or_else(|p| p.into_inner()),
@@ -539,7 +460,7 @@ impl Surrogate {
                     let toks: Vec<Result<Tok>> = part
                         .par_iter()
                         .enumerate()
-                        .map(|(i, inp)| self.tokenize(inp, start + i))
+                        .map(|(i, inp)| tokenize(&self.tokenizer, inp, start + i))
                         .collect();
                     let mut toks: Vec<(usize, Tok)> = toks
                         .into_iter()
@@ -629,28 +550,6 @@ impl Surrogate {
         Ok(Embeddings { dim, data, stats })
     }
 
-    fn tokenize(&self, inp: &TextInput<'_>, index: usize) -> Result<Tok> {
-        let enc = match *inp {
-            TextInput::Single(a) => self.tokenizer.encode_fast(a, true),
-            TextInput::Pair(a, b) => self.tokenizer.encode_fast((a, b), true),
-        }
-        .map_err(|e| Error::Input {
-            source_name: "input".into(),
-            line: index + 1,
-            message: format!("tokenizer failed: {e}"),
-        })?;
-        let empty = match *inp {
-            TextInput::Single(a) => a.trim().is_empty(),
-            TextInput::Pair(a, b) => a.trim().is_empty() && b.trim().is_empty(),
-        };
-        Ok(Tok {
-            ids: enc.get_ids().iter().map(|&x| x as i64).collect(),
-            type_ids: enc.get_type_ids().iter().map(|&x| x as i64).collect(),
-            truncated: !enc.get_overflowing().is_empty(),
-            empty,
-        })
-    }
-
     fn run_batch(
         &self,
         session: &mut Session,
@@ -658,24 +557,12 @@ impl Surrogate {
         st: &mut EmbedStats,
     ) -> Result<Vec<f32>> {
         let b = batch.toks.len();
-        let len = batch
-            .toks
-            .iter()
-            .map(|t| t.ids.len())
-            .max()
-            .unwrap_or(0)
-            .max(1);
-        let mut ids = vec![0i64; b * len];
-        let mut mask = vec![0i64; b * len];
-        let mut types = vec![0i64; if self.has_token_type { b * len } else { 0 }];
-        for (r, t) in batch.toks.iter().enumerate() {
-            let row = r * len;
-            ids[row..row + t.ids.len()].copy_from_slice(&t.ids);
-            mask[row..row + t.ids.len()].fill(1);
-            if self.has_token_type {
-                types[row..row + t.ids.len()].copy_from_slice(&t.type_ids);
-            }
-        }
+        let Padded {
+            len,
+            ids,
+            mask,
+            types,
+        } = pad_batch(&batch.toks, self.has_token_type);
         st.padded_tokens += b * len;
         st.batches += 1;
         let t = Instant::now();
@@ -787,6 +674,192 @@ impl Surrogate {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Rejects run options that cannot work (shared by [`Surrogate`] and [`Classifier`]).
+pub(crate) fn check_run_options(opts: &Options) -> Result<()> {
+    if opts.workers == 0 {
+        return Err(Error::Options {
+            option: "workers",
+            message: "must be at least 1".into(),
+        });
+    }
+    if opts.batch_size == 0 {
+        return Err(Error::Options {
+            option: "batch_size",
+            message: "must be at least 1".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Parses a tokenizer.json.
+pub(crate) fn parse_tokenizer(bytes: &[u8], path: &Path) -> Result<Tokenizer> {
+    Tokenizer::from_bytes(bytes).map_err(|e| Error::Tokenizer {
+        path: path.to_path_buf(),
+        message: format!("not a valid tokenizer.json: {e}"),
+    })
+}
+
+/// Replaces the tokenizer's own truncation (longest-first to `max_length`) and padding (none:
+/// batches are padded dynamically).
+pub(crate) fn limit_tokenizer(tok: &mut Tokenizer, path: &Path, max_length: usize) -> Result<()> {
+    tok.with_truncation(Some(TruncationParams {
+        max_length,
+        strategy: TruncationStrategy::LongestFirst,
+        stride: 0,
+        direction: TruncationDirection::Right,
+    }))
+    .map_err(|e| Error::Tokenizer {
+        path: path.to_path_buf(),
+        message: format!("cannot truncate to max_length {max_length}: {e}"),
+    })?;
+    tok.with_padding(None);
+    Ok(())
+}
+
+/// Tokenises one input (`index` is 0-based, reported 1-based).
+pub(crate) fn tokenize(tokenizer: &Tokenizer, inp: &TextInput<'_>, index: usize) -> Result<Tok> {
+    let enc = match *inp {
+        TextInput::Single(a) => tokenizer.encode_fast(a, true),
+        TextInput::Pair(a, b) => tokenizer.encode_fast((a, b), true),
+    }
+    .map_err(|e| Error::Input {
+        source_name: "input".into(),
+        line: index + 1,
+        message: format!("tokenizer failed: {e}"),
+    })?;
+    let empty = match *inp {
+        TextInput::Single(a) => a.trim().is_empty(),
+        TextInput::Pair(a, b) => a.trim().is_empty() && b.trim().is_empty(),
+    };
+    Ok(Tok {
+        ids: enc.get_ids().iter().map(|&x| x as i64).collect(),
+        type_ids: enc.get_type_ids().iter().map(|&x| x as i64).collect(),
+        truncated: !enc.get_overflowing().is_empty(),
+        empty,
+    })
+}
+
+/// A batch padded to its longest input: `[rows, len]` row-major ids, mask (1 = token) and type
+/// ids (empty when the model takes none).
+pub(crate) struct Padded {
+    pub(crate) len: usize,
+    pub(crate) ids: Vec<i64>,
+    pub(crate) mask: Vec<i64>,
+    pub(crate) types: Vec<i64>,
+}
+
+/// Dynamic padding: pads `toks` to the longest of them (at least 1) with id 0 and mask 0.
+pub(crate) fn pad_batch(toks: &[Tok], token_types: bool) -> Padded {
+    let b = toks.len();
+    let len = toks.iter().map(|t| t.ids.len()).max().unwrap_or(0).max(1);
+    let mut ids = vec![0i64; b * len];
+    let mut mask = vec![0i64; b * len];
+    let mut types = vec![0i64; if token_types { b * len } else { 0 }];
+    for (r, t) in toks.iter().enumerate() {
+        let row = r * len;
+        ids[row..row + t.ids.len()].copy_from_slice(&t.ids);
+        mask[row..row + t.ids.len()].fill(1);
+        if token_types {
+            types[row..row + t.ids.len()].copy_from_slice(&t.type_ids);
+        }
+    }
+    Padded {
+        len,
+        ids,
+        mask,
+        types,
+    }
+}
+
+/// One session per worker, with the execution provider actually in use.
+pub(crate) struct Sessions {
+    pub(crate) sessions: Vec<Mutex<Session>>,
+    /// `CPUExecutionProvider` or `CUDAExecutionProvider:N`.
+    pub(crate) execution_provider: String,
+    pub(crate) intra_threads: usize,
+}
+
+/// Creates `opts.workers` sessions of the model: intra-op threads, CUDA with the reason for any
+/// fallback pushed to `warnings` (or `Error::Device` when `opts.strict`).
+pub(crate) fn create_sessions(
+    rt: &OrtRuntime,
+    opts: &Options,
+    model_bytes: &[u8],
+    model_path: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Sessions> {
+    let model_path = model_path.to_path_buf();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let intra = if opts.intra_threads == 0 {
+        (cores / opts.workers).max(1)
+    } else {
+        opts.intra_threads
+    };
+
+    // Execution provider: decided once, with the reason when CUDA cannot be used.
+    let mut ep_name = "CPUExecutionProvider".to_string();
+    let mut use_cuda = None;
+    if let Device::Cuda(n) = opts.device {
+        match cuda_unavailable_reason(rt, n) {
+            None => use_cuda = Some(n),
+            Some(reason) => {
+                if opts.strict {
+                    return Err(Error::Device {
+                        provider: format!("CUDA:{n}"),
+                        reason,
+                    });
+                }
+                warnings.push(format!("CUDA:{n} unavailable, fell back to CPU: {reason}"));
+            }
+        }
+    }
+
+    let mut sessions = Vec::with_capacity(opts.workers);
+    for w in 0..opts.workers {
+        let mut b = session_builder(rt, intra)?;
+        if let Some(n) = use_cuda {
+            let ep = ort::ep::CUDA::default()
+                .with_device_id(n as i32)
+                .build()
+                .error_on_failure();
+            match b.clone().with_execution_providers([ep]) {
+                Ok(nb) => {
+                    b = nb;
+                    ep_name = format!("CUDAExecutionProvider:{n}");
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    if opts.strict {
+                        return Err(Error::Device {
+                            provider: format!("CUDA:{n}"),
+                            reason,
+                        });
+                    }
+                    warnings.push(format!(
+                        "CUDA:{n} could not be registered, fell back to CPU: {reason}"
+                    ));
+                    use_cuda = None;
+                }
+            }
+        }
+        let s = b.commit_from_memory(model_bytes).map_err(|e| Error::Model {
+                path: model_path.clone(),
+                message: if w == 0 {
+                    format!("ONNX Runtime cannot load it (missing, truncated or not an ONNX model?): {e}")
+                } else {
+                    format!("creating session {w}: {e}")
+                },
+            })?;
+        sessions.push(Mutex::new(s));
+    }
+
+    Ok(Sessions {
+        sessions,
+        execution_provider: ep_name,
+        intra_threads: intra,
+    })
 }
 
 fn session_builder(rt: &OrtRuntime, intra: usize) -> Result<SessionBuilder> {
