@@ -34,7 +34,7 @@ impl Default for IndexParams {
         IndexParams {
             m: 16,
             ef_construction: 100,
-            ef_search: 64,
+            ef_search: 128,
             brute_force_below: 2048,
         }
     }
