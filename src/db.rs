@@ -12,7 +12,11 @@ use crate::entry::{Embedding, Entry, EntryId, EntryRef, EntrySummary, Kind, NewE
 use crate::error::{Error, Result};
 use crate::index::{persist, IndexParams, SpaceIndex};
 use crate::query::{Filter, Hit, Query, SearchPath, SpaceSel};
-use crate::space::{Space, SpaceDef, SpaceId, SpaceRef};
+use crate::space::{EmbeddingKind, Space, SpaceDef, SpaceId, SpaceRef};
+
+/// The method used when an entry has several and the caller names none (the measured best;
+/// see docs/METHODS.md).
+pub const DEFAULT_METHOD: &str = "fisher";
 use crate::store::codec::{self, EntryRecord, VecMeta};
 use crate::store::{self, Db, Meta};
 
@@ -492,11 +496,7 @@ impl TaskDb {
                             }
                             let id = next_space;
                             next_space += 1;
-                            let s = Space {
-                                id,
-                                def,
-                                created_at_ms: now,
-                            };
+                            let s = Space::new(id, def, now);
                             let json = serde_json::to_string(&s)
                                 .map_err(|e| Error::Internal(format!("space json: {e}")))?;
                             sp_t.insert(id, json.as_str())
@@ -510,6 +510,7 @@ impl TaskDb {
                         }
                     };
                     space.check(&v.embedding, &vctx)?;
+                    let prep = space.prep(&v.embedding)?;
                     let (bytes, crc) = codec::encode_vector(&v.embedding);
                     vec_t
                         .insert((next_id, v.method.as_str()), bytes.as_slice())
@@ -519,6 +520,7 @@ impl TaskDb {
                         method: v.method,
                         space: space.id,
                         crc,
+                        prep,
                     });
                     vals.push((space.id, v.embedding));
                 }
@@ -770,6 +772,11 @@ impl TaskDb {
                         ))
                     })?,
                     None if e.vectors.len() == 1 => &e.vectors[0],
+                    None if e.vectors.iter().any(|v| v.method == DEFAULT_METHOD) => e
+                        .vectors
+                        .iter()
+                        .find(|v| v.method == DEFAULT_METHOD)
+                        .expect("checked"),
                     None => {
                         return Err(Error::SpaceMismatch(format!(
                             "entry {r} has several methods ({}); choose one",
@@ -824,7 +831,7 @@ impl TaskDb {
         };
         let empty = BTreeSet::new();
         let points = c.space_points.get(&sid).unwrap_or(&empty);
-        let prepared = space.prepare(&qemb);
+        let prepared = space.prepare(&qemb)?;
         let score_ids = |ids: &mut dyn Iterator<Item = EntryId>| -> Result<Vec<Hit>> {
             let mut hits = Vec::new();
             for id in ids {
@@ -840,7 +847,7 @@ impl TaskDb {
                     name: e.name.clone(),
                     version: e.version,
                     kind: e.kind,
-                    score: space.score(&prepared, &x),
+                    score: space.score(&prepared, &x, vm.prep)?,
                     space: space.def.name.clone(),
                     method: vm.method.clone(),
                 });
@@ -867,9 +874,14 @@ impl TaskDb {
         // hnsw_rs's filtered search gives up its early exit and explores most of the graph, so
         // the graph is searched unfiltered with oversampling and the hits filtered afterwards;
         // the oversampling grows until k hits pass, then falls back to an exact scan.
-        let qv = space.index_vector(&qemb);
+        let qv = space.index_vector(&qemb)?;
         let frac = (candidates as f64 / total.max(1) as f64).max(1e-6);
         let mut want = ((k as f64 / frac).ceil() as usize + k / 4 + 2).min(total);
+        if space.def.embedding == EmbeddingKind::LowRank {
+            // The graph holds sketches (estimates of the exact scores): take a wide candidate
+            // set and re-rank it exactly.
+            want = want.max(8 * k).max(128).min(total);
+        }
         let ids = loop {
             let ef = self.params.ef_search.max(want);
             let found = idx.search(&qv, want, ef)?;

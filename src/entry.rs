@@ -65,15 +65,21 @@ impl FromStr for Kind {
     }
 }
 
+/// The factors of a symmetric matrix `U diag(s) Uᵀ` (a matrix-valued task embedding).
+pub use taskdb_methods::LowRank;
+
 /// One embedding value. Stored exactly (little-endian f32 with a checksum).
 ///
-/// Only dense vectors exist today; matrix-valued embeddings (low-rank factors) are planned as a
-/// second variant, indexed by a sketch and re-ranked exactly (see `docs/ENGINE-NOTES.md`).
+/// Matrix-valued task embeddings (`scatter`, `fisher`) are stored exactly as low-rank factors;
+/// their spaces index a compact sketch and re-rank candidates exactly (see ARCHITECTURE.md).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Embedding {
     /// A dense vector; compared by cosine similarity.
     Dense(Vec<f32>),
+    /// A symmetric `dim × dim` matrix stored as its factors; compared by the cosine of
+    /// (optionally centred) matrices in the Frobenius inner product.
+    LowRank(LowRank),
 }
 
 impl Embedding {
@@ -81,6 +87,7 @@ impl Embedding {
     pub fn dim(&self) -> usize {
         match self {
             Embedding::Dense(v) => v.len(),
+            Embedding::LowRank(l) => l.dim,
         }
     }
 
@@ -88,6 +95,23 @@ impl Embedding {
     pub fn as_dense(&self) -> Option<&[f32]> {
         match self {
             Embedding::Dense(v) => Some(v),
+            Embedding::LowRank(_) => None,
+        }
+    }
+
+    /// The factors, if this is a matrix-valued embedding.
+    pub fn as_low_rank(&self) -> Option<&LowRank> {
+        match self {
+            Embedding::LowRank(l) => Some(l),
+            Embedding::Dense(_) => None,
+        }
+    }
+
+    /// The methods crate's view of this value.
+    pub(crate) fn to_task(&self) -> taskdb_methods::TaskEmbedding {
+        match self {
+            Embedding::Dense(v) => taskdb_methods::TaskEmbedding::Dense(v.clone()),
+            Embedding::LowRank(l) => taskdb_methods::TaskEmbedding::LowRank(l.clone()),
         }
     }
 
@@ -109,6 +133,36 @@ impl Embedding {
                     return Err(Error::invalid(
                         context,
                         "zero vector: cosine similarity is undefined for it",
+                    ));
+                }
+                Ok(())
+            }
+            Embedding::LowRank(l) => {
+                let r = l.s.len();
+                if l.dim == 0 || r == 0 {
+                    return Err(Error::invalid(context, "empty low-rank embedding"));
+                }
+                if l.u.len() != l.dim * r {
+                    return Err(Error::invalid(
+                        context,
+                        format!(
+                            "low-rank factors of dimension {} and rank {r} need {} values, got {}",
+                            l.dim,
+                            l.dim * r,
+                            l.u.len()
+                        ),
+                    ));
+                }
+                if let Some(i) = l.u.iter().chain(&l.s).position(|x| !x.is_finite()) {
+                    return Err(Error::invalid(
+                        context,
+                        format!("low-rank factor value {i} is not finite"),
+                    ));
+                }
+                if l.s.iter().all(|&x| x == 0.0) {
+                    return Err(Error::invalid(
+                        context,
+                        "zero matrix: cosine similarity is undefined for it",
                     ));
                 }
                 Ok(())

@@ -29,6 +29,10 @@ pub mod exit {
     pub const CORRUPT: i32 = 7;
     /// An I/O error (permissions, disk full, missing input file).
     pub const IO: i32 = 8;
+    /// The surrogate could not run: ONNX Runtime or the model missing or broken, device unusable.
+    pub const SURROGATE: i32 = 9;
+    /// A model command failed: crashed, timed out, or broke the JSON-lines protocol.
+    pub const MODEL: i32 = 10;
 }
 
 /// Everything that can go wrong in taskdb.
@@ -135,6 +139,25 @@ pub enum Error {
         message: String,
     },
 
+    /// The surrogate runtime failed (ONNX Runtime discovery, model, tokenizer, device, input).
+    #[error(transparent)]
+    Surrogate(#[from] taskdb_surrogate::Error),
+
+    /// A dataset, probe set, prediction file or model command was unusable.
+    #[error(transparent)]
+    Source(#[from] taskdb_sources::Error),
+
+    /// The feature cache (derived state) could not be used.
+    #[error(
+        "feature cache {path}: {message} (the cache is derived state: deleting the file is safe)"
+    )]
+    Cache {
+        /// The cache file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+
     /// An internal invariant failed: a bug in taskdb.
     #[error("internal error (please report): {0}")]
     Internal(String),
@@ -153,6 +176,27 @@ impl Error {
             Error::Corrupt { .. } => exit::CORRUPT,
             Error::Storage { .. } => exit::CORRUPT,
             Error::Internal(_) => exit::INTERNAL,
+            Error::Surrogate(e) => match e {
+                taskdb_surrogate::Error::Input { .. } => exit::INVALID_INPUT,
+                taskdb_surrogate::Error::Io { .. } => exit::IO,
+                _ => exit::SURROGATE,
+            },
+            Error::Source(e) => {
+                use taskdb_sources::Error as S;
+                match e {
+                    S::Io { .. } => exit::IO,
+                    S::Spawn { .. }
+                    | S::ChildFailed { .. }
+                    | S::Timeout { .. }
+                    | S::TooFewLines { .. }
+                    | S::UnknownId { .. }
+                    | S::DuplicateId { .. }
+                    | S::NotJson { .. }
+                    | S::BadPrediction { .. } => exit::MODEL,
+                    _ => exit::INVALID_INPUT,
+                }
+            }
+            Error::Cache { .. } => exit::IO,
         }
     }
 

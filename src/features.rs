@@ -28,7 +28,9 @@ const FEATURES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("featur
 /// One input of the surrogate: a text, or a text pair encoded jointly.
 #[derive(Debug, Clone, Copy)]
 pub struct FeatureInput<'a> {
+    /// The text.
     pub text: &'a str,
+    /// The second text of a pair, encoded jointly with the first.
     pub pair: Option<&'a str>,
 }
 
@@ -146,7 +148,9 @@ impl FeatureCache {
                         }
                     }
                 }
-                Err(redb::TableError::TableDoesNotExist(_)) => missing = (0..inputs.len()).collect(),
+                Err(redb::TableError::TableDoesNotExist(_)) => {
+                    missing = (0..inputs.len()).collect()
+                }
                 Err(e) => return Err(self.err(e)),
             }
         }

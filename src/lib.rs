@@ -26,20 +26,24 @@
 mod db;
 mod entry;
 pub mod error;
+pub mod features;
 pub mod index;
+pub mod ingest;
 mod query;
 pub mod space;
 mod store;
 
-pub use db::{CheckReport, CompactReport, OpenOptions, SpaceStats, Stats, TaskDb};
+pub use db::{CheckReport, CompactReport, OpenOptions, SpaceStats, Stats, TaskDb, DEFAULT_METHOD};
 pub use entry::{
-    Embedding, Entry, EntryId, EntryRef, EntrySummary, Kind, NewEntry, NewVector, Provenance,
+    Embedding, Entry, EntryId, EntryRef, EntrySummary, Kind, LowRank, NewEntry, NewVector,
+    Provenance,
 };
 pub use error::{Error, Result};
 pub use index::IndexParams;
 pub use query::{Filter, Hit, Query, SearchPath, SpaceSel};
-pub use space::{EmbeddingKind, Space, SpaceDef, SpaceId, SpaceRef};
+pub use space::{EmbeddingKind, Space, SpaceDef, SpaceId, SpaceRef, TaskSpaceParams};
 pub use store::FORMAT_VERSION;
+pub use taskdb_methods::{MethodKind, MethodParams};
 
 /// Paths of derived files, for tools and tests.
 pub mod files {

@@ -7,7 +7,10 @@
 //! cosine similarity on L2-normalised vectors. Matrix-valued spaces (planned) will index a
 //! sketch and score exactly on the stored factors.
 
+use std::sync::{Arc, OnceLock};
+
 use serde::{Deserialize, Serialize};
+use taskdb_methods::{self as methods, MethodKind, MethodParams, Reference, SketchBasis, Sketcher};
 
 use crate::entry::Embedding;
 use crate::error::{Error, Result};
@@ -22,6 +25,10 @@ pub type SpaceId = u32;
 pub enum EmbeddingKind {
     /// Dense vectors of the space's dimension, compared by cosine similarity.
     Dense,
+    /// Symmetric `dim × dim` matrices stored as low-rank factors, compared by the cosine of the
+    /// (unit-normalised, reference-centred) matrices. The graph holds a sketch; hits are
+    /// re-ranked exactly.
+    LowRank,
 }
 
 /// The definition of a space. Stored as JSON (inside the record codec), so fields can be added
@@ -89,6 +96,164 @@ pub struct Space {
     pub def: SpaceDef,
     /// Creation time, ms since the epoch.
     pub created_at_ms: u64,
+    /// The task scorer, built from `def.params` on first use (derived, never stored).
+    #[serde(skip)]
+    pub(crate) scorer: ScorerCell,
+}
+
+/// The parameters of a task space (a space made by ingestion): stored as `SpaceDef::params`.
+/// Everything that defines the function from a task to its comparable vector is here, so two
+/// spaces with equal parameters are interchangeable and a space never changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpaceParams {
+    /// The method.
+    pub method: MethodKind,
+    /// Its parameters.
+    pub method_params: MethodParams,
+    /// The frozen centring reference, for methods that centre (see `MethodKind::uses_reference`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<StoredReference>,
+    /// The sketch indexed in the graph for candidate generation.
+    pub sketch: SketchSpec,
+}
+
+/// A frozen reference as stored inside a space definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredReference {
+    /// How it was built (cluster counts, seeds, rows of U).
+    pub spec: methods::ReferenceSpec,
+    /// Matrix side (matrix methods) or vector length.
+    pub dim: usize,
+    /// sha256 (hex) of the little-endian f32 values.
+    pub sha256: String,
+    /// The values (row-major for matrices), little-endian f32, base64.
+    pub values_b64: String,
+}
+
+/// The sketch of a task space: `m` seeded Gaussian quadratic forms (matrices) or the centred
+/// vector itself (dense methods; `m` is then the dimension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SketchSpec {
+    /// Sketch dimension.
+    pub m: usize,
+    /// Seed of the Gaussian vectors.
+    pub seed: u64,
+}
+
+/// Default sketch size for matrix spaces (measured: Pearson .92 with exact cosines at 512).
+pub const SKETCH_DIM: usize = 512;
+
+impl TaskSpaceParams {
+    /// Parameters of a new task space. `reference` is used only when the method centres.
+    pub fn new(
+        method: MethodKind,
+        method_params: MethodParams,
+        reference: Option<Reference>,
+    ) -> Self {
+        let reference = reference.filter(|_| method.uses_reference()).map(|r| {
+            let bytes: Vec<u8> = r.values.iter().flat_map(|x| x.to_le_bytes()).collect();
+            StoredReference {
+                spec: r.spec.clone(),
+                dim: r.dim,
+                sha256: sha256_hex(&bytes),
+                values_b64: b64().encode(&bytes),
+            }
+        });
+        TaskSpaceParams {
+            method,
+            method_params,
+            reference,
+            sketch: SketchSpec {
+                m: SKETCH_DIM,
+                seed: 0x7461_736b,
+            },
+        }
+    }
+
+    /// The space definition for these parameters.
+    pub fn into_def(self, name: String, dim: u32, surrogate_fp: &str, probe_fp: &str) -> SpaceDef {
+        let embedding = if self.method.is_matrix() {
+            EmbeddingKind::LowRank
+        } else {
+            EmbeddingKind::Dense
+        };
+        SpaceDef {
+            name,
+            embedding,
+            dim,
+            method: Some(self.method.name().to_string()),
+            surrogate_fingerprint: Some(surrogate_fp.to_string()),
+            probe_fingerprint: Some(probe_fp.to_string()),
+            params: serde_json::to_value(&self).unwrap_or_default(),
+        }
+    }
+
+    /// Reads the parameters of a task space.
+    pub fn from_def(def: &SpaceDef) -> Result<TaskSpaceParams> {
+        serde_json::from_value(def.params.clone()).map_err(|e| Error::Corrupt {
+            what: format!("space {:?}", def.name),
+            detail: format!("task-space parameters unreadable: {e}"),
+        })
+    }
+
+    /// The reference, decoded and verified.
+    pub fn reference(&self, space: &str) -> Result<Option<Reference>> {
+        let Some(r) = &self.reference else {
+            return Ok(None);
+        };
+        let corrupt = |detail: String| Error::Corrupt {
+            what: format!("space {space:?} reference"),
+            detail,
+        };
+        let bytes = b64()
+            .decode(&r.values_b64)
+            .map_err(|e| corrupt(format!("undecodable: {e}")))?;
+        if sha256_hex(&bytes) != r.sha256 {
+            return Err(corrupt("sha256 mismatch".into()));
+        }
+        let values: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok(Some(Reference {
+            method: self.method,
+            dim: r.dim,
+            values,
+            spec: r.spec.clone(),
+        }))
+    }
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+use base64::Engine as _;
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Exact scoring and sketching for a task space.
+#[derive(Debug)]
+pub(crate) struct TaskScorer {
+    reference: Option<Reference>,
+    sketcher: Sketcher,
+}
+
+/// Lazily built [`TaskScorer`]; never compared, never serialised.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ScorerCell(OnceLock<Option<Arc<TaskScorer>>>);
+
+impl PartialEq for ScorerCell {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+fn method_err(space: &str) -> impl Fn(methods::MethodError) -> Error + '_ {
+    move |e| Error::invalid(format!("space {space:?}"), e.to_string())
 }
 
 /// Vectors put into HNSW graphs are scaled by this factor after L2 normalisation, so that the
@@ -97,6 +262,55 @@ pub struct Space {
 pub(crate) const INDEX_SCALE: f32 = 0.9999;
 
 impl Space {
+    /// A space record (the scorer is built on first use).
+    pub fn new(id: SpaceId, def: SpaceDef, created_at_ms: u64) -> Space {
+        Space {
+            id,
+            def,
+            created_at_ms,
+            scorer: ScorerCell::default(),
+        }
+    }
+
+    /// Whether this space was made by ingestion (a method over a surrogate), as opposed to an
+    /// external space of imported vectors.
+    pub fn is_task_space(&self) -> bool {
+        self.def.params.get("method_params").is_some() && self.def.params.get("sketch").is_some()
+    }
+
+    /// The task scorer of a task space (`None` for external spaces).
+    pub(crate) fn scorer(&self) -> Result<Option<Arc<TaskScorer>>> {
+        if let Some(s) = self.scorer.0.get() {
+            return Ok(s.clone());
+        }
+        let built = if self.is_task_space() {
+            let p = TaskSpaceParams::from_def(&self.def)?;
+            let reference = p.reference(&self.def.name)?;
+            let basis = SketchBasis::new(self.def.dim as usize, p.sketch.m, p.sketch.seed);
+            let sketcher =
+                Sketcher::new(&basis, reference.as_ref()).map_err(method_err(&self.def.name))?;
+            Some(Arc::new(TaskScorer {
+                reference,
+                sketcher,
+            }))
+        } else {
+            None
+        };
+        Ok(self.scorer.0.get_or_init(|| built).clone())
+    }
+
+    /// The exact-scoring constants of a vector of this space (task spaces only).
+    pub(crate) fn prep(&self, e: &Embedding) -> Result<Option<(f64, f64)>> {
+        Ok(match self.scorer()? {
+            Some(t) => {
+                let p = methods::prepare(&e.to_task(), t.reference.as_ref())
+                    .map_err(method_err(&self.def.name))?;
+                Some((p.norm, p.ref_dot))
+            }
+            None => None,
+        })
+    }
+
     /// Checks that `e` can live in this space. `context` names the entry for the error.
     pub fn check(&self, e: &Embedding, context: &str) -> Result<()> {
         match (&self.def.embedding, e) {
@@ -114,39 +328,115 @@ impl Space {
                 }
                 e.validate(context)
             }
+            (EmbeddingKind::LowRank, Embedding::LowRank(l)) => {
+                if l.dim != self.def.dim as usize {
+                    return Err(Error::invalid(
+                        context,
+                        format!(
+                            "wrong matrix dimension for space {:?}: expected {}, got {}",
+                            self.def.name, self.def.dim, l.dim
+                        ),
+                    ));
+                }
+                e.validate(context)
+            }
+            (want, _) => Err(Error::invalid(
+                context,
+                format!(
+                    "space {:?} holds {want:?} embeddings; this value is of another kind",
+                    self.def.name
+                ),
+            )),
         }
     }
 
     /// The vector inserted into the HNSW graph for `e` (dense: L2-normalised, scaled by
     /// [`INDEX_SCALE`]). `e` must have passed [`Space::check`].
-    pub fn index_vector(&self, e: &Embedding) -> Vec<f32> {
+    ///
+    /// Task spaces index the unit-length sketch of the centred embedding (exact for dense
+    /// methods, an unbiased estimate of the centred cosine for matrix methods).
+    pub fn index_vector(&self, e: &Embedding) -> Result<Vec<f32>> {
+        if let Some(t) = self.scorer()? {
+            let z = t
+                .sketcher
+                .sketch(&e.to_task())
+                .map_err(method_err(&self.def.name))?;
+            return Ok(z.iter().map(|x| x * INDEX_SCALE).collect());
+        }
         match e {
             Embedding::Dense(v) => {
                 let n = norm(v);
                 let s = INDEX_SCALE / n;
-                v.iter().map(|x| x * s).collect()
+                Ok(v.iter().map(|x| x * s).collect())
             }
+            Embedding::LowRank(_) => Err(Error::Internal(format!(
+                "low-rank value in non-task space {:?}",
+                self.def.name
+            ))),
+        }
+    }
+
+    /// The dimension of the vectors in this space's graph.
+    pub fn index_dim(&self) -> usize {
+        match (&self.def.embedding, TaskSpaceParams::from_def(&self.def)) {
+            (EmbeddingKind::LowRank, Ok(p)) => p.sketch.m,
+            _ => self.def.dim as usize,
         }
     }
 
     /// Prepares a query for repeated exact scoring.
-    pub fn prepare(&self, q: &Embedding) -> Prepared {
+    pub fn prepare(&self, q: &Embedding) -> Result<Prepared> {
+        if let Some(t) = self.scorer()? {
+            let p = methods::prepare(&q.to_task(), t.reference.as_ref())
+                .map_err(method_err(&self.def.name))?;
+            return Ok(Prepared::Task(Box::new(p)));
+        }
         match q {
             Embedding::Dense(v) => {
                 let n = norm(v);
-                Prepared::Dense(v.iter().map(|x| x / n).collect())
+                Ok(Prepared::Dense(v.iter().map(|x| x / n).collect()))
             }
+            Embedding::LowRank(_) => Err(Error::Internal(format!(
+                "low-rank value in non-task space {:?}",
+                self.def.name
+            ))),
         }
     }
 
-    /// The exact similarity of a prepared query and a stored embedding (dense: cosine,
-    /// in [-1, 1], higher is nearer).
-    pub fn score(&self, q: &Prepared, x: &Embedding) -> f32 {
+    /// The exact similarity of a prepared query and a stored embedding (dense: cosine; task
+    /// spaces: cosine of the unit-normalised, reference-centred embeddings), in [-1, 1],
+    /// higher is nearer. `prep` are the stored vector's constants (see [`Space::prep`]).
+    pub fn score(&self, q: &Prepared, x: &Embedding, prep: Option<(f64, f64)>) -> Result<f32> {
         match (q, x) {
+            (Prepared::Task(q), _) => {
+                let (norm, ref_dot) = match prep {
+                    Some(p) => p,
+                    None => {
+                        let t = self.scorer()?.ok_or_else(|| {
+                            Error::Internal("task query in non-task space".into())
+                        })?;
+                        let p = methods::prepare(&x.to_task(), t.reference.as_ref())
+                            .map_err(method_err(&self.def.name))?;
+                        (p.norm, p.ref_dot)
+                    }
+                };
+                let other = methods::Prepared {
+                    emb: x.to_task(),
+                    norm,
+                    ref_dot,
+                    ref_norm2: q.ref_norm2,
+                };
+                let c = q.cosine(&other).map_err(method_err(&self.def.name))?;
+                Ok((c as f32).clamp(-1.0, 1.0))
+            }
             (Prepared::Dense(q), Embedding::Dense(x)) => {
                 let n = norm(x);
-                (dot(q, x) / n).clamp(-1.0, 1.0)
+                Ok((dot(q, x) / n).clamp(-1.0, 1.0))
             }
+            (Prepared::Dense(_), Embedding::LowRank(_)) => Err(Error::Internal(format!(
+                "low-rank value in dense space {:?}",
+                self.def.name
+            ))),
         }
     }
 }
@@ -156,6 +446,8 @@ impl Space {
 pub enum Prepared {
     /// An L2-normalised dense vector.
     Dense(Vec<f32>),
+    /// A task-space query with its exact-scoring constants.
+    Task(Box<methods::Prepared>),
 }
 
 /// Dot product in f32 with eight independent accumulators (auto-vectorises).

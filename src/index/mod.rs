@@ -85,10 +85,11 @@ impl SpaceIndex {
         generation: u64,
     ) -> Result<SpaceIndex> {
         let graph = new_graph(params, items.len());
+        use rayon::prelude::*;
         let vecs: Vec<(Vec<f32>, usize)> = items
-            .iter()
-            .map(|(id, e)| (space.index_vector(e), *id as usize))
-            .collect();
+            .par_iter()
+            .map(|(id, e)| Ok((space.index_vector(e)?, *id as usize)))
+            .collect::<Result<_>>()?;
         let refs: Vec<(&Vec<f32>, usize)> = vecs.iter().map(|(v, id)| (v, *id)).collect();
         catch_unwind(AssertUnwindSafe(|| graph.parallel_insert(&refs)))
             .map_err(|_| Error::Internal("HNSW insertion panicked".into()))?;
@@ -106,8 +107,8 @@ impl SpaceIndex {
         let vecs: Vec<(Vec<f32>, usize)> = items
             .iter()
             .filter(|(id, _)| !self.points.contains(id))
-            .map(|(id, e)| (self.space.index_vector(e), *id as usize))
-            .collect();
+            .map(|(id, e)| Ok((self.space.index_vector(e)?, *id as usize)))
+            .collect::<Result<_>>()?;
         if vecs.is_empty() {
             return Ok(());
         }

@@ -15,6 +15,10 @@ pub(crate) struct VecMeta {
     pub space: SpaceId,
     /// CRC32 of the encoded vector record (also stored inside it).
     pub crc: u32,
+    /// Task spaces: the entry's exact-scoring constants `(‖e‖, ⟨e/‖e‖, R⟩)` against the space's
+    /// frozen reference R, computed once on write (derived from the vector and the space; `check`
+    /// recomputes them). `None` for external spaces.
+    pub prep: Option<(f64, f64)>,
 }
 
 /// The stored form of an entry (everything but the vectors themselves).
@@ -53,23 +57,43 @@ pub(crate) fn decode_entry(id: u64, bytes: &[u8]) -> Result<EntryRecord> {
 }
 
 const TAG_DENSE: u8 = 0;
+const TAG_LOW_RANK: u8 = 1;
 
-/// Encodes a vector: `[tag u8][dim u32 LE][dim × f32 LE][crc32 u32 LE of all preceding bytes]`.
+/// Encodes a vector, then appends a CRC32 of all preceding bytes (u32 LE):
+/// - dense: `[0u8][dim u32 LE][dim × f32 LE]`;
+/// - low rank: `[1u8][dim u32 LE][rank u32 LE][dim·rank × f32 LE: U column-major][rank × f32 LE: s]`.
+///
 /// Returns the bytes and the CRC.
 pub(crate) fn encode_vector(e: &Embedding) -> (Vec<u8>, u32) {
+    let mut out;
     match e {
         Embedding::Dense(v) => {
-            let mut out = Vec::with_capacity(1 + 4 + 4 * v.len() + 4);
+            out = Vec::with_capacity(1 + 4 + 4 * v.len() + 4);
             out.push(TAG_DENSE);
             out.extend_from_slice(&(v.len() as u32).to_le_bytes());
             for x in v {
                 out.extend_from_slice(&x.to_le_bytes());
             }
-            let crc = crc32fast::hash(&out);
-            out.extend_from_slice(&crc.to_le_bytes());
-            (out, crc)
+        }
+        Embedding::LowRank(l) => {
+            out = Vec::with_capacity(1 + 8 + 4 * (l.u.len() + l.s.len()) + 4);
+            out.push(TAG_LOW_RANK);
+            out.extend_from_slice(&(l.dim as u32).to_le_bytes());
+            out.extend_from_slice(&(l.s.len() as u32).to_le_bytes());
+            for x in l.u.iter().chain(&l.s) {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
         }
     }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    (out, crc)
+}
+
+fn f32s(data: &[u8]) -> Vec<f32> {
+    data.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect()
 }
 
 /// Decodes and verifies a vector record. `what` names it in errors.
@@ -102,11 +126,35 @@ pub(crate) fn decode_vector(bytes: &[u8], what: impl Fn() -> String) -> Result<(
                     data.len()
                 )));
             }
-            let v = data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                .collect();
-            Ok((Embedding::Dense(v), stored))
+            Ok((Embedding::Dense(f32s(data)), stored))
+        }
+        TAG_LOW_RANK => {
+            if body.len() < 9 {
+                return Err(corrupt("low-rank record too short".into()));
+            }
+            let dim = u32::from_le_bytes(body[1..5].try_into().expect("4 bytes")) as usize;
+            let rank = u32::from_le_bytes(body[5..9].try_into().expect("4 bytes")) as usize;
+            let data = &body[9..];
+            let want = dim
+                .checked_mul(rank)
+                .and_then(|n| n.checked_add(rank))
+                .and_then(|n| n.checked_mul(4));
+            if want != Some(data.len()) {
+                return Err(corrupt(format!(
+                    "dimension {dim} and rank {rank} do not match {} data bytes",
+                    data.len()
+                )));
+            }
+            let all = f32s(data);
+            let (u, s) = all.split_at(dim * rank);
+            Ok((
+                Embedding::LowRank(crate::entry::LowRank {
+                    dim,
+                    u: u.to_vec(),
+                    s: s.to_vec(),
+                }),
+                stored,
+            ))
         }
         t => Err(corrupt(format!("unknown embedding tag {t}"))),
     }
@@ -131,6 +179,24 @@ mod tests {
     }
 
     #[test]
+    fn low_rank_roundtrip_and_checksum() {
+        let e = Embedding::LowRank(crate::entry::LowRank {
+            dim: 3,
+            u: vec![1.0, 0.0, 0.0, 0.0, 0.6, 0.8],
+            s: vec![2.0, 0.5],
+        });
+        let (mut b, crc) = encode_vector(&e);
+        let (d, c2) = decode_vector(&b, || "v".into()).unwrap();
+        assert_eq!(d, e);
+        assert_eq!(crc, c2);
+        b[12] ^= 0x01;
+        assert!(matches!(
+            decode_vector(&b, || "v".into()),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+
+    #[test]
     fn entry_roundtrip() {
         let r = EntryRecord {
             name: "a".into(),
@@ -144,6 +210,7 @@ mod tests {
                 method: "m".into(),
                 space: 3,
                 crc: 9,
+                prep: Some((1.5, -0.25)),
             }],
         };
         assert_eq!(decode_entry(1, &encode_entry(&r).unwrap()).unwrap(), r);

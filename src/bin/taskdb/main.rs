@@ -6,6 +6,7 @@
 
 mod admin;
 mod import;
+mod ingest;
 mod output;
 mod read;
 
@@ -48,6 +49,15 @@ pub enum Command {
     Compact(read::JsonArg),
     /// Verify integrity: redb, every vector checksum, index agreement.
     Check(read::JsonArg),
+    /// Compute and store a task embedding of a dataset or a model.
+    #[command(subcommand)]
+    Ingest(ingest::IngestCmd),
+    /// The probe set U that models are run on.
+    #[command(subcommand)]
+    Probe(ingest::ProbeCmd),
+    /// The surrogate model that computes features (info, raw embeddings).
+    #[command(subcommand)]
+    Surrogate(ingest::SurrogateCmd),
 }
 
 /// Global options every command sees.
@@ -84,15 +94,24 @@ impl Ctx {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Some(db) = cli.db.clone() else {
+    // Commands that need no database.
+    let res = match cli.command {
+        Command::Probe(c) => Some(ingest::probe(c)),
+        Command::Surrogate(c) => Some(ingest::surrogate_cmd(cli.quiet, c)),
+        other => {
+            return run_db(cli.db, cli.quiet, other);
+        }
+    };
+    finish(res.expect("set above"))
+}
+
+fn run_db(db: Option<PathBuf>, quiet: bool, command: Command) -> ExitCode {
+    let Some(db) = db else {
         eprintln!("error: no database given: pass --db PATH or set TASKDB_DB");
         return ExitCode::from(taskdb::error::exit::USAGE as u8);
     };
-    let ctx = Ctx {
-        db,
-        quiet: cli.quiet,
-    };
-    let res = match cli.command {
+    let ctx = Ctx { db, quiet };
+    let res = match command {
         Command::Import(a) => import::run(&ctx, a),
         Command::List(a) => read::list(&ctx, a),
         Command::Show(a) => read::show(&ctx, a),
@@ -101,7 +120,14 @@ fn main() -> ExitCode {
         Command::Rm(a) => admin::rm(&ctx, a),
         Command::Compact(a) => admin::compact(&ctx, a),
         Command::Check(a) => admin::check(&ctx, a),
+        Command::Ingest(c) => ingest::ingest(&ctx, c),
+        Command::Probe(c) => ingest::probe(c),
+        Command::Surrogate(c) => ingest::surrogate_cmd(ctx.quiet, c),
     };
+    finish(res)
+}
+
+fn finish(res: taskdb::Result<i32>) -> ExitCode {
     match res {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {

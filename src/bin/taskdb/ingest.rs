@@ -1,0 +1,546 @@
+//! `ingest dataset|model`, `probe export`, `surrogate info|embed`: computing task embeddings.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use taskdb::ingest::{IngestOptions, IngestReport, Ingestor, ModelSource, Progress};
+use taskdb::{Error, MethodKind};
+use taskdb_sources as sources;
+use taskdb_surrogate as surrogate;
+
+use crate::output::{self, parse_tag};
+use crate::Ctx;
+
+/// Surrogate options shared by every command that runs it.
+#[derive(Args, Debug, Clone)]
+pub struct SurrogateArgs {
+    /// The surrogate: a directory holding surrogate.json, or the manifest file
+    /// (default: the provisioned all-MiniLM-L6-v2, see scripts/provision.sh).
+    #[arg(long, value_name = "DIR")]
+    pub surrogate: Option<PathBuf>,
+    /// Where to run it: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Fail instead of falling back to CPU when the device cannot be used.
+    #[arg(long)]
+    pub strict_device: bool,
+    /// Intra-op threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// ONNX Runtime library to load (default: ORT_DYLIB_PATH, the provisioned copy, Python's).
+    #[arg(long, value_name = "PATH")]
+    pub ort_library: Option<PathBuf>,
+}
+
+impl SurrogateArgs {
+    pub fn load(&self, quiet: bool) -> taskdb::Result<surrogate::Surrogate> {
+        let opts = surrogate::Options {
+            device: self.device.parse()?,
+            strict: self.strict_device,
+            intra_threads: self.threads,
+            ort_library: self.ort_library.clone(),
+            ..surrogate::Options::default()
+        };
+        let dir = self
+            .surrogate
+            .clone()
+            .unwrap_or_else(surrogate::default_surrogate_dir);
+        let s = surrogate::Surrogate::load(&dir, &opts)?;
+        if !quiet {
+            for w in &s.info().warnings {
+                eprintln!("warning: {w}");
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// Options shared by `ingest dataset` and `ingest model`.
+#[derive(Args, Debug)]
+pub struct CommonIngestArgs {
+    /// Compute only this method (repeatable; default: all that apply).
+    #[arg(long = "method", value_name = "scatter|fisher|tuned|textemb")]
+    pub methods: Vec<MethodKind>,
+    /// Tag the entry (repeatable).
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+    /// Probe set U (JSONL with "text"); default: the built-in U. A different U makes a
+    /// different space.
+    #[arg(long, value_name = "FILE")]
+    pub probe: Option<PathBuf>,
+    #[command(flatten)]
+    pub surrogate: SurrogateArgs,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ingest`.
+#[derive(Subcommand, Debug)]
+pub enum IngestCmd {
+    /// Ingest a labelled dataset (JSONL, CSV or TSV; optionally gzip-compressed).
+    Dataset(DatasetArgs),
+    /// Ingest a black-box model through its predictions on the probe set U.
+    Model(ModelArgs),
+}
+
+/// `ingest dataset NAME FILE`.
+#[derive(Args, Debug)]
+pub struct DatasetArgs {
+    /// Entry name (re-using a name creates a new version).
+    pub name: String,
+    /// The dataset file.
+    pub file: PathBuf,
+    /// Text column.
+    #[arg(long, default_value = "text")]
+    pub text: String,
+    /// Second-text column for pair tasks (default: text_pair when present).
+    #[arg(long)]
+    pub pair: Option<String>,
+    /// Label column.
+    #[arg(long, default_value = "label")]
+    pub label: String,
+    /// Task type: auto (floats → regression), classification or regression.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "classification", "regression"])]
+    pub task: String,
+    /// Use at most N rows (seeded uniform sample; 0 = all).
+    #[arg(long, default_value_t = sources::DEFAULT_LIMIT)]
+    pub limit: usize,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub common: CommonIngestArgs,
+}
+
+/// `ingest model NAME (--command CMD | --predictions FILE)`.
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    /// Entry name. Each (LLM, prompt) pair is its own model: give each its own name.
+    pub name: String,
+    /// Run this command (through sh -c): U goes to its stdin as {"id","text"} JSON lines, one
+    /// {"id","label"} or {"id","scores"} line per input comes back on stdout.
+    #[arg(
+        long,
+        conflicts_with = "predictions",
+        required_unless_present = "predictions"
+    )]
+    pub command: Option<String>,
+    /// Predictions on U computed elsewhere (same line format; see `taskdb probe export`).
+    #[arg(long, value_name = "FILE")]
+    pub predictions: Option<PathBuf>,
+    /// Prompt template for an LLM: contains {text} (and {text_pair} for pair probe sets); the
+    /// filled-in prompt is what the command receives as "text".
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Map replies to labels: LABEL=word1|word2 (repeatable).
+    #[arg(long = "verbalizer", value_name = "LABEL=WORDS")]
+    pub verbalizers: Vec<String>,
+    /// Kill the command after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub common: CommonIngestArgs,
+}
+
+/// `probe`.
+#[derive(Subcommand, Debug)]
+pub enum ProbeCmd {
+    /// Write the probe set U as {"id","text"} JSON lines (the model input format).
+    Export(ProbeExportArgs),
+    /// Describe the probe set U.
+    Info(ProbeInfoArgs),
+}
+
+/// `probe export FILE`.
+#[derive(Args, Debug)]
+pub struct ProbeExportArgs {
+    /// Output file ("-" for stdout).
+    pub file: PathBuf,
+    /// Fill each text into this prompt template first (as `ingest model --prompt` does).
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// A custom probe set instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub probe: Option<PathBuf>,
+}
+
+/// `probe info`.
+#[derive(Args, Debug)]
+pub struct ProbeInfoArgs {
+    /// A custom probe set instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub probe: Option<PathBuf>,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `surrogate`.
+#[derive(Subcommand, Debug)]
+pub enum SurrogateCmd {
+    /// Model, fingerprint, execution provider, ONNX Runtime version and path.
+    Info(SurrogateInfoArgs),
+    /// Embed a JSONL file ({"text", "id"?, "text_pair"?} a line) to {"id","vector"} lines.
+    Embed(SurrogateEmbedArgs),
+}
+
+/// `surrogate info`.
+#[derive(Args, Debug)]
+pub struct SurrogateInfoArgs {
+    #[command(flatten)]
+    pub surrogate: SurrogateArgs,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `surrogate embed FILE`.
+#[derive(Args, Debug)]
+pub struct SurrogateEmbedArgs {
+    /// Input JSONL file.
+    pub file: PathBuf,
+    /// Output file (default stdout).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub surrogate: SurrogateArgs,
+}
+
+fn load_probe(p: &Option<PathBuf>) -> taskdb::Result<sources::ProbeSet> {
+    Ok(match p {
+        Some(path) => sources::ProbeSet::from_file(path)?,
+        None => sources::ProbeSet::builtin()?,
+    })
+}
+
+/// Progress bars on stderr (off with --quiet or when stderr is not a terminal).
+struct Bars {
+    bar: Mutex<Option<ProgressBar>>,
+    enabled: bool,
+}
+
+impl Bars {
+    fn new(quiet: bool) -> Bars {
+        Bars {
+            bar: Mutex::new(None),
+            enabled: !quiet && std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn stage(&self, name: &str, total: Option<u64>) {
+        if !self.enabled {
+            return;
+        }
+        let pb = match total {
+            Some(n) => ProgressBar::new(n).with_style(
+                ProgressStyle::with_template(
+                    "{msg:32} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            ),
+            None => ProgressBar::new_spinner(),
+        };
+        pb.set_draw_target(ProgressDrawTarget::stderr());
+        pb.set_message(name.to_string());
+        pb.enable_steady_tick(Duration::from_millis(120));
+        if let Ok(mut b) = self.bar.lock() {
+            if let Some(old) = b.replace(pb) {
+                old.finish_and_clear();
+            }
+        }
+    }
+    fn advance(&self, n: u64) {
+        if let Ok(b) = self.bar.lock() {
+            if let Some(pb) = b.as_ref() {
+                pb.inc(n);
+            }
+        }
+    }
+    fn done(&self) {
+        if let Ok(mut b) = self.bar.lock() {
+            if let Some(pb) = b.take() {
+                pb.finish_and_clear();
+            }
+        }
+    }
+}
+
+fn ingestor(ctx: &Ctx, c: &CommonIngestArgs) -> taskdb::Result<Ingestor> {
+    let s = c.surrogate.load(ctx.quiet)?;
+    let probe = load_probe(&c.probe)?;
+    Ok(Ingestor::new(&ctx.db, s, probe)?.with_progress(Arc::new(Bars::new(ctx.quiet))))
+}
+
+fn options(c: &CommonIngestArgs) -> IngestOptions {
+    IngestOptions {
+        methods: c.methods.clone(),
+        tags: c.tags.iter().cloned().collect(),
+        command_line: std::env::args().collect(),
+        ..IngestOptions::default()
+    }
+}
+
+fn report(ctx: &Ctx, r: &IngestReport, json: bool) -> taskdb::Result<i32> {
+    if json {
+        output::json(r)?;
+        return Ok(0);
+    }
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!(
+        "ingested {} {}@{} ({} method{}: {})",
+        r.kind,
+        r.name,
+        r.version,
+        r.spaces.len(),
+        if r.spaces.len() == 1 { "" } else { "s" },
+        r.spaces.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
+    if !ctx.quiet {
+        let stages: Vec<String> = r
+            .stages
+            .iter()
+            .map(|(s, t)| format!("{s} {}", fmt_secs(*t)))
+            .collect();
+        eprintln!(
+            "  time: {}; features: {} cached, {} computed{}",
+            stages.join(", "),
+            r.cache.hits,
+            r.cache.computed,
+            if r.truncated > 0 {
+                format!(", {} inputs truncated", r.truncated)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(0)
+}
+
+fn fmt_secs(t: f64) -> String {
+    if t < 1.0 {
+        format!("{:.0} ms", t * 1000.0)
+    } else {
+        format!("{t:.2} s")
+    }
+}
+
+pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
+    match cmd {
+        IngestCmd::Dataset(a) => {
+            let task = match a.task.as_str() {
+                "classification" => sources::TaskKind::Classification,
+                "regression" => sources::TaskKind::Regression,
+                _ => sources::TaskKind::Auto,
+            };
+            let dopts = sources::DatasetOptions {
+                text_col: a.text.clone(),
+                pair_col: a.pair.clone(),
+                label_col: a.label.clone(),
+                task,
+                limit: if a.limit == 0 { None } else { Some(a.limit) },
+                seed: a.seed,
+            };
+            let ing = ingestor(ctx, &a.common)?;
+            let db = ctx.open_rw()?;
+            let r = ing.dataset(&db, &a.name, &a.file, &dopts, &options(&a.common))?;
+            report(ctx, &r, a.common.json)
+        }
+        IngestCmd::Model(a) => {
+            let verbalizers = if a.verbalizers.is_empty() {
+                None
+            } else {
+                Some(sources::Verbalizers::parse(&a.verbalizers)?)
+            };
+            let prompt = a
+                .prompt
+                .as_deref()
+                .map(sources::PromptTemplate::parse)
+                .transpose()?;
+            let predictions = sources::PredictionOptions {
+                verbalizers,
+                ..sources::PredictionOptions::default()
+            };
+            let source = match (&a.command, &a.predictions) {
+                (Some(cmd), None) => ModelSource::Command {
+                    command: cmd.clone(),
+                    options: sources::CommandOptions {
+                        timeout: Duration::from_secs(a.timeout),
+                        prompt,
+                        predictions,
+                        ..sources::CommandOptions::default()
+                    },
+                },
+                (None, Some(path)) => {
+                    if prompt.is_some() {
+                        return Err(Error::invalid(
+                            "--prompt",
+                            "a prompt only applies with --command; for offline predictions, \
+                             export the prompted probe set with `taskdb probe export FILE \
+                             --prompt TEMPLATE` and run your LLM on it",
+                        ));
+                    }
+                    ModelSource::Predictions {
+                        path: path.clone(),
+                        options: predictions,
+                    }
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        "ingest model",
+                        "give exactly one of --command CMD or --predictions FILE",
+                    ))
+                }
+            };
+            let ing = ingestor(ctx, &a.common)?;
+            let db = ctx.open_rw()?;
+            let r = ing.model(&db, &a.name, &source, &options(&a.common))?;
+            report(ctx, &r, a.common.json)
+        }
+    }
+}
+
+pub fn probe(cmd: ProbeCmd) -> taskdb::Result<i32> {
+    match cmd {
+        ProbeCmd::Export(a) => {
+            let p = load_probe(&a.probe)?;
+            let prompt = a
+                .prompt
+                .as_deref()
+                .map(sources::PromptTemplate::parse)
+                .transpose()?;
+            if let Some(t) = &prompt {
+                t.check(&p)?;
+            }
+            let io = |e: std::io::Error| Error::io(&a.file, e);
+            if a.file.as_os_str() == "-" {
+                let out = std::io::stdout().lock();
+                p.export_with_prompt(std::io::BufWriter::new(out), prompt.as_ref())
+                    .map_err(io)?;
+            } else {
+                // Write beside, then rename: a failed export never leaves half a file.
+                let dir = a
+                    .file
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new("."));
+                let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+                {
+                    let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+                    p.export_with_prompt(&mut w, prompt.as_ref()).map_err(io)?;
+                    w.flush().map_err(io)?;
+                }
+                tmp.persist(&a.file).map_err(|e| io(e.error))?;
+                eprintln!("wrote {} probe texts to {}", p.len(), a.file.display());
+            }
+            Ok(0)
+        }
+        ProbeCmd::Info(a) => {
+            let p = load_probe(&a.probe)?;
+            let info = serde_json::json!({
+                "name": p.name,
+                "fingerprint": p.fingerprint_hex(),
+                "texts": p.len(),
+                "pairs": p.has_pairs(),
+            });
+            if a.json {
+                output::json(&info)?;
+            } else {
+                println!(
+                    "probe set {}: {} texts{}, fingerprint {}",
+                    p.name,
+                    p.len(),
+                    if p.has_pairs() { " (pairs)" } else { "" },
+                    p.fingerprint_hex()
+                );
+            }
+            Ok(0)
+        }
+    }
+}
+
+pub fn surrogate_cmd(quiet: bool, cmd: SurrogateCmd) -> taskdb::Result<i32> {
+    match cmd {
+        SurrogateCmd::Info(a) => {
+            let s = a.surrogate.load(true)?;
+            let i = s.info();
+            if a.json {
+                output::json(i)?;
+            } else {
+                println!("surrogate           {}", i.name);
+                println!("fingerprint         {}", i.fingerprint);
+                println!("manifest            {}", i.manifest_path.display());
+                println!(
+                    "dimension           {} ({:?} pooling{}, max {} tokens)",
+                    i.dim,
+                    i.pooling,
+                    if i.normalize { ", L2-normalised" } else { "" },
+                    i.max_length
+                );
+                println!(
+                    "execution provider  {} (requested {})",
+                    i.execution_provider, i.device_requested
+                );
+                println!(
+                    "onnx runtime        {} at {} ({:?})",
+                    i.ort_version,
+                    i.ort_library.display(),
+                    i.ort_source
+                );
+                println!(
+                    "threads             {} intra-op × {} session(s)",
+                    i.intra_threads, i.workers
+                );
+                for w in &i.warnings {
+                    println!("warning             {w}");
+                }
+            }
+            Ok(0)
+        }
+        SurrogateCmd::Embed(a) => {
+            let s = a.surrogate.load(quiet)?;
+            let stats = match &a.output {
+                Some(path) => {
+                    let dir = path
+                        .parent()
+                        .filter(|d| !d.as_os_str().is_empty())
+                        .unwrap_or(std::path::Path::new("."));
+                    let io = |e: std::io::Error| Error::io(path, e);
+                    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+                    let st = {
+                        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+                        let st = surrogate::embed_jsonl(&s, &a.file, &mut w)?;
+                        w.flush().map_err(io)?;
+                        st
+                    };
+                    tmp.persist(path).map_err(|e| io(e.error))?;
+                    st
+                }
+                None => {
+                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                    let st = surrogate::embed_jsonl(&s, &a.file, &mut out)?;
+                    out.flush().map_err(|e| Error::io("stdout", e))?;
+                    st
+                }
+            };
+            if !quiet {
+                eprintln!(
+                    "embedded {} inputs ({} truncated) in {:.2} s",
+                    stats.count,
+                    stats.truncated,
+                    stats.total.as_secs_f64()
+                );
+            }
+            Ok(0)
+        }
+    }
+}
