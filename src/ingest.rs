@@ -83,6 +83,8 @@ pub enum ModelSource {
         /// Verbalizers.
         options: sources::PredictionOptions,
     },
+    /// A local ONNX text classifier that taskdb runs itself (soft labels).
+    Onnx(Arc<taskdb_surrogate::Classifier>),
 }
 
 /// What one ingestion did.
@@ -115,6 +117,7 @@ pub struct Ingestor {
     cache: FeatureCache,
     probe: ProbeSet,
     progress: Arc<dyn Progress>,
+    reference_cache: Option<PathBuf>,
 }
 
 struct Stages(Vec<(String, f64)>);
@@ -137,7 +140,15 @@ impl Ingestor {
             cache,
             probe,
             progress: Arc::new(NoProgress),
+            reference_cache: Some(taskdb_surrogate::taskdb_home().join("references")),
         })
+    }
+
+    /// Where frozen references are cached across databases (default
+    /// `$TASKDB_HOME/references`; `None`: never cached, always built).
+    pub fn with_reference_cache(mut self, dir: Option<PathBuf>) -> Ingestor {
+        self.reference_cache = dir;
+        self
     }
 
     /// Reports progress to `p`.
@@ -265,9 +276,11 @@ impl Ingestor {
             use sha2::{Digest, Sha256};
             hex::encode(Sha256::digest(key_json.to_string().as_bytes()))
         };
-        let dir = taskdb_surrogate::taskdb_home().join("references");
-        let file = dir.join(format!("{}-{}.json", method.name(), &key[..16]));
-        if let Ok(bytes) = std::fs::read(&file) {
+        let file = self
+            .reference_cache
+            .as_ref()
+            .map(|dir| dir.join(format!("{}-{}.json", method.name(), &key[..16])));
+        if let Some(bytes) = file.as_ref().and_then(|f| std::fs::read(f).ok()) {
             if let Ok(r) = serde_json::from_slice::<StoredReference>(&bytes) {
                 let probe = TaskSpaceParams {
                     reference: Some(r.clone()),
@@ -295,12 +308,15 @@ impl Ingestor {
             .reference
             .ok_or_else(|| Error::Internal(format!("{method} has no reference")))?;
         // Best effort: a cache that cannot be written only costs time next run.
-        if std::fs::create_dir_all(&dir).is_ok() {
-            if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(&dir) {
-                use std::io::Write;
-                let ok = serde_json::to_writer(&mut tmp, &stored).is_ok() && tmp.flush().is_ok();
-                if ok {
-                    let _ = tmp.persist(&file);
+        if let (Some(dir), Some(file)) = (&self.reference_cache, &file) {
+            if std::fs::create_dir_all(dir).is_ok() {
+                if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) {
+                    use std::io::Write;
+                    let ok =
+                        serde_json::to_writer(&mut tmp, &stored).is_ok() && tmp.flush().is_ok();
+                    if ok {
+                        let _ = tmp.persist(file);
+                    }
                 }
             }
         }
@@ -458,6 +474,7 @@ impl Ingestor {
             ModelSource::Predictions { path, options } => {
                 sources::read_predictions(path, &self.probe, options).map_err(Error::from)
             }
+            ModelSource::Onnx(c) => self.run_classifier(c),
         })?;
         self.progress.done();
         let targets = sources::to_targets(&outputs, sources::ScoreKind::Probabilities)
@@ -509,6 +526,7 @@ impl Ingestor {
                 "sha256": file_sha256(path).ok(),
                 "verbalizers": options.verbalizers.as_ref().map(|v| v.labels()),
             }),
+            ModelSource::Onnx(c) => json!({"type": "onnx", "classifier": c.info()}),
         };
         let mut rows = BTreeMap::new();
         rows.insert("probe".to_string(), self.probe.len() as u64);
@@ -547,6 +565,58 @@ impl Ingestor {
             truncated,
             warnings,
         )
+    }
+
+    /// Runs a local ONNX classifier over U; its probabilities are the soft targets.
+    fn run_classifier(&self, c: &taskdb_surrogate::Classifier) -> Result<ModelOutputs> {
+        let inputs: Vec<TextInput<'_>> = self
+            .probe
+            .texts
+            .iter()
+            .map(|t| match &t.text_pair {
+                None => TextInput::Single(&t.text),
+                Some(p) => TextInput::Pair(&t.text, p),
+            })
+            .collect();
+        let probs = c.classify(&inputs)?;
+        let labels = c.labels().to_vec();
+        let mut predictions = BTreeMap::new();
+        for (t, row) in self.probe.texts.iter().zip(probs) {
+            let scores = labels
+                .iter()
+                .cloned()
+                .zip(row.into_iter().map(f64::from))
+                .collect();
+            predictions.insert(t.id, sources::Prediction::Scores(scores));
+        }
+        let mut label_counts = BTreeMap::new();
+        for p in predictions.values() {
+            if let sources::Prediction::Scores(sc) = p {
+                if let Some((l, _)) = sc
+                    .iter()
+                    .max_by(|a, b| a.1.total_cmp(b.1).then_with(|| b.0.cmp(a.0)))
+                {
+                    *label_counts.entry(l.clone()).or_insert(0u64) += 1;
+                }
+            }
+        }
+        let n = predictions.len();
+        Ok(ModelOutputs {
+            probe_fingerprint: self.probe.fingerprint_hex(),
+            predictions,
+            declared_labels: labels,
+            report: sources::OutputReport {
+                source: format!("onnx classifier {}", c.info().model_path.display()),
+                lines: n as u64,
+                answered: n,
+                hard_labels: 0,
+                soft_scores: n,
+                unmatched: 0,
+                unmatched_examples: Vec::new(),
+                label_counts,
+                verbalized: false,
+            },
+        })
     }
 
     fn surrogate_provenance(&self) -> serde_json::Value {

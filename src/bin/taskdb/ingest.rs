@@ -124,15 +124,28 @@ pub struct ModelArgs {
     pub name: String,
     /// Run this command (through sh -c): U goes to its stdin as {"id","text"} JSON lines, one
     /// {"id","label"} or {"id","scores"} line per input comes back on stdout.
-    #[arg(
-        long,
-        conflicts_with = "predictions",
-        required_unless_present = "predictions"
-    )]
+    #[arg(long, required_unless_present_any = ["predictions", "onnx"])]
     pub command: Option<String>,
     /// Predictions on U computed elsewhere (same line format; see `taskdb probe export`).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["command", "onnx"])]
     pub predictions: Option<PathBuf>,
+    /// A local ONNX text classifier to run over U (needs --tokenizer and --labels).
+    #[arg(
+        long,
+        value_name = "MODEL.onnx",
+        conflicts_with = "command",
+        requires_all = ["tokenizer", "labels"]
+    )]
+    pub onnx: Option<PathBuf>,
+    /// The classifier's tokenizer.json.
+    #[arg(long, value_name = "TOKENIZER.json", requires = "onnx")]
+    pub tokenizer: Option<PathBuf>,
+    /// The classifier's labels, in the order of its output columns: a,b,...
+    #[arg(long, requires = "onnx")]
+    pub labels: Option<String>,
+    /// The classifier's outputs are logits (softmax applied) or probabilities.
+    #[arg(long, default_value = "logits")]
+    pub outputs_are: String,
     /// Prompt template for an LLM: contains {text} (and {text_pair} for pair probe sets); the
     /// filled-in prompt is what the command receives as "text".
     #[arg(long)]
@@ -371,6 +384,24 @@ pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
                 ..sources::PredictionOptions::default()
             };
             let source = match (&a.command, &a.predictions) {
+                _ if a.onnx.is_some() => {
+                    let labels = surrogate::parse_labels(a.labels.as_deref().unwrap_or(""))?;
+                    let copts = surrogate::ClassifierOptions {
+                        labels,
+                        outputs_are: a.outputs_are.parse()?,
+                        runtime: surrogate::Options {
+                            device: a.common.surrogate.device.parse()?,
+                            strict: a.common.surrogate.strict_device,
+                            intra_threads: a.common.surrogate.threads,
+                            ort_library: a.common.surrogate.ort_library.clone(),
+                            ..surrogate::Options::default()
+                        },
+                        ..surrogate::ClassifierOptions::default()
+                    };
+                    let model = a.onnx.as_ref().expect("checked");
+                    let tok = a.tokenizer.as_ref().expect("clap requires it");
+                    ModelSource::Onnx(Arc::new(surrogate::Classifier::load(model, tok, &copts)?))
+                }
                 (Some(cmd), None) => ModelSource::Command {
                     command: cmd.clone(),
                     options: sources::CommandOptions {
@@ -397,7 +428,7 @@ pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
                 _ => {
                     return Err(Error::invalid(
                         "ingest model",
-                        "give exactly one of --command CMD or --predictions FILE",
+                        "give exactly one of --command CMD, --predictions FILE or --onnx MODEL",
                     ))
                 }
             };
