@@ -739,3 +739,21 @@ fn file_sha256(path: &Path) -> std::io::Result<String> {
     std::io::copy(&mut f, &mut h)?;
     Ok(hex::encode(h.finalize()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_default_method_is_the_measured_default() {
+        assert_eq!(MethodKind::DEFAULT.name(), crate::DEFAULT_METHOD);
+    }
+
+    #[test]
+    fn space_names_carry_method_and_fingerprints() {
+        assert_eq!(
+            space_name(MethodKind::Scatter, "0123456789abcdef", "fedcba9876543210"),
+            "scatter:0123456789ab:fedcba987654"
+        );
+    }
+}
