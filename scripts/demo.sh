@@ -14,7 +14,9 @@ TASKDB=target/release/taskdb
 Q=examples/quickstart
 
 DB=${DEMO_DB:-target/demo.taskdb}
-rm -f "$DB" "$DB".*
+# A fresh database each run. Its feature cache ($DB.features: surrogate features of U and of
+# the example rows, derived and verified) is kept, so a second run skips the encoding.
+rm -rf "$DB" "$DB".index
 echo
 echo "== ingesting datasets into $DB"
 $TASKDB --db "$DB" ingest dataset yelp_reviews "$Q/datasets/yelp_reviews.jsonl"

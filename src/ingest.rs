@@ -42,7 +42,7 @@ impl Progress for NoProgress {
 }
 
 /// What every ingestion shares.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct IngestOptions {
     /// Methods to compute; empty means every method that applies (all four for a dataset,
     /// all but `textemb` for a model).
@@ -53,17 +53,6 @@ pub struct IngestOptions {
     pub tags: BTreeMap<String, String>,
     /// The command line, for provenance.
     pub command_line: Vec<String>,
-}
-
-impl Default for IngestOptions {
-    fn default() -> Self {
-        IngestOptions {
-            methods: Vec::new(),
-            params: MethodParams::default(),
-            tags: BTreeMap::new(),
-            command_line: Vec::new(),
-        }
-    }
 }
 
 /// Where a model's predictions on U come from.
@@ -328,9 +317,7 @@ impl Ingestor {
         db: &TaskDb,
         methods_wanted: &[MethodKind],
         opts: &IngestOptions,
-        x: &[f32],
-        y: &methods::Targets,
-        what: &str,
+        (x, y, what): (&[f32], &methods::Targets, &str),
         stages: &mut Stages,
     ) -> Result<(Vec<NewVector>, serde_json::Value)> {
         let d = self.surrogate.dim();
@@ -400,7 +387,7 @@ impl Ingestor {
         let y = dataset_targets(&ds);
         let what = format!("dataset {}", path.display());
         let (vectors, details) =
-            self.embed_all(db, &methods_wanted, opts, &x, &y, &what, &mut stages)?;
+            self.embed_all(db, &methods_wanted, opts, (&x, &y, &what), &mut stages)?;
         let summary = serde_json::to_value(&ds.summary).unwrap_or_default();
         let mut rows = BTreeMap::new();
         rows.insert("read".to_string(), ds.summary.rows_read);
@@ -494,9 +481,7 @@ impl Ingestor {
             db,
             &methods_wanted,
             opts,
-            &x,
-            &y,
-            &format!("model {name}'s predictions on U"),
+            (&x, &y, &format!("model {name}'s predictions on U")),
             &mut stages,
         )?;
         let mut warnings = Vec::new();

@@ -51,7 +51,7 @@ pub enum Command {
     Check(read::JsonArg),
     /// Compute and store a task embedding of a dataset or a model.
     #[command(subcommand)]
-    Ingest(ingest::IngestCmd),
+    Ingest(Box<ingest::IngestCmd>),
     /// The probe set U that models are run on.
     #[command(subcommand)]
     Probe(ingest::ProbeCmd),
@@ -120,7 +120,7 @@ fn run_db(db: Option<PathBuf>, quiet: bool, command: Command) -> ExitCode {
         Command::Rm(a) => admin::rm(&ctx, a),
         Command::Compact(a) => admin::compact(&ctx, a),
         Command::Check(a) => admin::check(&ctx, a),
-        Command::Ingest(c) => ingest::ingest(&ctx, c),
+        Command::Ingest(c) => ingest::ingest(&ctx, *c),
         Command::Probe(c) => ingest::probe(c),
         Command::Surrogate(c) => ingest::surrogate_cmd(ctx.quiet, c),
     };
