@@ -1085,6 +1085,15 @@ impl TaskDb {
                                     if let Err(e) = s.check(&emb, &what()) {
                                         problems.push(e.to_string());
                                     }
+                                    // The cached exact-scoring constants are derived: recompute.
+                                    match s.prep(&emb) {
+                                        Ok(p) if prep_matches(p, vm.prep) => {}
+                                        Ok(_) => problems.push(format!(
+                                            "{}: cached scoring constants disagree with the vector",
+                                            what()
+                                        )),
+                                        Err(e) => problems.push(e.to_string()),
+                                    }
                                 }
                                 None => {
                                     problems.push(format!("{}: unknown space {}", what(), vm.space))
@@ -1274,6 +1283,17 @@ fn load_catalog(txn: &ReadTransaction) -> Result<Catalog> {
         );
     }
     Ok(c)
+}
+
+/// Whether recomputed scoring constants equal the stored ones (to rounding).
+fn prep_matches(a: Option<(f64, f64)>, b: Option<(f64, f64)>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some((n1, r1)), Some((n2, r2))) => {
+            (n1 - n2).abs() <= 1e-9 * n1.abs().max(1.0) && (r1 - r2).abs() <= 1e-9
+        }
+        _ => false,
+    }
 }
 
 fn read_vector(txn: &ReadTransaction, id: EntryId, method: &str) -> Result<Embedding> {
