@@ -10,13 +10,19 @@
 //!   always safe and the audited database stays free of bulky intermediate data;
 //! - every record carries its dimension and a CRC-32 of its bytes; a record that fails either
 //!   check is treated as a miss, recomputed and overwritten (counted in [`CacheStats::repaired`]);
+//! - a cache file that redb cannot open or read (damaged pages) is moved aside to
+//!   `<db>.features.corrupt` and a fresh cache is created; every input of that lookup is then
+//!   recomputed (and counted as repaired). redb's debug builds panic on damaged pages instead of
+//!   returning an error, so those panics are caught and treated the same way;
 //! - keys include the surrogate's fingerprint, so two surrogates never share a feature.
 //!
 //! Key: sha256(surrogate fingerprint ‖ 0x01 ‖ text) for a single text, or
 //! sha256(surrogate fingerprint ‖ 0x02 ‖ len(text) ‖ text ‖ text_pair) for a pair.
 //! Value: dim (u32 LE) ‖ crc32 of the f32 bytes (u32 LE) ‖ dim × f32 LE.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use redb::{Database, ReadableDatabase, TableDefinition};
 use sha2::{Digest, Sha256};
@@ -47,7 +53,7 @@ pub struct CacheStats {
 
 /// A persistent cache of surrogate features.
 pub struct FeatureCache {
-    db: Database,
+    db: Mutex<Database>,
     path: PathBuf,
 }
 
@@ -62,26 +68,36 @@ impl FeatureCache {
     /// Opens (creating if needed) the cache at `path`. A cache file that cannot be opened as a
     /// redb database is derived state: it is moved aside and a fresh one is created.
     pub fn open(path: &Path) -> Result<FeatureCache> {
-        let db = match Database::create(path) {
-            Ok(db) => db,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+        let db = match catch_unwind(|| Database::create(path)) {
+            Ok(Ok(db)) => db,
+            Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
                 return Err(Error::Locked {
                     path: path.to_path_buf(),
                 })
             }
-            Err(e) => {
-                // Corrupt or foreign file: keep it for inspection, start a new cache.
-                let aside = path.with_extension("features.corrupt");
-                std::fs::rename(path, &aside).map_err(|io| Error::io(path, io))?;
-                Database::create(path).map_err(|e2| Error::Cache {
-                    path: path.to_path_buf(),
-                    message: format!("{e}; recreating it failed too: {e2}"),
-                })?
-            }
+            Ok(Err(e)) => Self::recreate(path, &e.to_string())?,
+            Err(_) => Self::recreate(path, "redb panicked opening it")?,
         };
         Ok(FeatureCache {
-            db,
+            db: Mutex::new(db),
             path: path.to_path_buf(),
+        })
+    }
+
+    /// Moves a corrupt or foreign cache file aside (kept for inspection) and creates a new one.
+    fn recreate(path: &Path, why: &str) -> Result<Database> {
+        let aside = path.with_extension("features.corrupt");
+        std::fs::rename(path, &aside).map_err(|io| Error::io(path, io))?;
+        Database::create(path).map_err(|e2| Error::Cache {
+            path: path.to_path_buf(),
+            message: format!("{why}; recreating it failed too: {e2}"),
+        })
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Database>> {
+        self.db.lock().map_err(|_| Error::Cache {
+            path: self.path.clone(),
+            message: "feature cache lock poisoned".into(),
         })
     }
 
@@ -127,33 +143,24 @@ impl FeatureCache {
             .map(|i| Self::key(surrogate_fingerprint, i))
             .collect();
         let mut out = vec![0f32; inputs.len() * dim];
-        let mut missing = Vec::new();
-        let mut stats = CacheStats::default();
-        {
-            let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-            match txn.open_table(FEATURES) {
-                Ok(table) => {
-                    for (i, key) in keys.iter().enumerate() {
-                        let got = table.get(key).map_err(|e| self.err(e))?;
-                        match got.as_ref().map(|v| decode(v.value(), dim)) {
-                            Some(Some(v)) => {
-                                out[i * dim..(i + 1) * dim].copy_from_slice(&v);
-                                stats.hits += 1;
-                            }
-                            Some(None) => {
-                                stats.repaired += 1;
-                                missing.push(i);
-                            }
-                            None => missing.push(i),
-                        }
-                    }
-                }
-                Err(redb::TableError::TableDoesNotExist(_)) => {
-                    missing = (0..inputs.len()).collect()
-                }
-                Err(e) => return Err(self.err(e)),
+        let mut db = self.lock()?;
+        let read = catch_unwind(AssertUnwindSafe(|| self.read(&db, &keys, dim, &mut out)));
+        let (missing, mut stats) = match read {
+            Ok(Ok(r)) => r,
+            // A damaged file (an error, or a panic in redb's debug builds): start afresh.
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "redb panicked reading it".to_string(),
+                };
+                *db = Self::recreate(&self.path, &why)?;
+                let stats = CacheStats {
+                    repaired: inputs.len(),
+                    ..CacheStats::default()
+                };
+                ((0..inputs.len()).collect(), stats)
             }
-        }
+        };
         if missing.is_empty() {
             return Ok((out, stats));
         }
@@ -168,26 +175,74 @@ impl FeatureCache {
                 ),
             });
         }
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut table = txn.open_table(FEATURES).map_err(|e| self.err(e))?;
-            for (j, &i) in missing.iter().enumerate() {
-                let row = &computed[j * dim..(j + 1) * dim];
-                out[i * dim..(i + 1) * dim].copy_from_slice(row);
-                table
-                    .insert(&keys[i], encode(row).as_slice())
-                    .map_err(|e| self.err(e))?;
+        let write = |db: &Database, out: &mut [f32]| -> Result<()> {
+            let txn = db.begin_write().map_err(|e| self.err(e))?;
+            {
+                let mut table = txn.open_table(FEATURES).map_err(|e| self.err(e))?;
+                for (j, &i) in missing.iter().enumerate() {
+                    let row = &computed[j * dim..(j + 1) * dim];
+                    out[i * dim..(i + 1) * dim].copy_from_slice(row);
+                    table
+                        .insert(&keys[i], encode(row).as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
+            }
+            txn.commit().map_err(|e| self.err(e))
+        };
+        match catch_unwind(AssertUnwindSafe(|| write(&db, &mut out))) {
+            Ok(Ok(())) => {}
+            // Damage found while writing: start afresh once, then errors are real.
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "redb panicked writing it".to_string(),
+                };
+                *db = Self::recreate(&self.path, &why)?;
+                write(&db, &mut out)?;
             }
         }
-        txn.commit().map_err(|e| self.err(e))?;
         stats.computed = missing.len();
         Ok((out, stats))
+    }
+
+    /// Looks up every key, filling `out` with hits; returns the missing indices.
+    fn read(
+        &self,
+        db: &Database,
+        keys: &[[u8; 32]],
+        dim: usize,
+        out: &mut [f32],
+    ) -> Result<(Vec<usize>, CacheStats)> {
+        let mut missing = Vec::new();
+        let mut stats = CacheStats::default();
+        let txn = db.begin_read().map_err(|e| self.err(e))?;
+        match txn.open_table(FEATURES) {
+            Ok(table) => {
+                for (i, key) in keys.iter().enumerate() {
+                    let got = table.get(key).map_err(|e| self.err(e))?;
+                    match got.as_ref().map(|v| decode(v.value(), dim)) {
+                        Some(Some(v)) => {
+                            out[i * dim..(i + 1) * dim].copy_from_slice(&v);
+                            stats.hits += 1;
+                        }
+                        Some(None) => {
+                            stats.repaired += 1;
+                            missing.push(i);
+                        }
+                        None => missing.push(i),
+                    }
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => missing = (0..keys.len()).collect(),
+            Err(e) => return Err(self.err(e)),
+        }
+        Ok((missing, stats))
     }
 
     /// Number of cached feature vectors.
     pub fn len(&self) -> Result<u64> {
         use redb::ReadableTableMetadata;
-        let txn = self.db.begin_read().map_err(|e| self.err(e))?;
+        let txn = self.lock()?.begin_read().map_err(|e| self.err(e))?;
         match txn.open_table(FEATURES) {
             Ok(t) => t.len().map_err(|e| self.err(e)),
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
