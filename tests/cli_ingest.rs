@@ -1,0 +1,423 @@
+//! `taskdb ingest|probe|surrogate` end to end through the binary, on fixtures only (tiny
+//! surrogate, small probe set): models land nearest the dataset whose rule they reproduce, the
+//! command protocol's failures leave the database unchanged, the feature cache is reported,
+//! thread counts do not change the vectors.
+
+mod ingest_common;
+
+use std::path::Path;
+
+use ingest_common::*;
+use taskdb::TaskDb;
+
+fn ingest_dataset(db: &Path, name: &str, file: &str, extra: &[&str]) {
+    let f = fxs(file);
+    let mut args = vec!["ingest", "dataset", name, f.as_str()];
+    args.extend(extra);
+    ok(run_tiny(db, &args), &format!("ingest dataset {name}"));
+}
+
+fn ingest_model(db: &Path, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["ingest", "model", name];
+    args.extend(extra);
+    ok(run_tiny(db, &args), &format!("ingest model {name}"))
+}
+
+#[test]
+fn models_land_nearest_the_dataset_whose_rule_they_reproduce() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("n.taskdb");
+    ingest_dataset(&db, "sentiment_a", "datasets/sentiment_a.jsonl", &[]);
+    ingest_dataset(
+        &db,
+        "sentiment_b",
+        "datasets/sentiment_b.csv",
+        &["--text", "sentence"],
+    );
+    ingest_dataset(&db, "topic", "datasets/topic.tsv", &[]);
+    let sent = format!("python3 {}", fxs("models/sentiment_rule.py"));
+    let topic = format!("python3 {}", fxs("models/topic_rule.py"));
+    ingest_model(&db, "sentiment_rule", &["--command", &sent]);
+    ingest_model(&db, "topic_rule", &["--command", &topic]);
+    let labels = std::fs::read_to_string(fx("models/tiny_classifier/labels.txt")).unwrap();
+    let labels: Vec<&str> = labels.lines().filter(|l| !l.is_empty()).collect();
+    let (onnx, tok) = (
+        fxs("models/tiny_classifier/model.onnx"),
+        fxs("models/tiny_classifier/tokenizer.json"),
+    );
+    ingest_model(
+        &db,
+        "tiny_onnx",
+        &[
+            "--onnx",
+            &onnx,
+            "--tokenizer",
+            &tok,
+            "--labels",
+            &labels.join(","),
+        ],
+    );
+    for method in [None, Some("scatter")] {
+        let s = knn_datasets(&db, "sentiment_rule", method);
+        assert_eq!(s[0], "sentiment_a", "{method:?}: {s:?}");
+        let t = knn_datasets(&db, "topic_rule", method);
+        assert_eq!(t[0], "topic", "{method:?}: {t:?}");
+        let o = knn_datasets(&db, "tiny_onnx", method);
+        assert_eq!(o[0], "sentiment_a", "{method:?}: {o:?}");
+    }
+    // Without --kind, hits of both kinds come back: the rule model and the classifier
+    // reproducing the same rule are each other's nearest entries.
+    let all = json(&ok(
+        run(&db, &["knn", "sentiment_rule", "-k", "3", "--json"]),
+        "knn",
+    ));
+    assert_eq!(all[0]["name"], "tiny_onnx", "{all}");
+    assert_eq!(all[0]["kind"], "model");
+}
+
+#[test]
+fn command_failures_are_reported_and_leave_the_database_unchanged() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("c.taskdb");
+    ingest_dataset(&db, "sentiment_a", "datasets/sentiment_a.jsonl", &[]);
+    let before = listing(&db);
+    let m = |s: &str| format!("python3 {}", fxs(&format!("models/{s}")));
+    // A unique grandchild duration, so its survival can be checked.
+    let hang = format!("{} 4719", m("hang.py"));
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            m("crash.py"),
+            vec![
+                "exit status 3",
+                "after 2 output lines",
+                "CUDA out of memory (fake)",
+            ],
+        ),
+        (hang.clone(), vec!["timed out after 2s", "killed"]),
+        (
+            m("too_few.py"),
+            vec![
+                "60 predictions for 120 probe texts",
+                "missing ids include 60",
+            ],
+        ),
+        (
+            m("wrong_ids.py"),
+            vec!["line 3", "id 100002 is not in the probe set"],
+        ),
+        (
+            m("wrong_ids.py --dup"),
+            vec!["line 3", "id 1 was already answered on line 2"],
+        ),
+        (
+            m("non_json.py"),
+            vec!["line 3", "not a JSON object", "loading weights"],
+        ),
+    ];
+    for (cmd, needles) in &cases {
+        let t = std::time::Instant::now();
+        let err = fails(
+            run_tiny(
+                &db,
+                &["ingest", "model", "bad", "--command", cmd, "--timeout", "2"],
+            ),
+            cmd,
+        );
+        assert!(t.elapsed().as_secs() < 20, "{cmd} took {:?}", t.elapsed());
+        for n in needles {
+            assert!(err.contains(n), "{cmd}: stderr lacks {n:?}: {err}");
+        }
+        assert_eq!(listing(&db), before, "{cmd} changed the database");
+    }
+    // The hanging model's whole process group was killed, grandchild included.
+    let survivors: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.starts_with("sleep 4719"))
+        .collect();
+    assert!(survivors.is_empty(), "left running: {survivors:?}");
+    // textemb for a model is refused with the reason.
+    let sent = m("sentiment_rule.py");
+    let err = fails(
+        run_tiny(
+            &db,
+            &[
+                "ingest",
+                "model",
+                "x",
+                "--command",
+                &sent,
+                "--method",
+                "textemb",
+            ],
+        ),
+        "textemb model",
+    );
+    assert!(err.contains("identical for every model"), "{err}");
+    assert_eq!(listing(&db), before);
+}
+
+#[test]
+fn llm_with_prompt_and_verbalizers_reports_unmatched_replies() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("v.taskdb");
+    ingest_dataset(&db, "sentiment_a", "datasets/sentiment_a.jsonl", &[]);
+    ingest_dataset(&db, "topic", "datasets/topic.tsv", &[]);
+    let llm = format!("python3 {}", fxs("models/llm_like.py"));
+    let o = run_tiny(
+        &db,
+        &[
+            "ingest",
+            "model",
+            "llm",
+            "--command",
+            &llm,
+            "--prompt",
+            "Classify the sentiment. Text: {text}",
+            "--verbalizer",
+            "positive=positive|great",
+            "--verbalizer",
+            "negative=negative|bad",
+            "--json",
+        ],
+    );
+    let r = json(&ok(o, "llm ingest"));
+    let warnings = r["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{r}");
+    let w = warnings[0].as_str().unwrap();
+    assert!(
+        w.starts_with("12 of 120 replies matched no verbalizer"),
+        "{w}"
+    );
+    assert!(w.contains("As an AI language model"), "{w}");
+    let show = json(&ok(run(&db, &["show", "llm", "--json"]), "show"));
+    let p = &show["provenance"];
+    assert_eq!(p["rows"]["answered"], 108, "{p}");
+    assert_eq!(
+        p["params"]["source"]["prompt"],
+        "Classify the sentiment. Text: {text}"
+    );
+    assert_eq!(knn_datasets(&db, "llm", None)[0], "sentiment_a");
+    // Every reply evasive: refused, nothing written.
+    let before = listing(&db);
+    let err = fails(
+        run_tiny(
+            &db,
+            &[
+                "ingest",
+                "model",
+                "evasive",
+                "--command",
+                &format!("{llm} --evasive"),
+                "--prompt",
+                "Text: {text}",
+                "--verbalizer",
+                "positive=positive|great",
+                "--verbalizer",
+                "negative=negative|bad",
+            ],
+        ),
+        "evasive llm",
+    );
+    assert!(
+        err.contains("120 of 120 replies matched no verbalizer"),
+        "{err}"
+    );
+    assert_eq!(listing(&db), before);
+}
+
+#[test]
+fn bad_dataset_via_cli_names_the_place_and_lists_columns() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("b.taskdb");
+    ingest_dataset(&db, "sentiment_a", "datasets/sentiment_a.jsonl", &[]);
+    let before = listing(&db);
+    let err = fails(
+        run_tiny(
+            &db,
+            &[
+                "ingest",
+                "dataset",
+                "x",
+                &fxs("datasets/bad/no_such_column.csv"),
+            ],
+        ),
+        "no_such_column",
+    );
+    assert!(err.contains("columns found: sentence, target"), "{err}");
+    let err = fails(
+        run_tiny(
+            &db,
+            &[
+                "ingest",
+                "dataset",
+                "x",
+                &fxs("datasets/bad/missing_text.jsonl"),
+            ],
+        ),
+        "missing_text",
+    );
+    assert!(err.contains("row 4 (line 4)"), "{err}");
+    // Naming the columns makes the same file's header usable (and the error goes away).
+    let err = fails(
+        run_tiny(
+            &db,
+            &[
+                "ingest",
+                "dataset",
+                "x",
+                &fxs("datasets/bad/no_such_column.csv"),
+                "--text",
+                "sentence",
+                "--label",
+                "nope",
+            ],
+        ),
+        "no label column",
+    );
+    assert!(
+        err.contains("\"nope\"") && err.contains("sentence, target"),
+        "{err}"
+    );
+    assert_eq!(listing(&db), before);
+}
+
+#[test]
+fn feature_cache_is_reported_and_survives_damage() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("f.taskdb");
+    let f = fxs("datasets/sentiment_a.jsonl");
+    let args = ["ingest", "dataset", "s", f.as_str(), "--json"];
+    let r1 = json(&ok(run_tiny(&db, &args), "first"));
+    assert_eq!(r1["cache"]["computed"], 120, "{r1}");
+    let r2 = json(&ok(run_tiny(&db, &args), "second"));
+    assert_eq!(r2["cache"]["hits"], 120, "{r2}");
+    assert_eq!(r2["cache"]["computed"], 0, "{r2}");
+    let v2 = vectors(&TaskDb::open(&db).unwrap(), "s");
+    let cache = taskdb::features::FeatureCache::path_for(&db);
+    let mut bytes = std::fs::read(&cache).unwrap();
+    for b in &mut bytes[4096..4608] {
+        *b ^= 0x5A;
+    }
+    std::fs::write(&cache, &bytes).unwrap();
+    let r3 = json(&ok(run_tiny(&db, &args), "after damage"));
+    assert_eq!(r3["version"], 3);
+    assert_eq!(r3["cache"]["computed"], 120, "{r3}");
+    let v3 = vectors(&TaskDb::open(&db).unwrap(), "s");
+    for (m, e) in &v2 {
+        assert_eq!(bits(e), bits(&v3[m]), "{m}");
+    }
+}
+
+#[test]
+fn thread_counts_do_not_change_the_vectors() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("t1.taskdb"), d.path().join("t2.taskdb"));
+    ingest_dataset(&a, "topic", "datasets/topic.tsv", &["--threads", "1"]);
+    ingest_dataset(&b, "topic", "datasets/topic.tsv", &["--threads", "2"]);
+    let sent = format!("python3 {}", fxs("models/sentiment_soft.py"));
+    ingest_model(&a, "soft", &["--command", &sent, "--threads", "1"]);
+    ingest_model(&b, "soft", &["--command", &sent, "--threads", "2"]);
+    let (da, db) = (TaskDb::open(&a).unwrap(), TaskDb::open(&b).unwrap());
+    for name in ["topic", "soft"] {
+        let (va, vb) = (vectors(&da, name), vectors(&db, name));
+        assert_eq!(va.keys().collect::<Vec<_>>(), vb.keys().collect::<Vec<_>>());
+        for (m, e) in &va {
+            let c = cosine(&flat(e), &flat(&vb[m]));
+            assert!(c >= 0.9999, "{name} {m}: cosine {c} across thread counts");
+        }
+    }
+}
+
+#[test]
+fn probe_export_surrogate_info_and_embed() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("unused.taskdb");
+    let probe = fxs("probe/probe_small.jsonl");
+    let out = d.path().join("u.jsonl");
+    let o = out.to_str().unwrap();
+    ok(
+        run(&db, &["probe", "export", o, "--probe", &probe]),
+        "export",
+    );
+    let src: Vec<serde_json::Value> = std::fs::read_to_string(fx("probe/probe_small.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(json)
+        .collect();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(json)
+        .collect();
+    assert_eq!(lines.len(), src.len());
+    for (l, s) in lines.iter().zip(&src) {
+        assert_eq!(l["id"], s["id"]);
+        assert_eq!(l["text"], s["text"]);
+    }
+    ok(
+        run(
+            &db,
+            &[
+                "probe",
+                "export",
+                o,
+                "--probe",
+                &probe,
+                "--prompt",
+                "Review: {text} Sentiment:",
+            ],
+        ),
+        "export --prompt",
+    );
+    let prompted: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(json)
+        .collect();
+    assert_eq!(prompted.len(), src.len());
+    assert_eq!(
+        prompted[0]["text"],
+        format!("Review: {} Sentiment:", src[0]["text"].as_str().unwrap())
+    );
+    let err = fails(
+        run(
+            &db,
+            &[
+                "probe",
+                "export",
+                o,
+                "--probe",
+                &probe,
+                "--prompt",
+                "no placeholder",
+            ],
+        ),
+        "bad prompt",
+    );
+    assert!(err.contains("{text}"), "{err}");
+
+    let tiny = fxs("surrogate/tiny");
+    let info = json(&ok(
+        run(&db, &["surrogate", "info", "--surrogate", &tiny, "--json"]),
+        "info",
+    ));
+    assert_eq!(info["fingerprint"].as_str().unwrap().len(), 64, "{info}");
+    assert_eq!(info["execution_provider"], "CPUExecutionProvider", "{info}");
+    assert_eq!(info["dim"], 32);
+    let emb = ok(
+        run(
+            &db,
+            &["surrogate", "embed", &probe, "--surrogate", &tiny, "-q"],
+        ),
+        "embed",
+    );
+    let rows: Vec<serde_json::Value> = emb.lines().map(json).collect();
+    assert_eq!(rows.len(), src.len());
+    for (r, s) in rows.iter().zip(&src) {
+        assert_eq!(r["id"], s["id"]);
+        assert_eq!(r["vector"].as_array().unwrap().len(), 32);
+    }
+}

@@ -1,0 +1,289 @@
+//! Ingestion through the library API (`taskdb::ingest::Ingestor`) on fixtures only:
+//! determinism, label-permutation invariance, the feature cache (hits, damaged file), bad
+//! datasets and refused methods leaving the database unchanged.
+
+mod ingest_common;
+
+use std::path::Path;
+
+use ingest_common::*;
+use taskdb::ingest::{IngestOptions, ModelSource};
+use taskdb::{Filter, MethodKind, TaskDb};
+use taskdb_sources::{CommandOptions, DatasetOptions};
+
+fn ingest_sentiment(db_path: &Path, refs: &Path) -> TaskDb {
+    let db = TaskDb::open(db_path).unwrap();
+    let ing = ingestor(db_path, refs, 1);
+    let r = ing
+        .dataset(
+            &db,
+            "sentiment_a",
+            &fx("datasets/sentiment_a.jsonl"),
+            &DatasetOptions::default(),
+            &IngestOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(r.version, 1);
+    assert_eq!(
+        r.spaces.len(),
+        4,
+        "all four methods by default: {:?}",
+        r.spaces
+    );
+    db
+}
+
+#[test]
+fn same_dataset_twice_gives_bit_identical_vectors_for_every_method() {
+    let d = tempfile::tempdir().unwrap();
+    let refs = d.path().join("refs");
+    let a = ingest_sentiment(&d.path().join("a.taskdb"), &refs);
+    // A second database, and no reference cache: everything is rebuilt from scratch.
+    let pb = d.path().join("b.taskdb");
+    let b = TaskDb::open(&pb).unwrap();
+    let ing = ingest_common::ingestor(&pb, &refs, 1).with_reference_cache(None);
+    ing.dataset(
+        &b,
+        "sentiment_a",
+        &fx("datasets/sentiment_a.jsonl"),
+        &DatasetOptions::default(),
+        &IngestOptions::default(),
+    )
+    .unwrap();
+    let (va, vb) = (vectors(&a, "sentiment_a"), vectors(&b, "sentiment_a"));
+    assert_eq!(
+        va.keys().collect::<Vec<_>>(),
+        ["fisher", "scatter", "textemb", "tuned"]
+    );
+    for (m, ea) in &va {
+        assert_eq!(
+            bits(ea),
+            bits(&vb[m]),
+            "method {m} differs between two ingestions"
+        );
+    }
+    // The spaces (frozen references included) are identical too.
+    for (sa, sb) in a.spaces().unwrap().iter().zip(b.spaces().unwrap().iter()) {
+        assert_eq!(sa.def, sb.def);
+    }
+}
+
+/// sentiment_a with labels renamed so that their sorted order flips.
+fn renamed_labels(dir: &Path) -> std::path::PathBuf {
+    let src = std::fs::read_to_string(fx("datasets/sentiment_a.jsonl")).unwrap();
+    let mut out = String::new();
+    let mut seen = 0;
+    for line in src.lines().filter(|l| !l.trim().is_empty()) {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let new = match v["label"].as_str().unwrap() {
+            "positive" => "zz",
+            "negative" => "aa",
+            other => panic!("unexpected label {other}"),
+        };
+        v["label"] = new.into();
+        seen += 1;
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    assert_eq!(seen, 120);
+    let p = dir.join("renamed.jsonl");
+    std::fs::write(&p, out).unwrap();
+    p
+}
+
+#[test]
+fn renaming_labels_does_not_move_the_embedding() {
+    let d = tempfile::tempdir().unwrap();
+    let refs = d.path().join("refs");
+    let db_path = d.path().join("p.taskdb");
+    let db = ingest_sentiment(&db_path, &refs);
+    let renamed = renamed_labels(d.path());
+    let ing = ingestor(&db_path, &refs, 1);
+    ing.dataset(
+        &db,
+        "renamed",
+        &renamed,
+        &DatasetOptions::default(),
+        &IngestOptions::default(),
+    )
+    .unwrap();
+    let (a, b) = (vectors(&db, "sentiment_a"), vectors(&db, "renamed"));
+    for m in ["scatter", "fisher", "tuned"] {
+        let (fa, fb) = (flat(&a[m]), flat(&b[m]));
+        let scale = fa.iter().fold(0.0f64, |s, x| s.max(x.abs()));
+        let diff = max_abs_diff(&fa, &fb);
+        assert!(
+            diff <= 1e-5 * scale.max(1e-3),
+            "{m}: max |Δ| {diff:e} (largest value {scale:e}) after renaming labels"
+        );
+    }
+    // The renamed copy is its own nearest neighbour in every method's space (exact score 1).
+    for m in ["scatter", "fisher", "tuned"] {
+        let hits = db
+            .nearest(
+                &taskdb::Query::entry("renamed").unwrap(),
+                1,
+                &Filter::all().method(m),
+            )
+            .unwrap();
+        assert_eq!(hits[0].name, "sentiment_a", "{m}");
+        assert!(hits[0].score > 0.9999, "{m}: score {}", hits[0].score);
+    }
+}
+
+#[test]
+fn second_ingestion_hits_the_feature_cache_and_damaged_cache_is_recomputed() {
+    let d = tempfile::tempdir().unwrap();
+    let refs = d.path().join("refs");
+    let db_path = d.path().join("c.taskdb");
+    let db = TaskDb::open(&db_path).unwrap();
+    let ds = fx("datasets/topic.tsv");
+    let opts = IngestOptions::default();
+    let first = {
+        let ing = ingestor(&db_path, &refs, 1);
+        let r = ing
+            .dataset(&db, "topic", &ds, &DatasetOptions::default(), &opts)
+            .unwrap();
+        assert_eq!((r.cache.hits, r.cache.computed), (0, 105), "{:?}", r.cache);
+        let r2 = ing
+            .dataset(&db, "topic", &ds, &DatasetOptions::default(), &opts)
+            .unwrap();
+        assert_eq!(r2.version, 2);
+        assert_eq!(
+            (r2.cache.hits, r2.cache.computed),
+            (105, 0),
+            "{:?}",
+            r2.cache
+        );
+        vectors(&db, "topic")
+    };
+    // Damage the cache file in place (pages after the header), then ingest again.
+    let cache = taskdb::features::FeatureCache::path_for(&db_path);
+    let mut bytes = std::fs::read(&cache).unwrap();
+    assert!(bytes.len() > 8192, "cache file is {} bytes", bytes.len());
+    for b in &mut bytes[4096..4608] {
+        *b ^= 0x5A;
+    }
+    std::fs::write(&cache, &bytes).unwrap();
+    let ing = ingestor(&db_path, &refs, 1);
+    let r3 = ing
+        .dataset(&db, "topic", &ds, &DatasetOptions::default(), &opts)
+        .expect("a damaged feature cache is derived state: recomputed, never fatal");
+    assert_eq!(r3.version, 3);
+    assert_eq!(r3.cache.hits + r3.cache.computed, 105, "{:?}", r3.cache);
+    let third = vectors(&db, "topic");
+    for (m, e) in &first {
+        assert_eq!(bits(e), bits(&third[m]), "{m} changed after cache damage");
+    }
+    // And the cache works again afterwards.
+    let r4 = ing
+        .dataset(&db, "topic", &ds, &DatasetOptions::default(), &opts)
+        .unwrap();
+    assert_eq!(r4.cache.hits, 105, "{:?}", r4.cache);
+}
+
+#[test]
+fn bad_datasets_fail_with_a_located_message_and_write_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let refs = d.path().join("refs");
+    let db_path = d.path().join("bad.taskdb");
+    let db = ingest_sentiment(&db_path, &refs);
+    let ing = ingestor(&db_path, &refs, 1);
+    let before = db
+        .list(&Filter {
+            all_versions: true,
+            ..Filter::all()
+        })
+        .unwrap();
+    let spaces_before = db.spaces().unwrap().len();
+    // file → what the message must say (besides the file name).
+    let cases: &[(&str, &[&str])] = &[
+        ("bool_label.jsonl", &["row 2", "boolean"]),
+        ("empty.jsonl", &["no rows"]),
+        ("empty_text.jsonl", &["row 2", "empty"]),
+        ("header_only.csv", &["no rows"]),
+        ("inf_label.csv", &["row 2", "inf"]),
+        ("invalid_utf8.jsonl", &["line 2", "UTF-8"]),
+        ("malformed.jsonl", &["line 3", "JSON"]),
+        ("missing_label.csv", &["row 3", "label"]),
+        ("missing_text.jsonl", &["row 4", "text"]),
+        ("mixed_labels.jsonl", &["row 4", "string"]),
+        ("nan_label.csv", &["row 3", "nan"]),
+        ("nan_label.jsonl", &["line 2", "NaN"]),
+        (
+            "no_such_column.csv",
+            &["text", "columns found: sentence, target"],
+        ),
+        ("not_object.jsonl", &["line 2", "array"]),
+        ("ragged.csv", &["line 3", "3 fields"]),
+        ("single_class.jsonl", &["two classes"]),
+        ("unknown_ext.txt", &["txt"]),
+    ];
+    let listed: Vec<String> = std::fs::read_dir(fx("datasets/bad"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        listed.len(),
+        cases.len(),
+        "every file in fixtures/datasets/bad has a case here: {listed:?}"
+    );
+    for (file, needles) in cases {
+        let p = fx(&format!("datasets/bad/{file}"));
+        let err = ing
+            .dataset(
+                &db,
+                "bad",
+                &p,
+                &DatasetOptions::default(),
+                &IngestOptions::default(),
+            )
+            .expect_err(file)
+            .to_string();
+        assert!(
+            err.contains(*file),
+            "{file}: message does not name the file: {err}"
+        );
+        for n in *needles {
+            assert!(err.contains(n), "{file}: message lacks {n:?}: {err}");
+        }
+    }
+    assert_eq!(
+        db.list(&Filter {
+            all_versions: true,
+            ..Filter::all()
+        })
+        .unwrap(),
+        before
+    );
+    assert_eq!(db.spaces().unwrap().len(), spaces_before);
+}
+
+#[test]
+fn textemb_is_refused_for_a_model_and_nothing_is_written() {
+    let d = tempfile::tempdir().unwrap();
+    let refs = d.path().join("refs");
+    let db_path = d.path().join("m.taskdb");
+    let db = TaskDb::open(&db_path).unwrap();
+    let ing = ingestor(&db_path, &refs, 1);
+    let source = ModelSource::Command {
+        command: format!("python3 {}", fxs("models/sentiment_rule.py")),
+        options: CommandOptions::default(),
+    };
+    let opts = IngestOptions {
+        methods: vec![MethodKind::TextEmb],
+        ..IngestOptions::default()
+    };
+    let err = ing.model(&db, "m", &source, &opts).unwrap_err().to_string();
+    assert!(err.contains("textemb"), "{err}");
+    assert!(err.contains("identical for every model"), "{err}");
+    assert!(db.list(&Filter::all()).unwrap().is_empty());
+    // Without --method, a model gets every method that uses targets, and no textemb.
+    let r = ing
+        .model(&db, "m", &source, &IngestOptions::default())
+        .unwrap();
+    assert_eq!(
+        r.spaces.keys().collect::<Vec<_>>(),
+        ["fisher", "scatter", "tuned"]
+    );
+}

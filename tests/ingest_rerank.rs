@@ -1,0 +1,189 @@
+//! Matrix-valued (low-rank) task spaces: the HNSW graph holds sketches, candidates are re-ranked
+//! exactly, and the answers equal an exact scan.
+
+use std::collections::BTreeMap;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use taskdb::{
+    Embedding, Filter, IndexParams, Kind, LowRank, MethodKind, MethodParams, NewEntry, NewVector,
+    OpenOptions, Query, SearchPath, SpaceRef, TaskDb, TaskSpaceParams,
+};
+
+const DIM: usize = 16;
+const RANK: usize = 3;
+
+/// Orthonormal columns (Gram-Schmidt) of `cols` vectors.
+fn orthonormal(mut cols: Vec<Vec<f32>>) -> Vec<f32> {
+    for j in 0..cols.len() {
+        for p in 0..j {
+            let d: f32 = cols[j].iter().zip(&cols[p]).map(|(a, b)| a * b).sum();
+            let prev = cols[p].clone();
+            for (a, b) in cols[j].iter_mut().zip(prev) {
+                *a -= d * b;
+            }
+        }
+        let n = cols[j].iter().map(|x| x * x).sum::<f32>().sqrt();
+        cols[j].iter_mut().for_each(|x| *x /= n);
+    }
+    cols.concat()
+}
+
+/// Clustered random low-rank symmetric matrices: each near one of `clusters` centres.
+fn low_ranks(n: usize, clusters: usize, seed: u64) -> Vec<LowRank> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let centres: Vec<Vec<Vec<f32>>> = (0..clusters)
+        .map(|_| {
+            (0..RANK)
+                .map(|_| (0..DIM).map(|_| rng.random_range(-1.0f32..1.0)).collect())
+                .collect()
+        })
+        .collect();
+    (0..n)
+        .map(|i| {
+            let cols: Vec<Vec<f32>> = centres[i % clusters]
+                .iter()
+                .map(|c| {
+                    c.iter()
+                        .map(|x| x + rng.random_range(-0.4f32..0.4))
+                        .collect()
+                })
+                .collect();
+            let mut s: Vec<f32> = (0..RANK).map(|_| rng.random_range(0.1f32..2.0)).collect();
+            s.sort_by(|a, b| b.total_cmp(a));
+            LowRank {
+                dim: DIM,
+                u: orthonormal(cols),
+                s,
+            }
+        })
+        .collect()
+}
+
+/// Exact cosine of two symmetric matrices (Frobenius), computed densely here.
+fn frob_cos(a: &LowRank, b: &LowRank) -> f64 {
+    let (da, db) = (a.to_dense(), b.to_dense());
+    let dot: f64 = da.iter().zip(&db).map(|(x, y)| x * y).sum();
+    let n = |m: &[f64]| m.iter().map(|x| x * x).sum::<f64>().sqrt();
+    dot / (n(&da) * n(&db))
+}
+
+fn open(path: &std::path::Path, brute_force_below: usize) -> TaskDb {
+    TaskDb::open_with(
+        path,
+        OpenOptions {
+            index: IndexParams {
+                brute_force_below,
+                ..IndexParams::default()
+            },
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+#[ignore = "fails: TaskDb::nearest_explain (src/db.rs) keeps only the first k sketch candidates \
+            (`.take(k)`) before exact re-scoring, so low-rank answers are not exact; un-ignore \
+            once it re-ranks the whole candidate set"]
+fn hnsw_with_exact_reranking_equals_an_exact_scan() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("rr.taskdb");
+    let n = 3000;
+    let items = low_ranks(n, 40, 7);
+    // Fisher spaces need no reference: the exact score is the plain Frobenius cosine.
+    let def = TaskSpaceParams::new(MethodKind::Fisher, MethodParams::default(), None).into_def(
+        "fisher:test".into(),
+        DIM as u32,
+        "surrogate-fp",
+        "probe-fp",
+    );
+    {
+        let db = open(&path, 16);
+        let entries: Vec<NewEntry> = items
+            .iter()
+            .enumerate()
+            .map(|(i, l)| NewEntry {
+                name: format!("t{i}"),
+                kind: if i % 2 == 0 {
+                    Kind::Dataset
+                } else {
+                    Kind::Model
+                },
+                vectors: vec![NewVector {
+                    method: "fisher".into(),
+                    space: SpaceRef::Def(def.clone()),
+                    embedding: Embedding::LowRank(l.clone()),
+                }],
+                tags: BTreeMap::new(),
+                provenance: Default::default(),
+            })
+            .collect();
+        db.put(entries).unwrap();
+    }
+    let k = 10;
+    let queries: Vec<Query> = low_ranks(8, 40, 99)
+        .into_iter()
+        .map(|q| Query::Vector {
+            space: taskdb::SpaceSel::Name("fisher:test".into()),
+            embedding: Embedding::LowRank(q),
+        })
+        .chain(["t0", "t1", "t1234"].map(|n| Query::entry(n).unwrap()))
+        .collect();
+    // Entry queries are also narrowed by kind (filtered graph search).
+    let filter = |q: &Query| match q {
+        Query::Entry(_) => Filter::all().kind(Kind::Model),
+        _ => Filter::all(),
+    };
+    let run_all = |brute_force_below: usize| -> Vec<(Vec<taskdb::Hit>, SearchPath)> {
+        let db = open(&path, brute_force_below);
+        queries
+            .iter()
+            .map(|q| db.nearest_explain(q, k, &filter(q)).unwrap())
+            .collect()
+    };
+    let graph = run_all(16);
+    let exact = run_all(usize::MAX);
+    let names = |h: &[taskdb::Hit]| h.iter().map(|h| h.name.clone()).collect::<Vec<_>>();
+    for (qi, ((hits, p), (ex, p2))) in graph.iter().zip(&exact).enumerate() {
+        assert_eq!(*p, SearchPath::Hnsw, "query {qi} did not use the graph");
+        assert_eq!(*p2, SearchPath::BruteForce);
+        assert_eq!(hits.len(), k);
+        assert_eq!(
+            names(hits),
+            names(ex),
+            "query {qi}: graph answer != exact scan"
+        );
+        for (a, b) in hits.iter().zip(ex) {
+            assert_eq!(a.score.to_bits(), b.score.to_bits(), "query {qi}");
+        }
+        // The exact scan agrees with an independent dense computation.
+        let (q, exclude) = match &queries[qi] {
+            Query::Vector {
+                embedding: Embedding::LowRank(l),
+                ..
+            } => (l.clone(), None),
+            Query::Entry(r) => {
+                let i: usize = r.to_string().trim_start_matches('t').parse().unwrap();
+                (items[i].clone(), Some(i))
+            }
+            other => panic!("{other:?}"),
+        };
+        let mut mine: Vec<(f64, usize)> = items
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != exclude && (exclude.is_none() || i % 2 == 1))
+            .map(|(i, l)| (frob_cos(&q, l), i))
+            .collect();
+        mine.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let want: Vec<String> = mine[..k].iter().map(|(_, i)| format!("t{i}")).collect();
+        assert_eq!(names(hits), want, "query {qi}");
+        for (h, (s, _)) in hits.iter().zip(&mine) {
+            assert!(
+                (h.score as f64 - s).abs() < 1e-4,
+                "query {qi}: {} vs {s}",
+                h.score
+            );
+        }
+    }
+}
