@@ -877,16 +877,24 @@ impl TaskDb {
         let qv = space.index_vector(&qemb)?;
         let frac = (candidates as f64 / total.max(1) as f64).max(1e-6);
         let mut want = ((k as f64 / frac).ceil() as usize + k / 4 + 2).min(total);
-        if space.def.embedding == EmbeddingKind::LowRank {
-            // The graph holds sketches (estimates of the exact scores): take a wide candidate
-            // set and re-rank it exactly.
-            want = want.max(8 * k).max(128).min(total);
-        }
+        // The graph of a matrix space holds sketches, estimates of the exact scores: take a wide
+        // candidate set and re-rank all of it exactly (not just the sketch's top k).
+        let sketched = space.def.embedding == EmbeddingKind::LowRank;
+        let rerank = if sketched {
+            want = want.max(32 * k).max(512).min(total);
+            usize::MAX
+        } else {
+            k
+        };
         let ids = loop {
             let ef = self.params.ef_search.max(want);
             let found = idx.search(&qv, want, ef)?;
             let exhausted = found.len() < want || want >= total;
-            let kept: Vec<EntryId> = found.into_iter().filter(|&id| keep(id)).take(k).collect();
+            let kept: Vec<EntryId> = found
+                .into_iter()
+                .filter(|&id| keep(id))
+                .take(rerank)
+                .collect();
             if kept.len() >= k {
                 break kept;
             }

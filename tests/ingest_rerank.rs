@@ -83,9 +83,6 @@ fn open(path: &std::path::Path, brute_force_below: usize) -> TaskDb {
 }
 
 #[test]
-#[ignore = "fails: TaskDb::nearest_explain (src/db.rs) keeps only the first k sketch candidates \
-            (`.take(k)`) before exact re-scoring, so low-rank answers are not exact; un-ignore \
-            once it re-ranks the whole candidate set"]
 fn hnsw_with_exact_reranking_equals_an_exact_scan() {
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("rr.taskdb");
