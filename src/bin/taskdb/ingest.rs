@@ -347,6 +347,23 @@ fn fmt_secs(t: f64) -> String {
     }
 }
 
+/// Runs `f` on the database opened for writing. When the database did not exist before and `f`
+/// fails, the new empty database is removed again: a failed ingestion leaves nothing behind.
+fn with_db<T>(
+    ctx: &Ctx,
+    f: impl FnOnce(&taskdb::TaskDb) -> taskdb::Result<T>,
+) -> taskdb::Result<T> {
+    let existed = ctx.db.exists();
+    let db = ctx.open_rw()?;
+    let res = f(&db);
+    if res.is_err() && !existed {
+        drop(db);
+        let _ = std::fs::remove_file(&ctx.db);
+        let _ = std::fs::remove_dir_all(taskdb::files::index_dir(&ctx.db));
+    }
+    res
+}
+
 pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
     match cmd {
         IngestCmd::Dataset(a) => {
@@ -364,8 +381,9 @@ pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
                 seed: a.seed,
             };
             let ing = ingestor(ctx, &a.common)?;
-            let db = ctx.open_rw()?;
-            let r = ing.dataset(&db, &a.name, &a.file, &dopts, &options(&a.common))?;
+            let r = with_db(ctx, |db| {
+                ing.dataset(db, &a.name, &a.file, &dopts, &options(&a.common))
+            })?;
             report(ctx, &r, a.common.json)
         }
         IngestCmd::Model(a) => {
@@ -433,8 +451,9 @@ pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
                 }
             };
             let ing = ingestor(ctx, &a.common)?;
-            let db = ctx.open_rw()?;
-            let r = ing.model(&db, &a.name, &source, &options(&a.common))?;
+            let r = with_db(ctx, |db| {
+                ing.model(db, &a.name, &source, &options(&a.common))
+            })?;
             report(ctx, &r, a.common.json)
         }
     }

@@ -93,6 +93,12 @@ impl Ctx {
 }
 
 fn main() -> ExitCode {
+    // Like other Unix filters: a closed stdout (`taskdb list | head`) ends the process quietly
+    // instead of panicking in println!.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     // Commands that need no database.
     let res = match cli.command {

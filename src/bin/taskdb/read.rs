@@ -98,7 +98,17 @@ struct ShowVector {
     space_id: u32,
     embedding: &'static str,
     dim: usize,
+    /// Dense: the components. Low rank: empty (see `rank`, `eigenvalues`, `factors`).
     vector: Vec<f32>,
+    /// Low rank: the number of factors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rank: Option<usize>,
+    /// Low rank: s, the eigenvalues of the stored matrix U diag(s) Uᵀ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eigenvalues: Option<Vec<f32>>,
+    /// Low rank: U, column-major (dim × rank).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    factors: Option<Vec<f32>>,
 }
 
 #[derive(Serialize)]
@@ -124,10 +134,11 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> taskdb::Result<i32> {
         .collect();
     let mut vectors = BTreeMap::new();
     for (m, (sid, emb)) in &e.vectors {
-        let (kind, v) = match emb {
-            Embedding::Dense(v) => ("dense", v.clone()),
+        let (kind, v, low) = match emb {
+            Embedding::Dense(v) => ("dense", v.clone(), None),
+            Embedding::LowRank(l) => ("low_rank", Vec::new(), Some(l)),
             #[allow(unreachable_patterns)]
-            _ => ("other", Vec::new()),
+            _ => ("other", Vec::new(), None),
         };
         vectors.insert(
             m.clone(),
@@ -137,6 +148,9 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> taskdb::Result<i32> {
                 embedding: kind,
                 dim: emb.dim(),
                 vector: v,
+                rank: low.map(|l| l.s.len()),
+                eigenvalues: low.map(|l| l.s.clone()),
+                factors: low.map(|l| l.u.clone()),
             },
         );
     }
@@ -165,14 +179,18 @@ pub fn show(ctx: &Ctx, a: ShowArgs) -> taskdb::Result<i32> {
         println!("created:  {} ms since epoch", out.created_at_ms);
         println!("tags:     {}", output::tags(&out.tags));
         for (m, v) in &out.vectors {
-            let head: Vec<String> = v.vector.iter().take(4).map(|x| format!("{x:.4}")).collect();
+            let shown = v.eigenvalues.as_ref().unwrap_or(&v.vector);
+            let head: Vec<String> = shown.iter().take(4).map(|x| format!("{x:.4}")).collect();
+            let (what, n) = match v.rank {
+                Some(r) => (format!("dim {}, rank {r}, eigenvalues", v.dim), r),
+                None => (format!("dim {}", v.dim), v.dim),
+            };
             println!(
-                "vector:   {m} in space {:?} ({} dim {}): [{}{}]",
+                "vector:   {m} in space {:?} ({} {what}): [{}{}]",
                 v.space,
                 v.embedding,
-                v.dim,
                 head.join(", "),
-                if v.dim > 4 { ", ..." } else { "" }
+                if n > 4 { ", ..." } else { "" }
             );
         }
         let prov = serde_json::to_string(&out.provenance).unwrap_or_default();
