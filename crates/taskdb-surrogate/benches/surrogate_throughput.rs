@@ -7,7 +7,7 @@
 //! them with the provisioned default surrogate ($TASKDB_SURROGATE or the cache). Prints one JSON
 //! line per (threads, run) and a summary per thread count: median sentences/s and the share of
 //! stage time spent tokenising, in inference and pooling. Compare with
-//! scripts/bench_python_surrogate.py (same sentences, model and threads); docs/PERFORMANCE-surrogate.md.
+//! scripts/bench_python_surrogate.py (same sentences, model and threads); docs/PERFORMANCE.md (surrogate section).
 
 use std::path::PathBuf;
 use std::time::Instant;
