@@ -398,12 +398,7 @@ impl Ingestor {
             input_size: Some(ds.summary.bytes),
             rows,
             command_line: opts.command_line.clone(),
-            params: json!({
-                "method_params": opts.params,
-                "methods": methods_wanted.iter().map(|m| m.name()).collect::<Vec<_>>(),
-                "surrogate": self.surrogate_provenance(),
-                "probe": {"name": self.probe.name, "fingerprint": self.probe.fingerprint_hex(), "size": self.probe.len()},
-            }),
+            params: self.params_provenance(opts, &methods_wanted, None),
             timings: BTreeMap::new(),
             details: json!({"dataset": summary, "methods": details, "features": cache, "truncated": truncated}),
         };
@@ -522,13 +517,7 @@ impl Ingestor {
             input_size: None,
             rows,
             command_line: opts.command_line.clone(),
-            params: json!({
-                "method_params": opts.params,
-                "methods": methods_wanted.iter().map(|m| m.name()).collect::<Vec<_>>(),
-                "surrogate": self.surrogate_provenance(),
-                "probe": {"name": self.probe.name, "fingerprint": self.probe.fingerprint_hex(), "size": self.probe.len()},
-                "source": source_json,
-            }),
+            params: self.params_provenance(opts, &methods_wanted, Some(source_json)),
             timings: BTreeMap::new(),
             details: json!({
                 "labels": targets.labels,
@@ -602,6 +591,29 @@ impl Ingestor {
                 verbalized: false,
             },
         })
+    }
+
+    /// The `params` part of provenance: everything that, with the input, determines the vectors.
+    fn params_provenance(
+        &self,
+        opts: &IngestOptions,
+        methods_wanted: &[MethodKind],
+        source: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut p = json!({
+            "method_params": opts.params,
+            "methods": methods_wanted.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            "surrogate": self.surrogate_provenance(),
+            "probe": {
+                "name": self.probe.name,
+                "fingerprint": self.probe.fingerprint_hex(),
+                "size": self.probe.len(),
+            },
+        });
+        if let Some(s) = source {
+            p["source"] = s;
+        }
+        p
     }
 
     fn surrogate_provenance(&self) -> serde_json::Value {
