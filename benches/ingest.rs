@@ -525,6 +525,7 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
         let index = if brute {
             IndexParams {
                 brute_force_below: usize::MAX,
+                exact_matrix_below: usize::MAX,
                 ..IndexParams::default()
             }
         } else {

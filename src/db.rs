@@ -865,10 +865,18 @@ impl TaskDb {
         // superseded versions are few), else counted.
         let total = points.len();
         let mut candidates = total;
-        if candidates > self.params.brute_force_below && !filter.is_trivial() {
+        let sketched = space.def.embedding == EmbeddingKind::LowRank;
+        let exact_below = if sketched {
+            self.params
+                .brute_force_below
+                .max(self.params.exact_matrix_below)
+        } else {
+            self.params.brute_force_below
+        };
+        if candidates > exact_below && !filter.is_trivial() {
             candidates = points.iter().filter(|&&id| keep(id)).count();
         }
-        if candidates <= self.params.brute_force_below {
+        if candidates <= exact_below {
             return brute(SearchPath::BruteForce);
         }
         // hnsw_rs's filtered search gives up its early exit and explores most of the graph, so
@@ -878,10 +886,9 @@ impl TaskDb {
         let frac = (candidates as f64 / total.max(1) as f64).max(1e-6);
         let mut want = ((k as f64 / frac).ceil() as usize + k / 4 + 2).min(total);
         // The graph of a matrix space holds sketches, estimates of the exact scores: take a wide
-        // candidate set and re-rank all of it exactly (not just the sketch's top k).
-        let sketched = space.def.embedding == EmbeddingKind::LowRank;
+        // candidate set (growing with the space) and re-rank all of it exactly.
         let rerank = if sketched {
-            want = want.max(32 * k).max(512).min(total);
+            want = want.max(32 * k).max(512).max(total / 4).min(total);
             usize::MAX
         } else {
             k

@@ -242,9 +242,11 @@ pub(crate) struct TaskScorer {
     sketcher: Sketcher,
 }
 
-/// Lazily built [`TaskScorer`]; never compared, never serialised.
+/// Lazily built [`TaskScorer`]; never compared, never serialised. Clones share the cell, so a
+/// space's scorer (Gaussian basis, reference sketch) is built once however often the `Space`
+/// is copied.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct ScorerCell(OnceLock<Option<Arc<TaskScorer>>>);
+pub(crate) struct ScorerCell(Arc<OnceLock<Option<Arc<TaskScorer>>>>);
 
 impl PartialEq for ScorerCell {
     fn eq(&self, _: &Self) -> bool {

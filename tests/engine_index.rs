@@ -14,6 +14,7 @@ fn opts() -> OpenOptions {
         read_only: false,
         index: IndexParams {
             brute_force_below: 0,
+            exact_matrix_below: 0,
             // Search wide enough that the graph answers exactly (recall 1.0 on this data), so
             // answers of a rebuilt graph are comparable with those of the original.
             m: 16,

@@ -74,6 +74,7 @@ fn open(path: &std::path::Path, brute_force_below: usize) -> TaskDb {
         OpenOptions {
             index: IndexParams {
                 brute_force_below,
+                exact_matrix_below: brute_force_below,
                 ..IndexParams::default()
             },
             ..OpenOptions::default()
