@@ -16,7 +16,7 @@ use crate::space::{EmbeddingKind, Space, SpaceDef, SpaceId, SpaceRef};
 
 /// The method used when an entry has several and the caller names none (the measured best;
 /// see docs/METHODS.md).
-pub const DEFAULT_METHOD: &str = "fisher";
+pub const DEFAULT_METHOD: &str = "scatter";
 use crate::store::codec::{self, EntryRecord, VecMeta};
 use crate::store::{self, Db, Meta};
 
