@@ -580,7 +580,11 @@ def main():
     if a.previous and os.path.isdir(os.path.join(a.previous, "knn")):
         prev_started = (read(os.path.join(a.previous, "info", "started.txt")) or "?").strip()
         n_cmp, diffs, maxd = 0, [], 0.0
-        for m in answers:
+        try:
+            prev_default = json.load(open(os.path.join(a.previous, "summary.json"))).get("default")
+        except (OSError, ValueError):
+            prev_default = None
+        for m in methods:  # per method; the default is compared below by name
             for part in ("ds", "all"):
                 for n, hs in answers[m][part].items():
                     ph, perr = load_query(os.path.join(a.previous, "knn", m, f"{n}.{part}"))
@@ -595,7 +599,9 @@ def main():
             w(f"- Reproducibility: {n_cmp} answers compared with the previous run (started {prev_started}; "
               f"its own fresh database and feature cache): "
               + (f"identical neighbour order, max |Δscore| = {maxd:.3g}." if not diffs else
-                 f"order differs in {len(diffs)}: {', '.join(diffs[:10])}; max |Δscore| = {maxd:.3g}."))
+                 f"order differs in {len(diffs)}: {', '.join(diffs[:10])}; max |Δscore| = {maxd:.3g}.")
+              + (f" The default method was `{prev_default}` in that run, `{default_is}` now."
+                 if prev_default and default_is and prev_default != default_is else ""))
     for nline in notes:
         w(f"- {nline}")
     w("")
