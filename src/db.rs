@@ -766,8 +766,15 @@ impl TaskDb {
                 let e = &c.entries[&id];
                 let vm = match &filter.method {
                     Some(m) => e.vectors.iter().find(|v| &v.method == m).ok_or_else(|| {
+                        let why = if e.kind == Kind::Model && m == "textemb" {
+                            " (textemb is the mean feature of the inputs, which for a model are \
+                             the probe set U: it would be identical for every model, so models \
+                             never get one)"
+                        } else {
+                            ""
+                        };
                         Error::SpaceMismatch(format!(
-                            "entry {r} has no vector for method {m:?}; it has: {}",
+                            "entry {r} has no vector for method {m:?}{why}; it has: {}",
                             methods_of(e)
                         ))
                     })?,

@@ -286,4 +286,14 @@ fn textemb_is_refused_for_a_model_and_nothing_is_written() {
         r.spaces.keys().collect::<Vec<_>>(),
         ["fisher", "scatter", "tuned"]
     );
+    // Asking knn for a model's textemb says why there is none.
+    let err = db
+        .nearest(
+            &taskdb::Query::entry("m").unwrap(),
+            3,
+            &Filter::all().method("textemb"),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("identical for every model"), "{err}");
 }
