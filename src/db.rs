@@ -374,30 +374,9 @@ impl TaskDb {
         let mut ids = Vec::with_capacity(entries.len());
         {
             let mut meta_t = txn.open_table(store::META).map_err(se("opening meta"))?;
-            let get_u64 = |t: &redb::Table<&str, &[u8]>, k: &str| -> Result<u64> {
-                let g = t
-                    .get(k)
-                    .map_err(se("reading meta"))?
-                    .ok_or_else(|| Error::Internal(format!("meta {k} missing")))?;
-                let b: [u8; 8] = g
-                    .value()
-                    .try_into()
-                    .map_err(|_| Error::Internal(format!("meta {k} malformed")))?;
-                Ok(u64::from_le_bytes(b))
-            };
-            let mut next_id = get_u64(&meta_t, "next_id")?;
-            let generation = get_u64(&meta_t, "generation")? + 1;
-            let mut next_space = {
-                let g = meta_t
-                    .get("next_space_id")
-                    .map_err(se("reading meta"))?
-                    .ok_or_else(|| Error::Internal("meta next_space_id missing".into()))?;
-                let b: [u8; 4] = g
-                    .value()
-                    .try_into()
-                    .map_err(|_| Error::Internal("meta next_space_id malformed".into()))?;
-                u32::from_le_bytes(b)
-            };
+            let mut next_id = u64::from_le_bytes(meta_value(&meta_t, "next_id")?);
+            let generation = u64::from_le_bytes(meta_value(&meta_t, "generation")?) + 1;
+            let mut next_space = u32::from_le_bytes(meta_value(&meta_t, "next_space_id")?);
             let mut ent_t = txn
                 .open_table(store::ENTRIES)
                 .map_err(se("opening entries"))?;
@@ -1244,19 +1223,20 @@ fn methods_of(e: &CatEntry) -> String {
         .join(", ")
 }
 
+/// A fixed-size value of the meta table, inside a write transaction.
+fn meta_value<const N: usize>(t: &redb::Table<&str, &[u8]>, key: &str) -> Result<[u8; N]> {
+    let g = t
+        .get(key)
+        .map_err(se("reading meta"))?
+        .ok_or_else(|| Error::Internal(format!("meta {key} missing")))?;
+    g.value()
+        .try_into()
+        .map_err(|_| Error::Internal(format!("meta {key} malformed")))
+}
+
 fn bump_generation(txn: &WriteTransaction) -> Result<()> {
     let mut m = txn.open_table(store::META).map_err(se("opening meta"))?;
-    let g = {
-        let v = m
-            .get("generation")
-            .map_err(se("reading meta"))?
-            .ok_or_else(|| Error::Internal("meta generation missing".into()))?;
-        let b: [u8; 8] = v
-            .value()
-            .try_into()
-            .map_err(|_| Error::Internal("meta generation malformed".into()))?;
-        u64::from_le_bytes(b)
-    };
+    let g = u64::from_le_bytes(meta_value(&m, "generation")?);
     m.insert("generation", (g + 1).to_le_bytes().as_slice())
         .map_err(se("writing meta"))?;
     Ok(())
