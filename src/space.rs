@@ -378,14 +378,6 @@ impl Space {
         }
     }
 
-    /// The dimension of the vectors in this space's graph.
-    pub fn index_dim(&self) -> usize {
-        match (&self.def.embedding, TaskSpaceParams::from_def(&self.def)) {
-            (EmbeddingKind::LowRank, Ok(p)) => p.sketch.m,
-            _ => self.def.dim as usize,
-        }
-    }
-
     /// Prepares a query for repeated exact scoring.
     pub fn prepare(&self, q: &Embedding) -> Result<Prepared> {
         if let Some(t) = self.scorer()? {
