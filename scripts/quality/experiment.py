@@ -25,6 +25,8 @@ def load(cache, n_probe, soft=True, bins=5):
     entries, tasks = [], []
     for f in sorted(glob.glob(os.path.join(fd, "*__*.npy"))):
         key = os.path.basename(f)[:-4]
+        if "." in key:  # <key>.u.npy / <key>.v.npy: separate pair sides (encode_pairs.py)
+            continue
         fam, name = key.split("__")
         X = np.load(f).astype(np.float64)
         lab = json.load(open(f[:-4] + ".labels.json"))["labels"]

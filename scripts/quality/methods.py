@@ -51,14 +51,27 @@ def _sym_lowrank_from_factor(A):
     return U[:, o], sv[o]
 
 
-def scatter(X, Q):
-    """Design B: S_B^(1/2) with M = [sqrt(pi_c) (m_c - mu)]."""
+def whitening(U, alpha=0.5, max_rows=3000):
+    """W = ((1-alpha) cov(U) + alpha tr(cov(U))/d I)^(-1/2) from the probe features (first
+    max_rows rows; sample covariance). Frozen into a scatter space (crates/taskdb-methods whiten.rs)."""
+    U = U[:max_rows] if max_rows else U
+    C = np.cov(U.T)
+    d = C.shape[0]
+    C = (1 - alpha) * C + alpha * np.trace(C) / d * np.eye(d)
+    w, V = np.linalg.eigh(C)
+    return (V / np.sqrt(w)) @ V.T
+
+
+def scatter(X, Q, W=None):
+    """Design B: S_B^(1/2) with M = [sqrt(pi_c) (m_c - mu)]; with a whitening W, M <- W M."""
     n = X.shape[0]
     mu = X.mean(0)
     w = Q.sum(0)
     pi = w / n
     means = (Q.T @ X) / w[:, None]
     M = ((means - mu) * np.sqrt(pi)[:, None]).T  # d x C
+    if W is not None:
+        M = W @ M
     return _sym_lowrank_from_factor(M)
 
 
@@ -134,9 +147,9 @@ def dense(U, s):
     return (U * s) @ U.T
 
 
-def embed(kind, X, Q, params=DEFAULTS):
+def embed(kind, X, Q, params=DEFAULTS, W=None):
     if kind == "scatter":
-        return scatter(X, Q)
+        return scatter(X, Q, W)
     if kind == "fisher":
         return fisher(X, Q, params["fisher_lambda"], params["fisher_iters"], params["fisher_scale_sqrt_d"])
     if kind == "tuned":

@@ -1,12 +1,17 @@
 //! Design B: between-class scatter. μ = mean x; π_c = w_c / n; m_c = (Σ q_ic x_i)/w_c − μ;
-//! M = [√π_c m_c] (d × C); embedding S_B^½ = (M Mᵀ)^½ (rank ≤ C − 1).
+//! M = [√π_c m_c] (d × C); with a whitening W, M ← W M; embedding (M Mᵀ)^½ (rank ≤ C − 1).
 
 use crate::linalg::sqrt_from_factor;
 use crate::targets::Canon;
-use crate::{Features, LowRank};
+use crate::{Features, LowRank, MethodError, Whitening};
 use nalgebra::DMatrix;
 
-pub(crate) fn scatter(x: &Features, q: &Canon, max_rank: usize) -> LowRank {
+pub(crate) fn scatter(
+    x: &Features,
+    q: &Canon,
+    whitening: Option<&Whitening>,
+    max_rank: usize,
+) -> Result<LowRank, MethodError> {
     let (n, d, c) = (x.n, x.d, q.c);
     let mut mu = vec![0.0f64; d];
     let mut w = vec![0.0f64; c];
@@ -34,5 +39,8 @@ pub(crate) fn scatter(x: &Features, q: &Canon, max_rank: usize) -> LowRank {
             m[(j, k)] = sp * (sums[k * d + j] / w[k] - mu[j]);
         }
     }
-    sqrt_from_factor(&m, max_rank)
+    if let Some(w) = whitening {
+        m = w.apply(&m)?;
+    }
+    Ok(sqrt_from_factor(&m, max_rank))
 }

@@ -5,11 +5,34 @@ use taskdb_methods::*;
 
 const KINDS: [MethodKind; 3] = [MethodKind::Scatter, MethodKind::Fisher, MethodKind::Tuned];
 
+/// `taskdb_methods::embed` with the whitening a space would freeze, built here from the task's
+/// own features (the tests have no separate probe set); shadows the glob import.
+fn embed(
+    kind: MethodKind,
+    p: &MethodParams,
+    f: &Features,
+    y: &Targets,
+) -> Result<TaskEmbedding, MethodError> {
+    let w = match p.scatter_whitening {
+        Some(a) if kind.uses_whitening(p) => Some(build_whitening(f, a, 0)?),
+        _ => None,
+    };
+    embed_in(kind, p, w.as_ref(), f, y)
+}
+
 fn fast() -> MethodParams {
     MethodParams {
         fisher_iters: 150,
         tuned_iters: 100,
         ..MethodParams::default()
+    }
+}
+
+/// [`fast`] with unwhitened scatter, the configuration that is centred by a k-means reference.
+fn plain() -> MethodParams {
+    MethodParams {
+        scatter_whitening: None,
+        ..fast()
     }
 }
 
@@ -200,7 +223,7 @@ fn factored_inner_product_equals_dense_frobenius() {
             kmeans_iters: 10,
             max_rows: 0,
         };
-        let r = build_reference(kind, &fast(), &probe, &spec).unwrap();
+        let r = build_reference(kind, &plain(), &probe, &spec).unwrap();
         let c = cosine_centred(&a, &b, Some(&r)).unwrap();
         let rv: Vec<f64> = r.values.iter().map(|&v| v as f64).collect();
         let na = da.iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -350,7 +373,14 @@ fn bad_inputs_are_errors() {
         "scatter".parse::<MethodKind>().unwrap(),
         MethodKind::DEFAULT
     );
-    assert!(MethodKind::DEFAULT.uses_reference());
+    // the default (whitened scatter) is compared uncentred and needs the space's whitening
+    assert!(!MethodKind::DEFAULT.uses_reference(&MethodParams::default()));
+    assert!(MethodKind::DEFAULT.uses_whitening(&MethodParams::default()));
+    let plain = MethodParams {
+        scatter_whitening: None,
+        ..MethodParams::default()
+    };
+    assert!(MethodKind::Scatter.uses_reference(&plain));
     for k in MethodKind::ALL {
         assert_eq!(k.name().parse::<MethodKind>().unwrap(), k);
     }
@@ -381,7 +411,7 @@ fn sketch_tracks_exact_cosine() {
         kmeans_iters: 10,
         max_rows: 0,
     };
-    let r = build_reference(MethodKind::Scatter, &fast(), &pf, &spec).unwrap();
+    let r = build_reference(MethodKind::Scatter, &plain(), &pf, &spec).unwrap();
     let basis = SketchBasis::new(d, 2048, 1);
     let mut embs = vec![];
     for s in 0..6u64 {
@@ -390,7 +420,7 @@ fn sketch_tracks_exact_cosine() {
         embs.push(
             embed(
                 MethodKind::Scatter,
-                &fast(),
+                &plain(),
                 &f,
                 &Targets::Classes {
                     labels: y,
@@ -448,7 +478,80 @@ fn textemb_is_the_mean_and_reference_is_frozen() {
         kmeans_iters: 5,
         max_rows: 0,
     };
-    let r1 = build_reference(MethodKind::Scatter, &fast(), &f, &spec).unwrap();
-    let r2 = build_reference(MethodKind::Scatter, &fast(), &f, &spec).unwrap();
+    let r1 = build_reference(MethodKind::Scatter, &plain(), &f, &spec).unwrap();
+    let r2 = build_reference(MethodKind::Scatter, &plain(), &f, &spec).unwrap();
     assert_eq!(r1, r2, "reference must be deterministic");
+}
+
+#[test]
+fn whitening_is_the_inverse_square_root_of_the_shrunk_covariance() {
+    let (n, d) = (300, 12);
+    let (x, y) = clustered(n, d, 3, 0.8, 5);
+    let f = Features::new(n, d, &x).unwrap();
+    let alpha = 0.5;
+    let w = build_whitening(&f, alpha, 0).unwrap();
+    assert_eq!((w.dim, w.rows, w.values.len()), (d, n, d * d));
+    // sample covariance, shrunk, in f64
+    let mean: Vec<f64> = (0..d)
+        .map(|j| (0..n).map(|i| x[i * d + j] as f64).sum::<f64>() / n as f64)
+        .collect();
+    let mut cov = vec![0.0f64; d * d];
+    for i in 0..n {
+        for a in 0..d {
+            for b in 0..d {
+                cov[a * d + b] +=
+                    (x[i * d + a] as f64 - mean[a]) * (x[i * d + b] as f64 - mean[b]) / (n - 1) as f64;
+            }
+        }
+    }
+    let iso = (0..d).map(|a| cov[a * d + a]).sum::<f64>() / d as f64;
+    for a in 0..d {
+        for b in 0..d {
+            cov[a * d + b] *= 1.0 - alpha;
+        }
+        cov[a * d + a] += alpha * iso;
+    }
+    // W Σ' W = I
+    let wv: Vec<f64> = w.values.iter().map(|&v| v as f64).collect();
+    let mul = |p: &[f64], q: &[f64]| -> Vec<f64> {
+        let mut r = vec![0.0; d * d];
+        for a in 0..d {
+            for k in 0..d {
+                for b in 0..d {
+                    r[a * d + b] += p[a * d + k] * q[k * d + b];
+                }
+            }
+        }
+        r
+    };
+    let id = mul(&mul(&wv, &cov), &wv);
+    for a in 0..d {
+        for b in 0..d {
+            let want = if a == b { 1.0 } else { 0.0 };
+            assert!((id[a * d + b] - want).abs() < 1e-4, "({a},{b}) = {}", id[a * d + b]);
+        }
+    }
+    // alpha = 1 whitens by a multiple of I: the same task embedding as plain scatter, up to scale
+    let t = Targets::Classes {
+        labels: y,
+        n_classes: 3,
+    };
+    let w1 = build_whitening(&f, 1.0, 0).unwrap();
+    let iso1 = MethodParams {
+        scatter_whitening: Some(1.0),
+        ..MethodParams::default()
+    };
+    let a = embed_in(MethodKind::Scatter, &iso1, Some(&w1), &f, &t).unwrap();
+    let b = embed_in(MethodKind::Scatter, &plain(), None, &f, &t).unwrap();
+    let c = cosine_centred(&a, &b, None).unwrap();
+    assert!((c - 1.0).abs() < 1e-6, "cosine {c}");
+    // bad shrinkage and mismatched dimensions are errors, not panics
+    assert!(build_whitening(&f, 0.0, 0).is_err());
+    assert!(build_whitening(&f, 1.5, 0).is_err());
+    let other = Features::new(n / 2, 2 * d, &x).unwrap();
+    assert!(embed_in(MethodKind::Scatter, &MethodParams::default(), Some(&w), &other, &Targets::Classes {
+        labels: (0..n as u32 / 2).map(|i| i % 2).collect(),
+        n_classes: 2,
+    })
+    .is_err());
 }

@@ -30,7 +30,11 @@ fn matches_numpy_reference() {
         .iter()
         .map(|v| v.as_u64().unwrap() as u32)
         .collect();
-    let p = MethodParams::default();
+    // the numpy reference's scatter is unwhitened unless given W (checked below)
+    let p = MethodParams {
+        scatter_whitening: None,
+        ..MethodParams::default()
+    };
     let targets = [
         (
             "classes",
@@ -70,4 +74,22 @@ fn matches_numpy_reference() {
         .collect();
     let got = dense_of(&embed(MethodKind::TextEmb, &p, &f, &targets[0].1).unwrap());
     assert!(max_abs_diff(&got, &want) <= 1e-6);
+
+    // whitened scatter (the default): the whitening of the same features, alpha 0.5, all rows
+    let w = build_whitening(&f, 0.5, 0).unwrap();
+    let want_w: Vec<f64> = f32s(&doc["whitening"]).iter().map(|&v| v as f64).collect();
+    let got_w: Vec<f64> = w.values.iter().map(|&v| v as f64).collect();
+    let diff = max_abs_diff(&got_w, &want_w);
+    assert!(diff <= 1e-4, "whitening: max |rust - numpy| = {diff}");
+    let want: Vec<f64> = f32s(&doc["expected"]["scatter_whitened/classes"])
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
+    let dp = MethodParams::default();
+    assert_eq!(dp.scatter_whitening, Some(0.5));
+    let got = dense_of(&embed_in(MethodKind::Scatter, &dp, Some(&w), &f, &targets[0].1).unwrap());
+    let diff = max_abs_diff(&got, &want);
+    assert!(diff <= 1e-4, "scatter whitened: max |rust - numpy| = {diff}");
+    // without its whitening, the default scatter is refused, not silently computed unwhitened
+    assert!(embed(MethodKind::Scatter, &dp, &f, &targets[0].1).is_err());
 }
