@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
 use serde::Serialize;
@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::entry::{Embedding, Entry, EntryId, EntryRef, EntrySummary, Kind, NewEntry, Provenance};
 use crate::error::{Error, Result};
 use crate::index::{persist, IndexParams, SpaceIndex};
-use crate::query::{Filter, Hit, Query, SearchPath, SpaceSel};
+use crate::query::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};
 use crate::space::{EmbeddingKind, Space, SpaceDef, SpaceId, SpaceRef};
 
 /// The method used when an entry has several and the caller names none (the measured best;
@@ -156,6 +156,16 @@ pub struct TaskDb {
     read_only: bool,
     params: IndexParams,
     state: RwLock<State>,
+    /// Library-centring statistics per space (derived, in memory, keyed by the live entry set).
+    library: Mutex<HashMap<SpaceId, Arc<LibraryCentre>>>,
+}
+
+/// A space's library reference and every live entry's scoring constants against it.
+struct LibraryCentre {
+    /// Hash of the sorted live entry ids it was computed from.
+    key: u64,
+    reference: taskdb_methods::Reference,
+    prep: HashMap<EntryId, (f64, f64)>,
 }
 
 /// Result of [`TaskDb::check`].
@@ -295,6 +305,7 @@ impl TaskDb {
                 meta,
                 index_events: BTreeMap::new(),
             }),
+            library: Mutex::new(HashMap::new()),
         };
         let dir = store::index_dir(&tdb.path);
         if !tdb.read_only {
@@ -736,6 +747,18 @@ impl TaskDb {
         k: usize,
         filter: &Filter,
     ) -> Result<(Vec<Hit>, SearchPath)> {
+        self.nearest_with(query, k, filter, &SearchOptions::default())
+    }
+
+    /// Like [`TaskDb::nearest_explain`], with [`SearchOptions`] (e.g. centring on the live
+    /// library, [`Centring::Library`]).
+    pub fn nearest_with(
+        &self,
+        query: &Query,
+        k: usize,
+        filter: &Filter,
+        opts: &SearchOptions,
+    ) -> Result<(Vec<Hit>, SearchPath)> {
         let st = self.read()?;
         let c = &st.catalog;
         let txn = self.db.begin_read()?;
@@ -817,7 +840,14 @@ impl TaskDb {
         };
         let empty = BTreeSet::new();
         let points = c.space_points.get(&sid).unwrap_or(&empty);
-        let prepared = space.prepare(&qemb)?;
+        let library = match opts.centring {
+            Centring::Frozen => None,
+            Centring::Library => Some(self.library_centre(&txn, c, space, points)?),
+        };
+        let prepared = match &library {
+            Some(l) => space.prepare_centred(&qemb, &l.reference)?,
+            None => space.prepare(&qemb)?,
+        };
         let score_ids = |ids: &mut dyn Iterator<Item = EntryId>| -> Result<Vec<Hit>> {
             let mut hits = Vec::new();
             for id in ids {
@@ -828,12 +858,16 @@ impl TaskDb {
                     .find(|v| v.space == sid)
                     .ok_or_else(|| Error::Internal(format!("entry {id} not in space {sid}")))?;
                 let x = read_vector(&txn, id, &vm.method)?;
+                let prep = match &library {
+                    Some(l) => l.prep.get(&id).copied(),
+                    None => vm.prep,
+                };
                 hits.push(Hit {
                     id,
                     name: e.name.clone(),
                     version: e.version,
                     kind: e.kind,
-                    score: space.score(&prepared, &x, vm.prep)?,
+                    score: space.score(&prepared, &x, prep)?,
                     space: space.def.name.clone(),
                     method: vm.method.clone(),
                 });
@@ -862,7 +896,8 @@ impl TaskDb {
         if candidates > exact_below && !filter.is_trivial() {
             candidates = points.iter().filter(|&&id| keep(id)).count();
         }
-        if candidates <= exact_below {
+        // Library centring moves every score: no graph (built on the frozen sketch) applies.
+        if candidates <= exact_below || library.is_some() {
             return brute(SearchPath::BruteForce);
         }
         // hnsw_rs's filtered search gives up its early exit and explores most of the graph, so
@@ -900,6 +935,61 @@ impl TaskDb {
         let mut hits = score_ids(&mut it)?;
         hits.truncate(k);
         Ok((hits, SearchPath::Hnsw))
+    }
+
+    /// The library reference of a task space and its live entries' scoring constants, cached
+    /// until the set of live entries changes. Building it reads every live vector once.
+    fn library_centre(
+        &self,
+        txn: &ReadTransaction,
+        c: &Catalog,
+        space: &Space,
+        points: &BTreeSet<EntryId>,
+    ) -> Result<Arc<LibraryCentre>> {
+        use std::hash::{Hash, Hasher};
+        if !space.is_task_space() {
+            return Err(Error::invalid(
+                format!("space {:?}", space.def.name),
+                "library centring applies to task spaces (made by ingestion); this space holds \
+                 imported vectors: search it without centring",
+            ));
+        }
+        let live: Vec<EntryId> = points.iter().copied().filter(|&id| c.is_live(id)).collect();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        live.hash(&mut h);
+        let key = h.finish();
+        let mut cache = self.library.lock().map_err(|_| poisoned())?;
+        if let Some(l) = cache.get(&space.id).filter(|l| l.key == key) {
+            return Ok(l.clone());
+        }
+        let method = crate::space::TaskSpaceParams::from_def(&space.def)?.method;
+        let mut embs = Vec::with_capacity(live.len());
+        for &id in &live {
+            let vm = c.entries[&id]
+                .vectors
+                .iter()
+                .find(|v| v.space == space.id)
+                .ok_or_else(|| Error::Internal(format!("entry {id} not in space {}", space.id)))?;
+            embs.push(read_vector(txn, id, &vm.method)?.to_task());
+        }
+        let refs: Vec<&taskdb_methods::TaskEmbedding> = embs.iter().collect();
+        let bad = |e: taskdb_methods::MethodError| {
+            Error::invalid(format!("space {:?}", space.def.name), e.to_string())
+        };
+        let reference = taskdb_methods::library_reference(method, space.def.dim as usize, &refs)
+            .map_err(bad)?;
+        let mut prep = HashMap::with_capacity(live.len());
+        for (&id, e) in live.iter().zip(&embs) {
+            let p = taskdb_methods::prepare(e, Some(&reference)).map_err(bad)?;
+            prep.insert(id, (p.norm, p.ref_dot));
+        }
+        let l = Arc::new(LibraryCentre {
+            key,
+            reference,
+            prep,
+        });
+        cache.insert(space.id, l.clone());
+        Ok(l)
     }
 
     /// Saves every graph changed since it was last persisted (no-op when read-only).
@@ -1133,6 +1223,15 @@ impl TaskDb {
         }
         for sid in space_ids.keys() {
             problems.push(format!("space {sid} has vectors but no index"));
+        }
+        // Frozen space statistics (references are verified through the scorer above; the
+        // whitening is only used by ingestion, so verify it here).
+        for s in st.catalog.spaces.values().filter(|s| s.is_task_space()) {
+            if let Err(e) = crate::space::TaskSpaceParams::from_def(&s.def)
+                .and_then(|p| p.whitening(&s.def.name))
+            {
+                problems.push(e.to_string());
+            }
         }
         Ok(CheckReport {
             redb_integrity,

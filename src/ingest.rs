@@ -99,6 +99,9 @@ pub struct IngestReport {
     pub warnings: Vec<String>,
 }
 
+/// Probe rows a space's whitening is built from (the default U has 3,000; measured there).
+const WHITENING_ROWS: usize = 3000;
+
 /// Computes task embeddings and writes them. Holds the surrogate (loaded once), the feature
 /// cache, and the probe set U.
 pub struct Ingestor {
@@ -232,8 +235,20 @@ impl Ingestor {
             }
             Err(Error::NotFound { .. }) => {
                 let mut p = TaskSpaceParams::new(method, params.clone(), None);
-                if method.uses_reference() {
+                if method.uses_reference(params) {
                     p.reference = Some(self.reference(method, params, probe_x)?);
+                }
+                if let (true, Some(alpha)) =
+                    (method.uses_whitening(params), params.scatter_whitening)
+                {
+                    // Cheap (one d × d covariance and eigenproblem), so built, never cached.
+                    let x = self.probe_x(probe_x)?;
+                    let d = self.surrogate.dim();
+                    let f = methods::Features::new(x.len() / d, d, x)
+                        .map_err(method_err("probe set U"))?;
+                    let w = methods::build_whitening(&f, alpha, WHITENING_ROWS)
+                        .map_err(method_err("probe set U"))?;
+                    p = p.with_whitening(Some(&w));
                 }
                 Ok(p.into_def(
                     name,
@@ -244,6 +259,14 @@ impl Ingestor {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// U's features, computed (from the feature cache) on first use.
+    fn probe_x<'a>(&self, probe_x: &'a mut Option<Vec<f32>>) -> Result<&'a [f32]> {
+        if probe_x.is_none() {
+            *probe_x = Some(self.probe_features()?.0);
+        }
+        Ok(probe_x.as_deref().unwrap_or_default())
     }
 
     /// The frozen reference of a new space. Building it fits dozens of pseudo-tasks on U
@@ -280,10 +303,7 @@ impl Ingestor {
                 }
             }
         }
-        if probe_x.is_none() {
-            *probe_x = Some(self.probe_features()?.0);
-        }
-        let x = probe_x.as_ref().expect("set above");
+        let x = self.probe_x(probe_x)?;
         let d = self.surrogate.dim();
         let f = methods::Features::new(x.len() / d, d, x).map_err(method_err("probe set U"))?;
         self.progress.stage(
@@ -329,8 +349,10 @@ impl Ingestor {
             let def = stages.time(&format!("space {m}"), || {
                 self.space_def(db, m, &opts.params, &mut probe_x)
             })?;
+            let whitening = TaskSpaceParams::from_def(&def)?.whitening(&def.name)?;
             let emb = stages.time(&format!("method {m}"), || {
-                methods::embed(m, &opts.params, &f, y).map_err(method_err(what))
+                methods::embed_in(m, &opts.params, whitening.as_ref(), &f, y)
+                    .map_err(method_err(what))
             })?;
             let (embedding, rank) = match emb {
                 TaskEmbedding::Dense(v) => (Embedding::Dense(v), None),

@@ -40,7 +40,7 @@ pub use entry::{
 };
 pub use error::{Error, Result};
 pub use index::IndexParams;
-pub use query::{Filter, Hit, Query, SearchPath, SpaceSel};
+pub use query::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};
 pub use space::{EmbeddingKind, Space, SpaceDef, SpaceId, SpaceRef, TaskSpaceParams};
 pub use store::FORMAT_VERSION;
 pub use taskdb_methods::{MethodKind, MethodParams};

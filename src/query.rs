@@ -128,6 +128,28 @@ pub struct Hit {
     pub method: String,
 }
 
+/// How a task space centres its entries before comparing them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Centring {
+    /// The space's own definition: its frozen reference, or none (the default). Stored answers
+    /// never change when other entries are added.
+    #[default]
+    Frozen,
+    /// The mean of the unit-normalised embeddings of every live entry of the space (datasets
+    /// and models, whatever the filter), computed at query time. Measured better on real data
+    /// (docs/QUALITY.md), but every answer moves when entries are added or deleted, and the
+    /// search is an exact scan. Task spaces only.
+    Library,
+}
+
+/// Options of a search that are not about which entries may be returned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchOptions {
+    /// How entries are centred before scoring.
+    pub centring: Centring,
+}
+
 /// How a query was answered (for diagnostics and tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

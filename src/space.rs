@@ -10,7 +10,9 @@
 use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
-use taskdb_methods::{self as methods, MethodKind, MethodParams, Reference, SketchBasis, Sketcher};
+use taskdb_methods::{
+    self as methods, MethodKind, MethodParams, Reference, SketchBasis, Sketcher, Whitening,
+};
 
 use crate::entry::Embedding;
 use crate::error::{Error, Result};
@@ -113,8 +115,27 @@ pub struct TaskSpaceParams {
     /// The frozen centring reference, for methods that centre (see `MethodKind::uses_reference`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<StoredReference>,
+    /// The frozen whitening of the feature space, for methods that whiten (see
+    /// `MethodKind::uses_whitening`): built from U's features when the space is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whitening: Option<StoredWhitening>,
     /// The sketch indexed in the graph for candidate generation.
     pub sketch: SketchSpec,
+}
+
+/// A frozen whitening matrix as stored inside a space definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredWhitening {
+    /// Shrinkage α towards isotropy.
+    pub shrinkage: f64,
+    /// Probe rows it was built from.
+    pub rows: usize,
+    /// Matrix side.
+    pub dim: usize,
+    /// sha256 (hex) of the little-endian f32 values.
+    pub sha256: String,
+    /// The values (row-major), little-endian f32, base64.
+    pub values_b64: String,
 }
 
 /// A frozen reference as stored inside a space definition.
@@ -150,19 +171,22 @@ impl TaskSpaceParams {
         method_params: MethodParams,
         reference: Option<Reference>,
     ) -> Self {
-        let reference = reference.filter(|_| method.uses_reference()).map(|r| {
-            let bytes: Vec<u8> = r.values.iter().flat_map(|x| x.to_le_bytes()).collect();
-            StoredReference {
-                spec: r.spec.clone(),
-                dim: r.dim,
-                sha256: sha256_hex(&bytes),
-                values_b64: b64().encode(&bytes),
-            }
-        });
+        let reference = reference
+            .filter(|_| method.uses_reference(&method_params))
+            .map(|r| {
+                let (sha256, values_b64) = encode_f32(&r.values);
+                StoredReference {
+                    spec: r.spec.clone(),
+                    dim: r.dim,
+                    sha256,
+                    values_b64,
+                }
+            });
         TaskSpaceParams {
             method,
             method_params,
             reference,
+            whitening: None,
             sketch: SketchSpec {
                 m: SKETCH_DIM,
                 seed: 0x7461_736b,
@@ -196,25 +220,58 @@ impl TaskSpaceParams {
         })
     }
 
+    /// Sets the frozen whitening (for methods that whiten; ignored otherwise).
+    pub fn with_whitening(mut self, w: Option<&Whitening>) -> Self {
+        self.whitening = w
+            .filter(|_| self.method.uses_whitening(&self.method_params))
+            .map(|w| {
+                let (sha256, values_b64) = encode_f32(&w.values);
+                StoredWhitening {
+                    shrinkage: w.shrinkage,
+                    rows: w.rows,
+                    dim: w.dim,
+                    sha256,
+                    values_b64,
+                }
+            });
+        self
+    }
+
+    /// The whitening, decoded and verified; an error if the method needs one and it is missing.
+    pub fn whitening(&self, space: &str) -> Result<Option<Whitening>> {
+        let Some(w) = &self.whitening else {
+            if self.method.uses_whitening(&self.method_params) {
+                return Err(Error::Corrupt {
+                    what: format!("space {space:?}"),
+                    detail: format!("{} space without its whitening matrix", self.method),
+                });
+            }
+            return Ok(None);
+        };
+        let values = decode_f32(&w.values_b64, &w.sha256, w.dim * w.dim, || {
+            format!("space {space:?} whitening")
+        })?;
+        Ok(Some(Whitening {
+            dim: w.dim,
+            shrinkage: w.shrinkage,
+            rows: w.rows,
+            values,
+        }))
+    }
+
     /// The reference, decoded and verified.
     pub fn reference(&self, space: &str) -> Result<Option<Reference>> {
         let Some(r) = &self.reference else {
             return Ok(None);
         };
-        let corrupt = |detail: String| Error::Corrupt {
-            what: format!("space {space:?} reference"),
-            detail,
+        let len = if self.method.is_matrix() {
+            r.dim * r.dim
+        } else {
+            r.dim
         };
-        let bytes = b64()
-            .decode(&r.values_b64)
-            .map_err(|e| corrupt(format!("undecodable: {e}")))?;
-        if sha256_hex(&bytes) != r.sha256 {
-            return Err(corrupt("sha256 mismatch".into()));
-        }
-        let values: Vec<f32> = bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let values = decode_f32(&r.values_b64, &r.sha256, len, || {
+            format!("space {space:?} reference")
+        })?;
         Ok(Some(Reference {
             method: self.method,
             dim: r.dim,
@@ -222,6 +279,36 @@ impl TaskSpaceParams {
             spec: r.spec.clone(),
         }))
     }
+}
+
+/// Little-endian f32 values as (sha256 hex, base64).
+fn encode_f32(values: &[f32]) -> (String, String) {
+    let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+    (sha256_hex(&bytes), b64().encode(&bytes))
+}
+
+/// Decodes [`encode_f32`]'s output, verifying the checksum and the length (`len` values).
+fn decode_f32(b64s: &str, sha: &str, len: usize, what: impl Fn() -> String) -> Result<Vec<f32>> {
+    let corrupt = |detail: String| Error::Corrupt {
+        what: what(),
+        detail,
+    };
+    let bytes = b64()
+        .decode(b64s)
+        .map_err(|e| corrupt(format!("undecodable: {e}")))?;
+    if sha256_hex(&bytes) != sha {
+        return Err(corrupt("sha256 mismatch".into()));
+    }
+    if bytes.len() != len * 4 {
+        return Err(corrupt(format!(
+            "{} bytes for {len} f32 values",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }
 
 fn b64() -> base64::engine::GeneralPurpose {
@@ -395,6 +482,13 @@ impl Space {
                 self.def.name
             ))),
         }
+    }
+
+    /// Prepares a query of a task space for scoring against entries centred by `r` (a library
+    /// reference) instead of the space's own reference.
+    pub(crate) fn prepare_centred(&self, q: &Embedding, r: &Reference) -> Result<Prepared> {
+        let p = methods::prepare(&q.to_task(), Some(r)).map_err(method_err(&self.def.name))?;
+        Ok(Prepared::Task(Box::new(p)))
     }
 
     /// The exact similarity of a prepared query and a stored embedding (dense: cosine; task

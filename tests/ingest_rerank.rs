@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use taskdb::{
     Embedding, Filter, IndexParams, Kind, LowRank, MethodKind, MethodParams, NewEntry, NewVector,
-    OpenOptions, Query, SearchPath, SpaceRef, TaskDb, TaskSpaceParams,
+    OpenOptions, Query, SearchOptions, SearchPath, SpaceRef, TaskDb, TaskSpaceParams,
 };
 
 const DIM: usize = 16;
@@ -184,4 +184,141 @@ fn hnsw_with_exact_reranking_equals_an_exact_scan() {
             );
         }
     }
+}
+
+fn dense_unit(l: &LowRank) -> Vec<f64> {
+    let m = l.to_dense();
+    let n = m.iter().map(|x| x * x).sum::<f64>().sqrt();
+    m.into_iter().map(|x| x / n).collect()
+}
+
+/// Centred cosine of unit-normalised matrices, computed densely here.
+fn centred_cos(a: &[f64], b: &[f64], r: &[f64]) -> f64 {
+    let ca: Vec<f64> = a.iter().zip(r).map(|(x, y)| x - y).collect();
+    let cb: Vec<f64> = b.iter().zip(r).map(|(x, y)| x - y).collect();
+    let dot: f64 = ca.iter().zip(&cb).map(|(x, y)| x * y).sum();
+    let n = |m: &[f64]| m.iter().map(|x| x * x).sum::<f64>().sqrt();
+    dot / (n(&ca) * n(&cb))
+}
+
+#[test]
+fn library_centring_uses_the_live_library_mean_and_follows_changes() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("lib.taskdb");
+    let items = low_ranks(41, 4, 11);
+    let def = TaskSpaceParams::new(MethodKind::Fisher, MethodParams::default(), None).into_def(
+        "fisher:lib".into(),
+        DIM as u32,
+        "surrogate-fp",
+        "probe-fp",
+    );
+    let entry = |i: usize, l: &LowRank| NewEntry {
+        name: format!("t{i}"),
+        kind: if i % 2 == 0 {
+            Kind::Dataset
+        } else {
+            Kind::Model
+        },
+        vectors: vec![NewVector {
+            method: "fisher".into(),
+            space: SpaceRef::Def(def.clone()),
+            embedding: Embedding::LowRank(l.clone()),
+        }],
+        tags: BTreeMap::new(),
+        provenance: Default::default(),
+    };
+    let db = open(&path, 16);
+    db.put(
+        items[..40]
+            .iter()
+            .enumerate()
+            .map(|(i, l)| entry(i, l))
+            .collect(),
+    )
+    .unwrap();
+    db.delete(&"t39".parse().unwrap()).unwrap();
+    let lib = SearchOptions {
+        centring: taskdb::Centring::Library,
+    };
+    let q = Query::entry("t0").unwrap();
+    let check = |live: &[usize]| {
+        let units: Vec<Vec<f64>> = live.iter().map(|&i| dense_unit(&items[i])).collect();
+        let mut r = vec![0.0f64; DIM * DIM];
+        for u in &units {
+            for (a, b) in r.iter_mut().zip(u) {
+                *a += b / live.len() as f64;
+            }
+        }
+        let (hits, path) = db.nearest_with(&q, 100, &Filter::all(), &lib).unwrap();
+        assert_eq!(path, SearchPath::BruteForce);
+        assert_eq!(hits.len(), live.len() - 1, "every live entry but the query");
+        let mut want: Vec<(f64, String)> = live
+            .iter()
+            .zip(&units)
+            .filter(|(&i, _)| i != 0)
+            .map(|(&i, u)| (centred_cos(&units[0], u, &r), format!("t{i}")))
+            .collect();
+        want.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (h, (s, name)) in hits.iter().zip(&want) {
+            assert_eq!(&h.name, name);
+            assert!(
+                (h.score as f64 - s).abs() < 1e-4,
+                "{}: {} vs {s}",
+                h.name,
+                h.score
+            );
+        }
+        hits
+    };
+    let frozen_before = db.nearest(&q, 100, &Filter::all()).unwrap();
+    let live: Vec<usize> = (0..39).collect();
+    let before = check(&live);
+    // The library answer differs from the frozen (uncentred) one.
+    assert!(before
+        .iter()
+        .zip(&frozen_before)
+        .any(|(a, b)| (a.score - b.score).abs() > 1e-3));
+    // Adding an entry moves library scores (the cached centre is rebuilt) but no frozen score.
+    db.put(vec![entry(40, &items[40])]).unwrap();
+    let mut live2 = live.clone();
+    live2.push(40);
+    let after = check(&live2);
+    assert!(after.iter().any(|h| before
+        .iter()
+        .any(|b| b.name == h.name && (b.score - h.score).abs() > 1e-6)));
+    let frozen_after = db.nearest(&q, 100, &Filter::all()).unwrap();
+    for b in &frozen_before {
+        let a = frozen_after.iter().find(|a| a.name == b.name).unwrap();
+        assert_eq!(a.score.to_bits(), b.score.to_bits());
+    }
+    // A filter narrows the hits, not the library.
+    let models = db
+        .nearest_with(&q, 100, &Filter::all().kind(Kind::Model), &lib)
+        .unwrap()
+        .0;
+    for m in &models {
+        let h = after.iter().find(|h| h.name == m.name).unwrap();
+        assert_eq!(m.score.to_bits(), h.score.to_bits());
+    }
+    // Imported (external) spaces have no method to centre: a clear error, not a panic.
+    db.put(vec![NewEntry {
+        name: "ext".into(),
+        kind: Kind::Dataset,
+        vectors: vec![NewVector {
+            method: "ext".into(),
+            space: SpaceRef::External("imported".into()),
+            embedding: Embedding::Dense(vec![1.0, 0.0, 0.5]),
+        }],
+        tags: BTreeMap::new(),
+        provenance: Default::default(),
+    }])
+    .unwrap();
+    let err = db
+        .nearest_with(&Query::entry("ext").unwrap(), 3, &Filter::all(), &lib)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("library centring applies to task spaces"),
+        "{err}"
+    );
 }

@@ -36,7 +36,7 @@ mod whiten;
 
 pub use error::MethodError;
 pub use lowrank::{cosine_centred, inner, prepare, Prepared};
-pub use reference::{build_reference, Reference, ReferenceSpec};
+pub use reference::{build_reference, library_reference, Reference, ReferenceSpec};
 pub use sketch::{sketch, SketchBasis, Sketcher};
 pub use targets::quantile_bins;
 pub use whiten::{build_whitening, Whitening};
@@ -343,9 +343,12 @@ pub fn embed_in(
     }
     let q = targets::canonical(x, y, params.regression_bins as usize)?;
     Ok(match kind {
-        MethodKind::Scatter => {
-            TaskEmbedding::LowRank(scatter::scatter(x, &q, whitening, params.max_rank as usize)?)
-        }
+        MethodKind::Scatter => TaskEmbedding::LowRank(scatter::scatter(
+            x,
+            &q,
+            whitening,
+            params.max_rank as usize,
+        )?),
         MethodKind::Fisher => TaskEmbedding::LowRank(fisher::fisher(x, &q, params)),
         MethodKind::Tuned => TaskEmbedding::Dense(tuned::tuned(x, &q, params)),
         MethodKind::TextEmb => unreachable!(),

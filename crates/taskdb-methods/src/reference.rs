@@ -137,27 +137,7 @@ pub fn build_reference(
                 Err(MethodError::SingleClass { .. }) => continue, // degenerate clustering
                 Err(e) => return Err(e),
             };
-            match &e {
-                TaskEmbedding::Dense(v) => {
-                    let nr = v.iter().map(|&a| a as f64 * a as f64).sum::<f64>().sqrt();
-                    for (a, &b) in acc.iter_mut().zip(v) {
-                        *a += b as f64 / nr;
-                    }
-                }
-                TaskEmbedding::LowRank(l) => {
-                    let nr = crate::inner(l, l).sqrt();
-                    for j in 0..l.rank() {
-                        let u = l.col(j);
-                        let sj = l.s[j] as f64 / nr;
-                        for a in 0..d {
-                            let ua = sj * u[a] as f64;
-                            for b in 0..d {
-                                acc[a * d + b] += ua * u[b] as f64;
-                            }
-                        }
-                    }
-                }
-            }
+            add_unit(&mut acc, &e, d);
             count += 1;
         }
     }
@@ -171,6 +151,72 @@ pub fn build_reference(
         dim: d,
         values: acc.iter().map(|v| (v / count as f64) as f32).collect(),
         spec: spec.clone(),
+    })
+}
+
+/// Adds `e / ‖e‖` to `acc` (dense: `d` values; matrix: `d × d` row-major).
+fn add_unit(acc: &mut [f64], e: &TaskEmbedding, d: usize) {
+    match e {
+        TaskEmbedding::Dense(v) => {
+            let nr = v.iter().map(|&a| a as f64 * a as f64).sum::<f64>().sqrt();
+            for (a, &b) in acc.iter_mut().zip(v) {
+                *a += b as f64 / nr;
+            }
+        }
+        TaskEmbedding::LowRank(l) => {
+            let nr = crate::inner(l, l).sqrt();
+            for j in 0..l.rank() {
+                let u = l.col(j);
+                let sj = l.s[j] as f64 / nr;
+                for a in 0..d {
+                    let ua = sj * u[a] as f64;
+                    for b in 0..d {
+                        acc[a * d + b] += ua * u[b] as f64;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The mean of the unit-normalised `embeddings` (all of `kind`, dimension `dim`): the *library*
+/// reference, used when a query asks for centring on the live library instead of the space's
+/// frozen reference (measured better for scatter: docs/QUALITY.md). Its `spec` is empty (`ks`
+/// and `seeds` empty, `max_rows` = the number of embeddings averaged).
+pub fn library_reference(
+    kind: MethodKind,
+    dim: usize,
+    embeddings: &[&TaskEmbedding],
+) -> Result<Reference, MethodError> {
+    if embeddings.is_empty() {
+        return Err(MethodError::Empty);
+    }
+    let size = if kind.is_matrix() { dim * dim } else { dim };
+    let mut acc = vec![0.0f64; size];
+    for e in embeddings {
+        let ok = match e {
+            TaskEmbedding::Dense(v) => !kind.is_matrix() && v.len() == dim,
+            TaskEmbedding::LowRank(l) => kind.is_matrix() && l.dim == dim,
+        };
+        if !ok {
+            return Err(MethodError::Incompatible(format!(
+                "a {kind} library reference of dim {dim} cannot average an embedding of dim {}",
+                e.dim()
+            )));
+        }
+        add_unit(&mut acc, e, dim);
+    }
+    let n = embeddings.len() as f64;
+    Ok(Reference {
+        method: kind,
+        dim,
+        values: acc.iter().map(|v| (v / n) as f32).collect(),
+        spec: ReferenceSpec {
+            ks: Vec::new(),
+            seeds: Vec::new(),
+            kmeans_iters: 0,
+            max_rows: embeddings.len(),
+        },
     })
 }
 

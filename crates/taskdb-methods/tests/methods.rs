@@ -499,8 +499,8 @@ fn whitening_is_the_inverse_square_root_of_the_shrunk_covariance() {
     for i in 0..n {
         for a in 0..d {
             for b in 0..d {
-                cov[a * d + b] +=
-                    (x[i * d + a] as f64 - mean[a]) * (x[i * d + b] as f64 - mean[b]) / (n - 1) as f64;
+                cov[a * d + b] += (x[i * d + a] as f64 - mean[a]) * (x[i * d + b] as f64 - mean[b])
+                    / (n - 1) as f64;
             }
         }
     }
@@ -528,7 +528,11 @@ fn whitening_is_the_inverse_square_root_of_the_shrunk_covariance() {
     for a in 0..d {
         for b in 0..d {
             let want = if a == b { 1.0 } else { 0.0 };
-            assert!((id[a * d + b] - want).abs() < 1e-4, "({a},{b}) = {}", id[a * d + b]);
+            assert!(
+                (id[a * d + b] - want).abs() < 1e-4,
+                "({a},{b}) = {}",
+                id[a * d + b]
+            );
         }
     }
     // alpha = 1 whitens by a multiple of I: the same task embedding as plain scatter, up to scale
@@ -549,9 +553,15 @@ fn whitening_is_the_inverse_square_root_of_the_shrunk_covariance() {
     assert!(build_whitening(&f, 0.0, 0).is_err());
     assert!(build_whitening(&f, 1.5, 0).is_err());
     let other = Features::new(n / 2, 2 * d, &x).unwrap();
-    assert!(embed_in(MethodKind::Scatter, &MethodParams::default(), Some(&w), &other, &Targets::Classes {
-        labels: (0..n as u32 / 2).map(|i| i % 2).collect(),
-        n_classes: 2,
-    })
+    assert!(embed_in(
+        MethodKind::Scatter,
+        &MethodParams::default(),
+        Some(&w),
+        &other,
+        &Targets::Classes {
+            labels: (0..n as u32 / 2).map(|i| i % 2).collect(),
+            n_classes: 2,
+        }
+    )
     .is_err());
 }

@@ -89,7 +89,10 @@ fn matches_numpy_reference() {
     assert_eq!(dp.scatter_whitening, Some(0.5));
     let got = dense_of(&embed_in(MethodKind::Scatter, &dp, Some(&w), &f, &targets[0].1).unwrap());
     let diff = max_abs_diff(&got, &want);
-    assert!(diff <= 1e-4, "scatter whitened: max |rust - numpy| = {diff}");
+    assert!(
+        diff <= 1e-4,
+        "scatter whitened: max |rust - numpy| = {diff}"
+    );
     // without its whitening, the default scatter is refused, not silently computed unwhitened
     assert!(embed(MethodKind::Scatter, &dp, &f, &targets[0].1).is_err());
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use clap::Args;
 use serde::Serialize;
-use taskdb::{Embedding, EntryRef, Filter, Kind, Query};
+use taskdb::{Centring, Embedding, EntryRef, Filter, Kind, Query, SearchOptions};
 
 use crate::output::{self, parse_tag};
 use crate::Ctx;
@@ -212,16 +212,35 @@ pub struct KnnArgs {
     /// Which of the entry's vectors to search with (required if it has several).
     #[arg(long)]
     pub method: Option<String>,
+    /// How task embeddings are centred before comparing. `frozen` (default): as the space
+    /// defines, so answers never change when other entries are added. `library`: on the mean
+    /// of every live entry of the space; measured better on real data (docs/QUALITY.md), but
+    /// answers move whenever entries are added or deleted, and the search is an exact scan.
+    #[arg(long, value_enum, default_value_t = CentreArg::Frozen)]
+    pub centre: CentreArg,
     /// JSON output: an array of hits, best first.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `knn --centre`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CentreArg {
+    Frozen,
+    Library,
 }
 
 pub fn knn(ctx: &Ctx, a: KnnArgs) -> taskdb::Result<i32> {
     let db = ctx.open_ro()?;
     let mut f = a.filter.filter()?;
     f.method = a.method;
-    let hits = db.nearest(&Query::Entry(EntryRef::parse(&a.name)?), a.k, &f)?;
+    let opts = SearchOptions {
+        centring: match a.centre {
+            CentreArg::Frozen => Centring::Frozen,
+            CentreArg::Library => Centring::Library,
+        },
+    };
+    let (hits, _) = db.nearest_with(&Query::Entry(EntryRef::parse(&a.name)?), a.k, &f, &opts)?;
     if a.json {
         output::json(&hits)?;
     } else {
