@@ -47,8 +47,11 @@ pub struct IngestOptions {
     /// Methods to compute; empty means every method that applies (all four for a dataset,
     /// all but `textemb` for a model).
     pub methods: Vec<MethodKind>,
-    /// Method parameters (part of each space's definition).
-    pub params: MethodParams,
+    /// Method parameters (part of each space's definition). `None` (the default): an existing
+    /// space's stored parameters, [`MethodParams::default`] for a new space, so a database keeps
+    /// working after taskdb's defaults change. `Some`: exactly these; an existing space created
+    /// with other parameters is then an error (a space never changes).
+    pub params: Option<MethodParams>,
     /// User tags.
     pub tags: BTreeMap<String, String>,
     /// The command line, for provenance.
@@ -208,14 +211,15 @@ impl Ingestor {
 
     /// The definition of the space of `method` for this surrogate and probe set. When the space
     /// exists in `db` its stored definition is used as is (its frozen reference is never
-    /// recomputed); otherwise the reference is built from U's features.
+    /// recomputed); otherwise the reference is built from U's features. Returns the definition
+    /// and the method parameters in force.
     fn space_def(
         &self,
         db: &TaskDb,
         method: MethodKind,
-        params: &MethodParams,
+        wanted: Option<&MethodParams>,
         probe_x: &mut Option<Vec<f32>>,
-    ) -> Result<SpaceDef> {
+    ) -> Result<(SpaceDef, MethodParams)> {
         let name = space_name(
             method,
             self.surrogate.fingerprint(),
@@ -224,16 +228,19 @@ impl Ingestor {
         match db.space(&name) {
             Ok(s) => {
                 let stored = TaskSpaceParams::from_def(&s.def)?;
-                if stored.method_params != *params {
+                if let Some(params) = wanted.filter(|p| **p != stored.method_params) {
                     return Err(Error::SpaceMismatch(format!(
-                        "space {name:?} was created with other {method} parameters ({}); \
-                         taskdb never changes a space's definition: use the stored parameters",
-                        serde_json::to_string(&stored.method_params).unwrap_or_default()
+                        "space {name:?} was created with other {method} parameters ({}) than \
+                         the ones asked for ({}); taskdb never changes a space's definition: \
+                         leave the parameters unset to use the stored ones",
+                        serde_json::to_string(&stored.method_params).unwrap_or_default(),
+                        serde_json::to_string(params).unwrap_or_default()
                     )));
                 }
-                Ok(s.def)
+                Ok((s.def, stored.method_params))
             }
             Err(Error::NotFound { .. }) => {
+                let params = &wanted.cloned().unwrap_or_default();
                 let mut p = TaskSpaceParams::new(method, params.clone(), None);
                 if method.uses_reference(params) {
                     p.reference = Some(self.reference(method, params, probe_x)?);
@@ -250,11 +257,14 @@ impl Ingestor {
                         .map_err(method_err("probe set U"))?;
                     p = p.with_whitening(Some(&w));
                 }
-                Ok(p.into_def(
-                    name,
-                    self.surrogate.dim() as u32,
-                    self.surrogate.fingerprint(),
-                    &self.probe.fingerprint_hex(),
+                Ok((
+                    p.into_def(
+                        name,
+                        self.surrogate.dim() as u32,
+                        self.surrogate.fingerprint(),
+                        &self.probe.fingerprint_hex(),
+                    ),
+                    params.clone(),
                 ))
             }
             Err(e) => Err(e),
@@ -346,13 +356,12 @@ impl Ingestor {
         let mut vectors = Vec::new();
         let mut details = serde_json::Map::new();
         for &m in methods_wanted {
-            let def = stages.time(&format!("space {m}"), || {
-                self.space_def(db, m, &opts.params, &mut probe_x)
+            let (def, params) = stages.time(&format!("space {m}"), || {
+                self.space_def(db, m, opts.params.as_ref(), &mut probe_x)
             })?;
             let whitening = TaskSpaceParams::from_def(&def)?.whitening(&def.name)?;
             let emb = stages.time(&format!("method {m}"), || {
-                methods::embed_in(m, &opts.params, whitening.as_ref(), &f, y)
-                    .map_err(method_err(what))
+                methods::embed_in(m, &params, whitening.as_ref(), &f, y).map_err(method_err(what))
             })?;
             let (embedding, rank) = match emb {
                 TaskEmbedding::Dense(v) => (Embedding::Dense(v), None),
@@ -363,7 +372,7 @@ impl Ingestor {
             };
             details.insert(
                 m.name().to_string(),
-                json!({"space": def.name, "rank": rank}),
+                json!({"space": def.name, "rank": rank, "params": params}),
             );
             vectors.push(NewVector {
                 method: m.name().to_string(),
@@ -623,7 +632,10 @@ impl Ingestor {
         source: Option<serde_json::Value>,
     ) -> serde_json::Value {
         let mut p = json!({
-            "method_params": opts.params,
+            "method_params": opts.params.as_ref().map_or_else(
+                || json!("each space's stored parameters (see details.methods)"),
+                |p| json!(p),
+            ),
             "methods": methods_wanted.iter().map(|m| m.name()).collect::<Vec<_>>(),
             "surrogate": self.surrogate_provenance(),
             "probe": {

@@ -297,3 +297,75 @@ fn textemb_is_refused_for_a_model_and_nothing_is_written() {
         .to_string();
     assert!(err.contains("identical for every model"), "{err}");
 }
+
+#[test]
+fn an_existing_space_keeps_its_parameters_when_defaults_change() {
+    // A database whose scatter space predates whitening (scatter_whitening = None: unwhitened,
+    // centred by the k-means reference) keeps working with today's defaults: unset parameters
+    // mean "the space's". Asking for other parameters explicitly is refused.
+    let d = tempfile::tempdir().unwrap();
+    let refs = d.path().join("refs");
+    let path = d.path().join("old.taskdb");
+    let db = TaskDb::open(&path).unwrap();
+    let ing = ingestor(&path, &refs, 1);
+    let old = taskdb::MethodParams {
+        scatter_whitening: None,
+        ..taskdb::MethodParams::default()
+    };
+    let scatter_only = |params| IngestOptions {
+        methods: vec![MethodKind::Scatter],
+        params,
+        ..IngestOptions::default()
+    };
+    let ds = |name: &str, o: &IngestOptions| {
+        ing.dataset(
+            &db,
+            name,
+            &fx("datasets/sentiment_a.jsonl"),
+            &DatasetOptions::default(),
+            o,
+        )
+    };
+    ds("a", &scatter_only(Some(old.clone()))).unwrap();
+    let space = db.spaces().unwrap().into_iter().next().unwrap();
+    assert!(space.def.params.get("reference").is_some());
+    assert!(space.def.params.get("whitening").is_none());
+    // defaults unset: the stored (old) parameters are used, bit-identically
+    let r = ds("b", &scatter_only(None)).unwrap();
+    assert_eq!(
+        bits(&vectors(&db, "a")["scatter"]),
+        bits(&vectors(&db, "b")["scatter"])
+    );
+    let prov = db.get(&"b".parse().unwrap()).unwrap().provenance;
+    assert_eq!(
+        prov.details["methods"]["scatter"]["params"]["scatter_whitening"],
+        serde_json::Value::Null,
+        "{}",
+        prov.details
+    );
+    assert_eq!(r.version, 1);
+    // explicit other parameters: a clear error, nothing written
+    let before = db.list(&Filter::all()).unwrap();
+    let err = ds("c", &scatter_only(Some(taskdb::MethodParams::default())))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("other scatter parameters"), "{err}");
+    assert!(err.contains("leave the parameters unset"), "{err}");
+    assert_eq!(db.list(&Filter::all()).unwrap(), before);
+    // a fresh database gets today's default: whitened, no reference
+    let p2 = d.path().join("new.taskdb");
+    let db2 = TaskDb::open(&p2).unwrap();
+    ingestor(&p2, &refs, 1)
+        .dataset(
+            &db2,
+            "a",
+            &fx("datasets/sentiment_a.jsonl"),
+            &DatasetOptions::default(),
+            &scatter_only(None),
+        )
+        .unwrap();
+    let s2 = db2.spaces().unwrap().into_iter().next().unwrap();
+    assert!(s2.def.params.get("reference").is_none());
+    assert_eq!(s2.def.params["whitening"]["shrinkage"], 0.5);
+    assert_ne!(space.def, s2.def);
+}

@@ -74,7 +74,7 @@ def cos_matrix(V, ref):
     return A @ A.T
 
 
-def pseudo_tasks(U, kind, spec, params):
+def pseudo_tasks(U, kind, spec, params, W=None):
     """Reference pseudo-tasks from U only: k-means clusterings (kmeans) or random labels (random)."""
     out = []
     for k in spec["ks"]:
@@ -84,7 +84,7 @@ def pseudo_tasks(U, kind, spec, params):
             else:
                 lab = np.random.default_rng(seed).integers(0, k, len(U))
             Q = M.targets_matrix(lab, "classes", k)
-            out.append(unit(as_dense(M.embed(kind, U, Q, params))))
+            out.append(unit(as_dense(M.embed(kind, U, Q, params, W))))
     return np.mean(out, 0)
 
 
@@ -102,6 +102,8 @@ def main():
     ap.add_argument("--ref-seeds", default="0,1,2")
     ap.add_argument("--centrings", default="none,live,frozen-kmeans,frozen-random")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--whiten", type=float, default=None,
+                    help="scatter: whiten by U's covariance shrunk by this alpha (taskdb's default: 0.5)")
     a = ap.parse_args()
     params = dict(M.DEFAULTS, fisher_lambda=a.fisher_lambda, tuned_lambda=a.tuned_lambda, tuned_tau=a.tuned_tau)
     U, entries, tasks = load(a.cache, a.n_probe, soft=not a.hard, bins=a.bins)
@@ -111,7 +113,8 @@ def main():
     print("|---|---|---|---|---|")
     for kind in a.methods.split(","):
         t = time.time()
-        embs = [unit(as_dense(M.embed(kind, X, Q, params))) for X, Q in tasks]
+        W = M.whitening(U, a.whiten) if (a.whiten and kind == "scatter") else None
+        embs = [unit(as_dense(M.embed(kind, X, Q, params, W))) for X, Q in tasks]
         t_embed = (time.time() - t) / len(tasks)
         ents = entries
         if kind == "textemb":  # label-free: identical for every model, so datasets only
@@ -131,7 +134,7 @@ def main():
                     if ref is None:
                         continue
                 else:
-                    ref = pseudo_tasks(U, kind, {"type": typ, "ks": ks, "seeds": seeds}, params)
+                    ref = pseudo_tasks(U, kind, {"type": typ, "ks": ks, "seeds": seeds}, params, W)
             S = cos_matrix(embs, ref)
             r = evaluate(ents, rankings_from_scores(ents, S.tolist()))
             name = f"{kind}{a.tag} / {cen}"
