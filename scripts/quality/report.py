@@ -51,7 +51,7 @@ TARGETS = {"nn": 0.75, "map": 0.77, "clf": 8}  # issue 4's reference levels for 
 AIMS = {"nn": 0.85, "map": 0.85}
 
 
-def base(m):
+def method_of(m):
     """The method of a result column (`scatter+library` -> `scatter`)."""
     return m.split("+")[0]
 
@@ -60,7 +60,7 @@ def flags(m):
     """The knn flags of a result column."""
     if m == "default":
         return ""
-    return f" --method {base(m)}" + (" --centre library" if m.endswith("+library") else "")
+    return f" --method {method_of(m)}" + (" --centre library" if m.endswith("+library") else "")
 
 
 def read(path, default=None):
@@ -211,14 +211,14 @@ def main():
             base = os.path.join(a.work, "knn", m, n)
             hits, err = load_query(base + ".ds")
             hits_all, err_all = load_query(base + ".all")
-            refuse = base(m) == "textemb" and e["kind"] == "model"
+            refuse = method_of(m) == "textemb" and e["kind"] == "model"
             if refuse:
                 for what, h, er in (("--kind dataset", hits, err), ("all kinds", hits_all, err_all)):
                     if h is not None:
                         problems.append(f"textemb answered for model {n} ({what}) instead of refusing it")
                     elif er == "not run":
                         problems.append(f"textemb query for model {n} ({what}) was not run")
-                    elif base(m) == "textemb" and n == models[0]["name"] and what == "--kind dataset":
+                    elif method_of(m) == "textemb" and n == models[0]["name"] and what == "--kind dataset":
                         notes.append(f"textemb for a model is refused, as it should be: `taskdb knn {n} "
                                      f"--method textemb` → {er}")
                 continue
@@ -233,7 +233,7 @@ def main():
                                 f"--json` failed: {err_all[:300]}")
             else:
                 want_all = None
-                exp_entries = kinds if base(m) != "textemb" else {k: v for k, v in kinds.items() if v == "dataset"}
+                exp_entries = kinds if method_of(m) != "textemb" else {k: v for k, v in kinds.items() if v == "dataset"}
                 problems += [f"[{m}, all kinds] " + p for p in check_hits(n, hits_all, exp_entries, want_all, a.k)]
                 all_ans[n] = hits_all
             # --kind dataset must equal the unfiltered answer restricted to datasets
@@ -251,10 +251,10 @@ def main():
                                             f"({s1[h['name']]}) and unfiltered ({h['score']})")
         answers[m] = {"ds": ds_ans, "all": all_ans}
         use = [e for e in entries if e["name"] in ds_ans]
-        if base(m) == "textemb":
+        if method_of(m) == "textemb":
             use = [e for e in use if e["kind"] == "dataset"]
-        if len(use) < len(entries if base(m) != "textemb" else datasets):
-            missing = sorted({e["name"] for e in (entries if base(m) != "textemb" else datasets)} - {e["name"] for e in use})
+        if len(use) < len(entries if method_of(m) != "textemb" else datasets):
+            missing = sorted({e["name"] for e in (entries if method_of(m) != "textemb" else datasets)} - {e["name"] for e in use})
             notes.append(f"[{m}] no answer for {', '.join(missing)}; metrics over the rest")
         if not any(e["kind"] == "dataset" for e in use):
             results[m] = None
