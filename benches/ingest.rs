@@ -36,8 +36,9 @@ use rand_chacha::ChaCha8Rng;
 use taskdb::features::{FeatureCache, FeatureInput};
 use taskdb::ingest::{space_name, IngestOptions, IngestReport, Ingestor, ModelSource};
 use taskdb::{
-    Embedding, Filter, IndexParams, Kind, MethodKind, MethodParams, NewEntry, NewVector,
-    OpenOptions, Provenance, Query, SearchPath, SpaceRef, SpaceSel, TaskDb, TaskSpaceParams,
+    Centring, Embedding, Filter, IndexParams, Kind, MethodKind, MethodParams, NewEntry, NewVector,
+    OpenOptions, Provenance, Query, SearchOptions, SearchPath, SpaceRef, SpaceSel, TaskDb,
+    TaskSpaceParams,
 };
 use taskdb_methods as methods;
 use taskdb_sources as sources;
@@ -391,6 +392,7 @@ fn pseudo_task(
     x: &[f32],
     d: usize,
     params: &MethodParams,
+    whitening: Option<&methods::Whitening>,
 ) -> methods::LowRank {
     let nu = x.len() / d;
     loop {
@@ -427,7 +429,7 @@ fn pseudo_task(
             n_classes: c,
         };
         if let Ok(methods::TaskEmbedding::LowRank(l)) =
-            methods::embed(MethodKind::Scatter, params, &f, &y)
+            methods::embed_in(MethodKind::Scatter, params, whitening, &f, &y)
         {
             if l.rank() > 0 {
                 return l;
@@ -443,28 +445,29 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
     let (x, d, surrogate_fp, probe_fp) = probe_features(root)?;
     let params = MethodParams::default();
     let method = MethodKind::Scatter;
+    // The default scatter space: whitened by U (frozen), uncentred.
     let t = Instant::now();
     let f = methods::Features::new(x.len() / d, d, &x)?;
-    let reference =
-        methods::build_reference(method, &params, &f, &methods::ReferenceSpec::default())?;
-    let ref_s = t.elapsed().as_secs_f64();
+    let alpha = params.scatter_whitening.unwrap_or(0.5);
+    let whitening = methods::build_whitening(&f, alpha, 3000)?;
+    let white_s = t.elapsed().as_secs_f64();
     let space = space_name(method, &surrogate_fp, &probe_fp);
-    let sp = TaskSpaceParams::new(method, params.clone(), Some(reference.clone()));
+    let sp = TaskSpaceParams::new(method, params.clone(), None).with_whitening(Some(&whitening));
     let sketch_spec = sp.sketch;
     let def = sp.into_def(space.clone(), d as u32, &surrogate_fp, &probe_fp);
     println!(
-        "\nknn: space {space} (scatter, d = {d}, frozen reference built from U in {ref_s:.1} s), {n} entries, {nq} queries, k = {k}"
+        "\nknn: space {space} (scatter whitened by U, built in {white_s:.2} s; d = {d}, uncentred), {n} entries, {nq} queries, k = {k}"
     );
 
     // Entries and queries.
     let t = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let entries: Vec<methods::LowRank> = (0..n)
-        .map(|_| pseudo_task(&mut rng, &x, d, &params))
+        .map(|_| pseudo_task(&mut rng, &x, d, &params, Some(&whitening)))
         .collect();
     let mut qrng = ChaCha8Rng::seed_from_u64(12);
     let queries: Vec<methods::LowRank> = (0..nq)
-        .map(|_| pseudo_task(&mut qrng, &x, d, &params))
+        .map(|_| pseudo_task(&mut qrng, &x, d, &params, Some(&whitening)))
         .collect();
     let gen_s = t.elapsed().as_secs_f64();
     let mut hist = BTreeMap::<usize, usize>::new();
@@ -653,7 +656,39 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
         median(&hnsw_qps),
         fmt(&hnsw_qps)
     );
-    sketch_oracle(&entries, &queries, &exact, &reference, d, sketch_spec, k)
+    library_centring(&open(false)?, &queries, &query, k)?;
+    sketch_oracle(&entries, &queries, &exact, None, d, sketch_spec, k)
+}
+
+/// `knn --centre library` over the same space: the first query builds the library mean (reads
+/// every vector, N × r × d² flops) and every entry's constants against it; later queries reuse
+/// them until the live set changes, and each is an exact scan.
+fn library_centring(
+    db: &TaskDb,
+    queries: &[methods::LowRank],
+    query: &dyn Fn(&methods::LowRank) -> Query,
+    k: usize,
+) -> Res<()> {
+    let opts = SearchOptions {
+        centring: Centring::Library,
+    };
+    let t = Instant::now();
+    db.nearest_with(&query(&queries[0]), k, &Filter::all(), &opts)?;
+    let first = t.elapsed().as_secs_f64();
+    let mut lat = Vec::new();
+    for q in queries.iter().skip(1) {
+        let t = Instant::now();
+        db.nearest_with(&query(q), k, &Filter::all(), &opts)?;
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    println!(
+        "library centring (`knn --centre library`): first query {first:.2} s (builds the library mean and every entry's constants), then p50 {:.2} ms, p95 {:.2} ms over {} queries (exact scan)",
+        pct(&lat, 50),
+        pct(&lat, 95),
+        lat.len()
+    );
+    Ok(())
 }
 
 /// Diagnostic, outside the database: the same sketch (same basis, seed and reference), top C
@@ -663,14 +698,14 @@ fn sketch_oracle(
     entries: &[methods::LowRank],
     queries: &[methods::LowRank],
     exact: &[Vec<(String, f32)>],
-    reference: &methods::Reference,
+    reference: Option<&methods::Reference>,
     d: usize,
     spec: taskdb::space::SketchSpec,
     k: usize,
 ) -> Res<()> {
     let t = Instant::now();
     let basis = methods::SketchBasis::new(d, spec.m, spec.seed);
-    let sk = methods::Sketcher::new(&basis, Some(reference))?;
+    let sk = methods::Sketcher::new(&basis, reference)?;
     let te = |l: &methods::LowRank| methods::TaskEmbedding::LowRank(l.clone());
     let esk: Vec<Vec<f32>> = entries
         .iter()
@@ -678,13 +713,13 @@ fn sketch_oracle(
         .collect::<Result<_, _>>()?;
     let eprep: Vec<methods::Prepared> = entries
         .iter()
-        .map(|e| methods::prepare(&te(e), Some(reference)))
+        .map(|e| methods::prepare(&te(e), reference))
         .collect::<Result<_, _>>()?;
     let cs = [10usize, 128, 512, 2048];
     let mut found = vec![0usize; cs.len()];
     for (q, truth) in queries.iter().zip(exact) {
         let qs = sk.sketch(&te(q))?;
-        let qp = methods::prepare(&te(q), Some(reference))?;
+        let qp = methods::prepare(&te(q), reference)?;
         let mut by_sketch: Vec<(f32, usize)> = esk
             .iter()
             .enumerate()

@@ -20,6 +20,7 @@ use taskdb_surrogate::{Surrogate, TextInput};
 use crate::entry::{Embedding, EntryId, Kind, NewEntry, NewVector, Provenance};
 use crate::error::{Error, Result};
 use crate::features::{CacheStats, FeatureCache, FeatureInput};
+use crate::reflib::ReferenceLibrary;
 use crate::space::{SpaceDef, SpaceRef, StoredReference, TaskSpaceParams};
 use crate::TaskDb;
 
@@ -113,6 +114,17 @@ pub struct Ingestor {
     probe: ProbeSet,
     progress: Arc<dyn Progress>,
     reference_cache: Option<PathBuf>,
+    reference_library: RefLib,
+}
+
+/// Which reference library centres new spaces (see `crate::reflib`).
+enum RefLib {
+    /// The one shipped with taskdb, used when it matches (loaded on first use).
+    Builtin(std::sync::OnceLock<Option<Arc<ReferenceLibrary>>>),
+    /// One the caller gave: used for new spaces of its method, an error when it does not match.
+    Given(Arc<ReferenceLibrary>),
+    /// None.
+    Off,
 }
 
 struct Stages(Vec<(String, f64)>);
@@ -136,7 +148,60 @@ impl Ingestor {
             probe,
             progress: Arc::new(NoProgress),
             reference_cache: Some(taskdb_surrogate::taskdb_home().join("references")),
+            reference_library: RefLib::Builtin(std::sync::OnceLock::new()),
         })
+    }
+
+    /// The reference library that centres new spaces of its method: `Some` replaces the
+    /// built-in one (a library that does not match the new space is then an error), `None`
+    /// disables it (spaces are created uncentred, or with their method's k-means reference).
+    pub fn with_reference_library(mut self, lib: Option<ReferenceLibrary>) -> Ingestor {
+        self.reference_library = match lib {
+            Some(l) => RefLib::Given(Arc::new(l)),
+            None => RefLib::Off,
+        };
+        self
+    }
+
+    /// The reference library for a new space of `method` with `params`, if one applies.
+    fn library_for(
+        &self,
+        method: MethodKind,
+        params: &MethodParams,
+    ) -> Result<Option<Arc<ReferenceLibrary>>> {
+        let (sfp, pfp) = (self.surrogate.fingerprint(), self.probe.fingerprint_hex());
+        match &self.reference_library {
+            RefLib::Off => Ok(None),
+            RefLib::Builtin(cell) => {
+                let lib = match cell.get() {
+                    Some(l) => l.clone(),
+                    None => {
+                        // A broken built-in library is a bug, but never a reason to fail an
+                        // ingestion: without it, spaces are uncentred.
+                        let l = ReferenceLibrary::builtin().ok().map(Arc::new);
+                        cell.get_or_init(|| l).clone()
+                    }
+                };
+                Ok(lib.filter(|l| l.matches(method, params, sfp, &pfp)))
+            }
+            RefLib::Given(l) if l.method != method => Ok(None),
+            RefLib::Given(l) => {
+                if !l.matches(method, params, sfp, &pfp) {
+                    return Err(Error::SpaceMismatch(format!(
+                        "{} was computed in another {method} space (surrogate {}, probe set {}, \
+                         parameters {}) than this ingestion's (surrogate {sfp}, probe set {pfp}, \
+                         parameters {}): export one from a database made with this surrogate \
+                         and probe set",
+                        l.describe(),
+                        l.surrogate_fingerprint,
+                        l.probe_fingerprint,
+                        serde_json::to_string(&l.method_params).unwrap_or_default(),
+                        serde_json::to_string(params).unwrap_or_default(),
+                    )));
+                }
+                Ok(Some(l.clone()))
+            }
+        }
     }
 
     /// Where frozen references are cached across databases (default
@@ -257,6 +322,11 @@ impl Ingestor {
                         .map_err(method_err("probe set U"))?;
                     p = p.with_whitening(Some(&w));
                 }
+                if !method.uses_reference(params) {
+                    if let Some(lib) = self.library_for(method, params)? {
+                        p = p.with_library_reference(&lib.reference()?, lib.describe());
+                    }
+                }
                 Ok((
                     p.into_def(
                         name,
@@ -372,7 +442,8 @@ impl Ingestor {
             };
             details.insert(
                 m.name().to_string(),
-                json!({"space": def.name, "rank": rank, "params": params}),
+                json!({"space": def.name, "rank": rank, "params": params,
+                       "centring": centring_of(&def)}),
             );
             vectors.push(NewVector {
                 method: m.name().to_string(),
@@ -786,5 +857,18 @@ mod tests {
             space_name(MethodKind::Scatter, "0123456789abcdef", "fedcba9876543210"),
             "scatter:0123456789ab:fedcba987654"
         );
+    }
+}
+
+/// How a task space centres, in words (for provenance).
+fn centring_of(def: &SpaceDef) -> String {
+    match TaskSpaceParams::from_def(def)
+        .ok()
+        .and_then(|p| p.reference)
+    {
+        Some(r) => r
+            .source
+            .unwrap_or_else(|| "k-means pseudo-tasks on the probe set".to_string()),
+        None => "none".to_string(),
     }
 }

@@ -30,6 +30,7 @@ pub mod features;
 pub mod index;
 pub mod ingest;
 mod query;
+mod reflib;
 pub mod space;
 mod store;
 
@@ -41,6 +42,7 @@ pub use entry::{
 pub use error::{Error, Result};
 pub use index::IndexParams;
 pub use query::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};
+pub use reflib::{ReferenceLibrary, ReferenceTask};
 pub use space::{EmbeddingKind, Space, SpaceDef, SpaceId, SpaceRef, TaskSpaceParams};
 pub use store::FORMAT_VERSION;
 pub use taskdb_methods::{MethodKind, MethodParams};

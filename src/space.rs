@@ -141,6 +141,10 @@ pub struct StoredWhitening {
 /// A frozen reference as stored inside a space definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredReference {
+    /// Where it came from when not from `spec`'s k-means pseudo-tasks on U: e.g. the reference
+    /// library it is the mean of (see `crate::reflib`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     /// How it was built (cluster counts, seeds, rows of U).
     pub spec: methods::ReferenceSpec,
     /// Matrix side (matrix methods) or vector length.
@@ -176,6 +180,7 @@ impl TaskSpaceParams {
             .map(|r| {
                 let (sha256, values_b64) = encode_f32(&r.values);
                 StoredReference {
+                    source: None,
                     spec: r.spec.clone(),
                     dim: r.dim,
                     sha256,
@@ -218,6 +223,20 @@ impl TaskSpaceParams {
             what: format!("space {:?}", def.name),
             detail: format!("task-space parameters unreadable: {e}"),
         })
+    }
+
+    /// Freezes `r` (the mean of a reference library, described by `source`) as the reference,
+    /// for a method that has no k-means reference of its own.
+    pub fn with_library_reference(mut self, r: &Reference, source: String) -> Self {
+        let (sha256, values_b64) = encode_f32(&r.values);
+        self.reference = Some(StoredReference {
+            source: Some(source),
+            spec: r.spec.clone(),
+            dim: r.dim,
+            sha256,
+            values_b64,
+        });
+        self
     }
 
     /// Sets the frozen whitening (for methods that whiten; ignored otherwise).

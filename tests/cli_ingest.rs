@@ -472,3 +472,88 @@ fn probe_export_surrogate_info_and_embed() {
         assert_eq!(r["vector"].as_array().unwrap().len(), 32);
     }
 }
+
+#[test]
+fn reference_library_export_info_and_use_via_cli() {
+    let d = tempfile::tempdir().unwrap();
+    let a = d.path().join("a.taskdb");
+    ingest_dataset(&a, "sentiment_a", "datasets/sentiment_a.jsonl", &[]);
+    ingest_dataset(&a, "topic", "datasets/topic.tsv", &[]);
+    let lib = d.path().join("lib.json");
+    let libs = lib.to_str().unwrap();
+    ok(
+        run(
+            &a,
+            &[
+                "reference-library",
+                "export",
+                libs,
+                "--kind",
+                "dataset",
+                "--name",
+                "mine",
+            ],
+        ),
+        "export",
+    );
+    let info = json(&ok(
+        run(&a, &["reference-library", "info", libs, "--json"]),
+        "info",
+    ));
+    assert_eq!(info["name"], "mine");
+    assert_eq!(info["method"], "scatter");
+    assert_eq!(info["tasks"].as_array().unwrap().len(), 2, "{info}");
+    // A new database centred by it.
+    let b = d.path().join("b.taskdb");
+    let r = json(&ok(
+        run_tiny(
+            &b,
+            &[
+                "ingest",
+                "dataset",
+                "topic",
+                &fxs("datasets/topic.tsv"),
+                "--method",
+                "scatter",
+                "--reference-library",
+                libs,
+                "--json",
+            ],
+        ),
+        "ingest with library",
+    ));
+    assert_eq!(r["version"], 1, "{r}");
+    let t = TaskDb::open(&b).unwrap();
+    let src = t.spaces().unwrap()[0].def.params["reference"]["source"].clone();
+    assert!(src.as_str().unwrap().contains("\"mine\""), "{src}");
+    // A file that is not a library: a clear error naming it, nothing written.
+    let junk = d.path().join("junk.json");
+    std::fs::write(&junk, "[1, 2]").unwrap();
+    let c = d.path().join("c.taskdb");
+    let err = fails(
+        run_tiny(
+            &c,
+            &[
+                "ingest",
+                "dataset",
+                "topic",
+                &fxs("datasets/topic.tsv"),
+                "--reference-library",
+                junk.to_str().unwrap(),
+            ],
+        ),
+        "junk library",
+    );
+    assert!(
+        err.contains("junk.json") && err.contains("not a taskdb reference library"),
+        "{err}"
+    );
+    assert!(
+        !c.exists()
+            || TaskDb::open(&c)
+                .unwrap()
+                .list(&taskdb::Filter::all())
+                .unwrap()
+                .is_empty()
+    );
+}

@@ -369,3 +369,126 @@ fn an_existing_space_keeps_its_parameters_when_defaults_change() {
     assert_eq!(s2.def.params["whitening"]["shrinkage"], 0.5);
     assert_ne!(space.def, s2.def);
 }
+
+#[test]
+fn a_reference_library_centres_new_spaces_and_must_match_them() {
+    use taskdb::{Kind, Query, ReferenceLibrary};
+    let d = tempfile::tempdir().unwrap();
+    let refs = d.path().join("refs");
+    let scatter = || IngestOptions {
+        methods: vec![MethodKind::Scatter],
+        ..IngestOptions::default()
+    };
+    let files = [
+        ("sentiment_a", "datasets/sentiment_a.jsonl", None),
+        ("sentiment_b", "datasets/sentiment_b.csv", Some("sentence")),
+        ("topic", "datasets/topic.tsv", None),
+    ];
+    let fill = |db: &TaskDb, ing: &taskdb::ingest::Ingestor| {
+        for (name, file, text) in files {
+            let mut o = DatasetOptions::default();
+            if let Some(t) = text {
+                o.text_col = t.to_string();
+            }
+            ing.dataset(db, name, &fx(file), &o, &scatter()).unwrap();
+        }
+    };
+    // A: no library (the tiny surrogate matches no built-in one anyway); export its datasets.
+    let pa = d.path().join("a.taskdb");
+    let a = TaskDb::open(&pa).unwrap();
+    fill(&a, &ingestor(&pa, &refs, 1).with_reference_library(None));
+    assert!(a.spaces().unwrap()[0].def.params.get("reference").is_none());
+    let lib = ReferenceLibrary::export(
+        &a,
+        MethodKind::Scatter,
+        &Filter::all().kind(Kind::Dataset),
+        "lib",
+    )
+    .unwrap();
+    assert_eq!(lib.tasks.len(), 3);
+    assert!(lib.tasks.iter().all(|t| t.source.starts_with("sha256:")));
+    let json = lib.to_json().unwrap();
+    assert_eq!(
+        ReferenceLibrary::from_json(&json, "roundtrip").unwrap(),
+        lib
+    );
+
+    // B: the same datasets, spaces created with the library: centred by its mean.
+    let pb = d.path().join("b.taskdb");
+    let b = TaskDb::open(&pb).unwrap();
+    fill(
+        &b,
+        &ingestor(&pb, &refs, 1).with_reference_library(Some(lib.clone())),
+    );
+    let def = &b.spaces().unwrap()[0].def;
+    let src = def.params["reference"]["source"].as_str().unwrap();
+    assert!(src.contains("\"lib\"") && src.contains("3 tasks"), "{src}");
+    let prov = b.get(&"topic".parse().unwrap()).unwrap().provenance;
+    assert_eq!(
+        prov.details["methods"]["scatter"]["centring"].as_str(),
+        Some(src)
+    );
+    // knn scores equal the dense centred cosine with R = mean of the unit embeddings.
+    let unit = |n: &str| {
+        let v = flat(&vectors(&b, n)["scatter"]);
+        let nr = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v.into_iter().map(|x| x / nr).collect::<Vec<f64>>()
+    };
+    let us: Vec<Vec<f64>> = files.iter().map(|f| unit(f.0)).collect();
+    let r: Vec<f64> = (0..us[0].len())
+        .map(|i| us.iter().map(|u| u[i]).sum::<f64>() / 3.0)
+        .collect();
+    let centred = |u: &[f64]| u.iter().zip(&r).map(|(x, y)| x - y).collect::<Vec<f64>>();
+    let hits = b
+        .nearest(&Query::entry("sentiment_a").unwrap(), 2, &Filter::all())
+        .unwrap();
+    for h in &hits {
+        let j = files.iter().position(|f| f.0 == h.name).unwrap();
+        let want = cosine(&centred(&us[0]), &centred(&us[j]));
+        assert!(
+            (h.score as f64 - want).abs() < 1e-4,
+            "{}: {} vs {want}",
+            h.name,
+            h.score
+        );
+    }
+    // Centring changes the scores (A is uncentred).
+    let ha = a
+        .nearest(&Query::entry("sentiment_a").unwrap(), 2, &Filter::all())
+        .unwrap();
+    assert!((ha[0].score - hits[0].score).abs() > 1e-3);
+
+    // A library made in another space is refused when it would centre a new space.
+    let mut other = lib.clone();
+    other.probe_fingerprint = "0".repeat(64);
+    let pc = d.path().join("c.taskdb");
+    let c = TaskDb::open(&pc).unwrap();
+    let err = ingestor(&pc, &refs, 1)
+        .with_reference_library(Some(other))
+        .dataset(
+            &c,
+            "topic",
+            &fx("datasets/topic.tsv"),
+            &DatasetOptions::default(),
+            &scatter(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("another scatter space"), "{err}");
+    assert!(c.list(&Filter::all()).unwrap().is_empty());
+
+    // Damaged files are clear errors naming the task.
+    assert!(ReferenceLibrary::from_json(b"{", "x.json")
+        .unwrap_err()
+        .to_string()
+        .contains("not a taskdb reference library"));
+    let mut bad = lib.clone();
+    bad.tasks[1].s.push(1.0);
+    let err = ReferenceLibrary::from_json(&bad.to_json().unwrap(), "bad.json")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad.json") && err.contains("sentiment_b"),
+        "{err}"
+    );
+}

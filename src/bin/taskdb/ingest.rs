@@ -72,6 +72,14 @@ pub struct CommonIngestArgs {
     /// different space.
     #[arg(long, value_name = "FILE")]
     pub probe: Option<PathBuf>,
+    /// Reference library (from `taskdb reference-library export`) whose mean centres the
+    /// spaces this ingestion creates (an error if it was made with another surrogate, probe set
+    /// or parameters). Default: the built-in one, for the default surrogate and U.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_reference_library")]
+    pub reference_library: Option<PathBuf>,
+    /// Create new spaces without the built-in reference library (uncentred scatter).
+    #[arg(long)]
+    pub no_reference_library: bool,
     #[command(flatten)]
     pub surrogate: SurrogateArgs,
     /// Print the report as JSON on stdout.
@@ -289,7 +297,18 @@ impl Progress for Bars {
 fn ingestor(ctx: &Ctx, c: &CommonIngestArgs) -> taskdb::Result<Ingestor> {
     let s = c.surrogate.load(ctx.quiet)?;
     let probe = load_probe(&c.probe)?;
-    Ok(Ingestor::new(&ctx.db, s, probe)?.with_progress(Arc::new(Bars::new(ctx.quiet))))
+    let mut ing = Ingestor::new(&ctx.db, s, probe)?.with_progress(Arc::new(Bars::new(ctx.quiet)));
+    if let Some(path) = &c.reference_library {
+        let bytes = std::fs::read(path).map_err(|e| taskdb::Error::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+        let what = path.display().to_string();
+        ing = ing.with_reference_library(Some(taskdb::ReferenceLibrary::from_json(&bytes, &what)?));
+    } else if c.no_reference_library {
+        ing = ing.with_reference_library(None);
+    }
+    Ok(ing)
 }
 
 fn options(c: &CommonIngestArgs) -> IngestOptions {

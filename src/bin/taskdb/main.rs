@@ -58,6 +58,9 @@ pub enum Command {
     /// The surrogate model that computes features (info, raw embeddings).
     #[command(subcommand)]
     Surrogate(ingest::SurrogateCmd),
+    /// Reference libraries: frozen sets of task embeddings that centre new spaces.
+    #[command(subcommand, name = "reference-library")]
+    ReferenceLibrary(admin::RefLibCmd),
 }
 
 /// Global options every command sees.
@@ -104,6 +107,9 @@ fn main() -> ExitCode {
     let res = match cli.command {
         Command::Probe(c) => Some(ingest::probe(c)),
         Command::Surrogate(c) => Some(ingest::surrogate_cmd(cli.quiet, c)),
+        Command::ReferenceLibrary(c @ admin::RefLibCmd::Info(_)) => {
+            Some(admin::reference_library(None, c))
+        }
         other => {
             return run_db(cli.db, cli.quiet, other);
         }
@@ -126,6 +132,7 @@ fn run_db(db: Option<PathBuf>, quiet: bool, command: Command) -> ExitCode {
         Command::Rm(a) => admin::rm(&ctx, a),
         Command::Compact(a) => admin::compact(&ctx, a),
         Command::Check(a) => admin::check(&ctx, a),
+        Command::ReferenceLibrary(c) => admin::reference_library(Some(&ctx), c),
         Command::Ingest(c) => ingest::ingest(&ctx, *c),
         Command::Probe(c) => ingest::probe(c),
         Command::Surrogate(c) => ingest::surrogate_cmd(ctx.quiet, c),

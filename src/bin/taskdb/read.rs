@@ -32,7 +32,7 @@ pub struct FilterArgs {
 }
 
 impl FilterArgs {
-    fn filter(&self) -> taskdb::Result<Filter> {
+    pub fn filter(&self) -> taskdb::Result<Filter> {
         let mut f = Filter::all();
         if let Some(k) = &self.kind {
             f.kind = Some(k.parse::<Kind>()?);
