@@ -842,6 +842,19 @@ fn file_sha256(path: &Path) -> std::io::Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// How a task space centres, in words (for provenance).
+fn centring_of(def: &SpaceDef) -> String {
+    match TaskSpaceParams::from_def(def)
+        .ok()
+        .and_then(|p| p.reference)
+    {
+        Some(r) => r
+            .source
+            .unwrap_or_else(|| "k-means pseudo-tasks on the probe set".to_string()),
+        None => "none".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -857,18 +870,5 @@ mod tests {
             space_name(MethodKind::Scatter, "0123456789abcdef", "fedcba9876543210"),
             "scatter:0123456789ab:fedcba987654"
         );
-    }
-}
-
-/// How a task space centres, in words (for provenance).
-fn centring_of(def: &SpaceDef) -> String {
-    match TaskSpaceParams::from_def(def)
-        .ok()
-        .and_then(|p| p.reference)
-    {
-        Some(r) => r
-            .source
-            .unwrap_or_else(|| "k-means pseudo-tasks on the probe set".to_string()),
-        None => "none".to_string(),
     }
 }

@@ -214,7 +214,7 @@ fn library_centring_uses_the_live_library_mean_and_follows_changes() {
     );
     let entry = |i: usize, l: &LowRank| NewEntry {
         name: format!("t{i}"),
-        kind: if i % 2 == 0 {
+        kind: if i.is_multiple_of(2) {
             Kind::Dataset
         } else {
             Kind::Model

@@ -95,7 +95,7 @@ pub fn build_whitening(
         }
     }
     let iso = (0..d).map(|a| cov[(a, a)]).sum::<f64>() / d as f64;
-    if !(iso > 0.0) {
+    if iso.is_nan() || iso <= 0.0 {
         return Err(MethodError::Params(
             "the probe features have zero variance; cannot whiten".into(),
         ));
