@@ -12,9 +12,10 @@
 //!   written once (U exported through `ProbeSet::export`, labelled by a trivial length rule), so
 //!   "model" time is reading that file; per stage.
 //! * `knn`: `TaskDb::nearest(k = 10)` over N matrix-valued entries in the real `scatter` space
-//!   (its frozen reference built from U's features; d = 384): HNSW sketch + exact re-ranking
-//!   versus brute-force exact scoring (`brute_force_below = usize::MAX`), recall@10, p50/p95,
-//!   and `put` throughput. Entries are scatter embeddings of pseudo-tasks drawn from the real
+//!   (whitened by U's features, uncentred; d = 384): HNSW sketch + exact re-ranking versus
+//!   brute-force exact scoring (`brute_force_below = usize::MAX`), recall@10, p50/p95, `put`
+//!   throughput, and `knn --centre library` (first query, which builds the library mean, and
+//!   the rest). Entries are scatter embeddings of pseudo-tasks drawn from the real
 //!   surrogate features of U (200–400 rows, 2–20 classes, so ranks 1–19).
 //!
 //! Run: `cargo bench -p taskdb --bench ingest -- [dataset|refs|model|knn]...`

@@ -132,12 +132,7 @@ pub fn reference_library(ctx: Option<&Ctx>, c: RefLibCmd) -> taskdb::Result<i32>
                 taskdb::ReferenceLibrary::export(&db, a.method, &a.filter.filter()?, &a.name)?;
             let bytes = lib.to_json()?;
             output::write_atomic(&a.file, &bytes)?;
-            eprintln!(
-                "wrote {} ({} tasks) to {}",
-                lib.describe(),
-                lib.tasks.len(),
-                a.file.display()
-            );
+            eprintln!("wrote {} to {}", lib.describe(), a.file.display());
             Ok(0)
         }
         RefLibCmd::Info(a) => {
