@@ -83,6 +83,25 @@ fn open(path: &std::path::Path, brute_force_below: usize) -> TaskDb {
     .unwrap()
 }
 
+/// Entry `t{i}` (datasets at even i, models at odd i) with one fisher vector in `def`.
+fn fisher_entry(i: usize, l: &LowRank, def: &taskdb::SpaceDef) -> NewEntry {
+    NewEntry {
+        name: format!("t{i}"),
+        kind: if i.is_multiple_of(2) {
+            Kind::Dataset
+        } else {
+            Kind::Model
+        },
+        vectors: vec![NewVector {
+            method: "fisher".into(),
+            space: SpaceRef::Def(def.clone()),
+            embedding: Embedding::LowRank(l.clone()),
+        }],
+        tags: BTreeMap::new(),
+        provenance: Default::default(),
+    }
+}
+
 #[test]
 fn hnsw_with_exact_reranking_equals_an_exact_scan() {
     let d = tempfile::tempdir().unwrap();
@@ -101,21 +120,7 @@ fn hnsw_with_exact_reranking_equals_an_exact_scan() {
         let entries: Vec<NewEntry> = items
             .iter()
             .enumerate()
-            .map(|(i, l)| NewEntry {
-                name: format!("t{i}"),
-                kind: if i % 2 == 0 {
-                    Kind::Dataset
-                } else {
-                    Kind::Model
-                },
-                vectors: vec![NewVector {
-                    method: "fisher".into(),
-                    space: SpaceRef::Def(def.clone()),
-                    embedding: Embedding::LowRank(l.clone()),
-                }],
-                tags: BTreeMap::new(),
-                provenance: Default::default(),
-            })
+            .map(|(i, l)| fisher_entry(i, l, &def))
             .collect();
         db.put(entries).unwrap();
     }
@@ -212,21 +217,7 @@ fn library_centring_uses_the_live_library_mean_and_follows_changes() {
         "surrogate-fp",
         "probe-fp",
     );
-    let entry = |i: usize, l: &LowRank| NewEntry {
-        name: format!("t{i}"),
-        kind: if i.is_multiple_of(2) {
-            Kind::Dataset
-        } else {
-            Kind::Model
-        },
-        vectors: vec![NewVector {
-            method: "fisher".into(),
-            space: SpaceRef::Def(def.clone()),
-            embedding: Embedding::LowRank(l.clone()),
-        }],
-        tags: BTreeMap::new(),
-        provenance: Default::default(),
-    };
+    let entry = |i: usize, l: &LowRank| fisher_entry(i, l, &def);
     let db = open(&path, 16);
     db.put(
         items[..40]
