@@ -395,8 +395,8 @@ def main():
           "(`scripts/quality/explore_reference_library.py`: the reference built from the datasets of half the "
           "task families, scored only on queries of the other half, 50 random splits × 2): nn 0.82, MAP 0.855, "
           "7.9/8 classifiers; without any reference the same space gives nn 0.75, MAP 0.760, 8/8 in Python and "
-          "nn 0.75, MAP 0.758, 7/8 through the CLI (this script with the built-in library disabled, "
-          "2026-11-29; docs/QUALITY-experiment.md).")
+          "nn 0.75, MAP 0.758, 7/8 through the CLI (a run of this script at commit 5eb4a99, before the "
+          "built-in library existed; docs/QUALITY-experiment.md).")
         w("")
     if default_is:
         r = results[default_is]

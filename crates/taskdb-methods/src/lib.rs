@@ -7,7 +7,8 @@
 //! Methods (formulas and the measured reasons in `docs/METHODS.md`):
 //! - [`MethodKind::Scatter`] (design B, the default): between-class scatter `(W S_B W)^½` in
 //!   the feature space whitened by the probe set's shrunk covariance ([`Whitening`], frozen into
-//!   the space); compared uncentred.
+//!   the space); centred by the mean of a reference library of real tasks when one matches the
+//!   space (taskdb ships one; see `taskdb::ReferenceLibrary`), else uncentred.
 //! - [`MethodKind::Fisher`] (design A): `F^½`, `F = mean g gᵀ`, `g = Wᵀ(q − p)` of a fitted
 //!   multinomial logistic head; compared uncentred.
 //! - [`MethodKind::Tuned`] (TuPaTE-like): a per-dimension scale fitted on the frozen features.
@@ -124,9 +125,9 @@ impl MethodKind {
         MethodKind::TextEmb,
     ];
     /// The measured default (see `docs/METHODS.md`, `docs/QUALITY.md`): scatter in the
-    /// whitened feature space, uncentred. It matches every real classifier of the quality run to
-    /// a dataset of its task, generalised best on held-out data in the design study, and costs
-    /// ~1 ms per task against fisher's ~1.4 s.
+    /// whitened feature space, centred by the built-in reference library. It matches every real
+    /// classifier of the quality run to a dataset of its task, generalised best on held-out data
+    /// in the design study, and costs ~1 ms per task against fisher's ~1.4 s.
     pub const DEFAULT: MethodKind = MethodKind::Scatter;
 
     pub fn name(self) -> &'static str {
