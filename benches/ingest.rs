@@ -14,7 +14,7 @@
 //! * `knn`: `TaskDb::nearest(k = 10)` over N matrix-valued entries in the real `scatter` space
 //!   (whitened by U's features, uncentred; d = 384): HNSW sketch + exact re-ranking versus
 //!   brute-force exact scoring (`brute_force_below = usize::MAX`), recall@10, p50/p95, `put`
-//!   throughput, and `knn --centre library` (first query, which builds the library mean, and
+//!   throughput, and `knn --centre live` (first query, which builds the library mean, and
 //!   the rest). Entries are scatter embeddings of pseudo-tasks drawn from the real
 //!   surrogate features of U (200–400 rows, 2–20 classes, so ranks 1–19).
 //!
@@ -657,21 +657,21 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
         median(&hnsw_qps),
         fmt(&hnsw_qps)
     );
-    library_centring(&open(false)?, &queries, &query, k)?;
+    live_centring(&open(false)?, &queries, &query, k)?;
     sketch_oracle(&entries, &queries, &exact, None, d, sketch_spec, k)
 }
 
-/// `knn --centre library` over the same space: the first query builds the library mean (reads
+/// `knn --centre live` over the same space: the first query builds the library mean (reads
 /// every vector, N × r × d² flops) and every entry's constants against it; later queries reuse
 /// them until the live set changes, and each is an exact scan.
-fn library_centring(
+fn live_centring(
     db: &TaskDb,
     queries: &[methods::LowRank],
     query: &dyn Fn(&methods::LowRank) -> Query,
     k: usize,
 ) -> Res<()> {
     let opts = SearchOptions {
-        centring: Centring::Library,
+        centring: Centring::Live,
     };
     let t = Instant::now();
     db.nearest_with(&query(&queries[0]), k, &Filter::all(), &opts)?;
@@ -684,7 +684,7 @@ fn library_centring(
     }
     lat.sort();
     println!(
-        "library centring (`knn --centre library`): first query {first:.2} s (builds the library mean and every entry's constants), then p50 {:.2} ms, p95 {:.2} ms over {} queries (exact scan)",
+        "live centring (`knn --centre live`): first query {first:.2} s (builds the library mean and every entry's constants), then p50 {:.2} ms, p95 {:.2} ms over {} queries (exact scan)",
         pct(&lat, 50),
         pct(&lat, 95),
         lat.len()

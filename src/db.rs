@@ -156,12 +156,12 @@ pub struct TaskDb {
     read_only: bool,
     params: IndexParams,
     state: RwLock<State>,
-    /// Library-centring statistics per space (derived, in memory, keyed by the live entry set).
-    library: Mutex<HashMap<SpaceId, Arc<LibraryCentre>>>,
+    /// Live-centring statistics per space (derived, in memory, keyed by the live entry set).
+    live_centres: Mutex<HashMap<SpaceId, Arc<LiveCentre>>>,
 }
 
-/// A space's library reference and every live entry's scoring constants against it.
-struct LibraryCentre {
+/// A space's live library mean and every live entry's scoring constants against it.
+struct LiveCentre {
     /// Hash of the sorted live entry ids it was computed from.
     key: u64,
     reference: taskdb_methods::Reference,
@@ -305,7 +305,7 @@ impl TaskDb {
                 meta,
                 index_events: BTreeMap::new(),
             }),
-            library: Mutex::new(HashMap::new()),
+            live_centres: Mutex::new(HashMap::new()),
         };
         let dir = store::index_dir(&tdb.path);
         if !tdb.read_only {
@@ -751,7 +751,7 @@ impl TaskDb {
     }
 
     /// Like [`TaskDb::nearest_explain`], with [`SearchOptions`] (e.g. centring on the live
-    /// library, [`Centring::Library`]).
+    /// library, [`Centring::Live`]).
     pub fn nearest_with(
         &self,
         query: &Query,
@@ -840,11 +840,11 @@ impl TaskDb {
         };
         let empty = BTreeSet::new();
         let points = c.space_points.get(&sid).unwrap_or(&empty);
-        let library = match opts.centring {
+        let live = match opts.centring {
             Centring::Frozen => None,
-            Centring::Library => Some(self.library_centre(&txn, c, space, points)?),
+            Centring::Live => Some(self.live_centre(&txn, c, space, points)?),
         };
-        let prepared = match &library {
+        let prepared = match &live {
             Some(l) => space.prepare_centred(&qemb, &l.reference)?,
             None => space.prepare(&qemb)?,
         };
@@ -858,7 +858,7 @@ impl TaskDb {
                     .find(|v| v.space == sid)
                     .ok_or_else(|| Error::Internal(format!("entry {id} not in space {sid}")))?;
                 let x = read_vector(&txn, id, &vm.method)?;
-                let prep = match &library {
+                let prep = match &live {
                     Some(l) => l.prep.get(&id).copied(),
                     None => vm.prep,
                 };
@@ -896,8 +896,8 @@ impl TaskDb {
         if candidates > exact_below && !filter.is_trivial() {
             candidates = points.iter().filter(|&&id| keep(id)).count();
         }
-        // Library centring moves every score: no graph (built on the frozen sketch) applies.
-        if candidates <= exact_below || library.is_some() {
+        // Live centring moves every score: no graph (built on the frozen sketch) applies.
+        if candidates <= exact_below || live.is_some() {
             return brute(SearchPath::BruteForce);
         }
         // hnsw_rs's filtered search gives up its early exit and explores most of the graph, so
@@ -937,20 +937,20 @@ impl TaskDb {
         Ok((hits, SearchPath::Hnsw))
     }
 
-    /// The library reference of a task space and its live entries' scoring constants, cached
+    /// The live library mean of a task space and its live entries' scoring constants, cached
     /// until the set of live entries changes. Building it reads every live vector once.
-    fn library_centre(
+    fn live_centre(
         &self,
         txn: &ReadTransaction,
         c: &Catalog,
         space: &Space,
         points: &BTreeSet<EntryId>,
-    ) -> Result<Arc<LibraryCentre>> {
+    ) -> Result<Arc<LiveCentre>> {
         use std::hash::{Hash, Hasher};
         if !space.is_task_space() {
             return Err(Error::invalid(
                 format!("space {:?}", space.def.name),
-                "library centring applies to task spaces (made by ingestion); this space holds \
+                "live centring applies to task spaces (made by ingestion); this space holds \
                  imported vectors: search it without centring",
             ));
         }
@@ -958,7 +958,7 @@ impl TaskDb {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         live.hash(&mut h);
         let key = h.finish();
-        let mut cache = self.library.lock().map_err(|_| poisoned())?;
+        let mut cache = self.live_centres.lock().map_err(|_| poisoned())?;
         if let Some(l) = cache.get(&space.id).filter(|l| l.key == key) {
             return Ok(l.clone());
         }
@@ -983,7 +983,7 @@ impl TaskDb {
             let p = taskdb_methods::prepare(e, Some(&reference)).map_err(bad)?;
             prep.insert(id, (p.norm, p.ref_dot));
         }
-        let l = Arc::new(LibraryCentre {
+        let l = Arc::new(LiveCentre {
             key,
             reference,
             prep,

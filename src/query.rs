@@ -140,7 +140,7 @@ pub enum Centring {
     /// and models, whatever the filter), computed at query time. Measured better on real data
     /// (docs/QUALITY.md), but every answer moves when entries are added or deleted, and the
     /// search is an exact scan. Task spaces only.
-    Library,
+    Live,
 }
 
 /// Options of a search that are not about which entries may be returned.

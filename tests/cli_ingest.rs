@@ -74,7 +74,7 @@ fn models_land_nearest_the_dataset_whose_rule_they_reproduce() {
     assert_eq!(all[0]["name"], "tiny_onnx", "{all}");
     assert_eq!(all[0]["kind"], "model");
 
-    // --centre library: the same matches, other scores (centred on the live library mean).
+    // --centre live: the same matches, other scores (centred on the live library mean).
     let args = |centre: &str| {
         json(&ok(
             run(
@@ -94,7 +94,7 @@ fn models_land_nearest_the_dataset_whose_rule_they_reproduce() {
             "knn --centre",
         ))
     };
-    let (frozen, library) = (args("frozen"), args("library"));
+    let (frozen, library) = (args("frozen"), args("live"));
     assert_eq!(library[0]["name"], "sentiment_a", "{library}");
     assert_eq!(
         frozen.as_array().unwrap().len(),
@@ -102,10 +102,10 @@ fn models_land_nearest_the_dataset_whose_rule_they_reproduce() {
     );
     assert_ne!(frozen[0]["score"], library[0]["score"]);
     let bad = fails(
-        run(&db, &["knn", "sentiment_rule", "--centre", "live"]),
+        run(&db, &["knn", "sentiment_rule", "--centre", "middle"]),
         "bad --centre",
     );
-    assert!(bad.contains("frozen") && bad.contains("library"), "{bad}");
+    assert!(bad.contains("frozen") && bad.contains("live"), "{bad}");
 
     // The default scatter space carries its frozen whitening (built from U), verified by check.
     let mut t = TaskDb::open(&db).unwrap();

@@ -207,7 +207,7 @@ fn centred_cos(a: &[f64], b: &[f64], r: &[f64]) -> f64 {
 }
 
 #[test]
-fn library_centring_uses_the_live_library_mean_and_follows_changes() {
+fn live_centring_uses_the_live_library_mean_and_follows_changes() {
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("lib.taskdb");
     let items = low_ranks(41, 4, 11);
@@ -229,7 +229,7 @@ fn library_centring_uses_the_live_library_mean_and_follows_changes() {
     .unwrap();
     db.delete(&"t39".parse().unwrap()).unwrap();
     let lib = SearchOptions {
-        centring: taskdb::Centring::Library,
+        centring: taskdb::Centring::Live,
     };
     let q = Query::entry("t0").unwrap();
     let check = |live: &[usize]| {
@@ -309,7 +309,7 @@ fn library_centring_uses_the_live_library_mean_and_follows_changes() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("library centring applies to task spaces"),
+        err.contains("live centring applies to task spaces"),
         "{err}"
     );
 }

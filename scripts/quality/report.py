@@ -5,7 +5,7 @@ Reads WORK (default .cache/quality/run):
   knn/<method>/<name>.ds.json   `taskdb knn NAME -k K --method M --kind dataset --json`
   knn/<method>/<name>.all.json  the same without --kind (hits of both kinds)
   knn/default/...               without --method (the CLI's default method)
-  knn/<method>+library/...      the same with `--centre library` (centred on the live library mean)
+  knn/<method>+live/...      the same with `--centre live` (centred on the live library mean)
   (a failed query leaves <file>.rc and <file>.err next to it)
   info/{surrogate,probe,stats,check}.json (+ .err/.rc)
   timings.tsv                    label, seconds, exit status
@@ -35,13 +35,13 @@ PY_REF = {
     "scatter": {"row": "scatter whitened (α 0.5) / mean of the 17 datasets (reference library, in-sample)",
                 "nn": 0.83, "map": 0.822, "clf": "8/8", "ranks": "1,1,1,1,1,1,1,1",
                 "file": "scatter[white0.5]__reference-library.json"},
-    "scatter+library": {"row": "scatter whitened (α 0.5) / live", "nn": 0.83, "map": 0.849,
+    "scatter+live": {"row": "scatter whitened (α 0.5) / live", "nn": 0.83, "map": 0.849,
                         "clf": "8/8", "ranks": "1,1,1,1,1,1,1,1", "file": "scatter[white0.5]__live.json"},
-    "fisher+library": {"row": "fisher / live", "nn": 0.75, "map": 0.851, "clf": "5/8",
+    "fisher+live": {"row": "fisher / live", "nn": 0.75, "map": 0.851, "clf": "5/8",
                        "ranks": "2,1,2,1,6,1,1,1", "file": "fisher__live.json"},
-    "tuned+library": {"row": "tuned / live", "nn": 0.83, "map": 0.785, "clf": "5/8",
+    "tuned+live": {"row": "tuned / live", "nn": 0.83, "map": 0.785, "clf": "5/8",
                       "ranks": "1,1,7,1,3,1,1,2", "file": "tuned__live.json"},
-    "textemb+library": {"row": "textemb / live", "nn": 0.58, "map": 0.587, "clf": "n/a", "ranks": "",
+    "textemb+live": {"row": "textemb / live", "nn": 0.58, "map": 0.587, "clf": "n/a", "ranks": "",
                         "file": "textemb__live.json"},
     "tuned": {"row": "tuned / frozen-kmeans k 8,12,16,20 (seed 0; the CLI uses seeds 0,1,2)", "nn": 0.67,
               "map": 0.701, "clf": "8/8", "ranks": "1,1,1,1,1,1,1,1", "file": "tuned[ks8-20]__frozen-kmeans.json"},
@@ -53,7 +53,7 @@ AIMS = {"nn": 0.85, "map": 0.85}
 
 
 def method_of(m):
-    """The method of a result column (`scatter+library` -> `scatter`)."""
+    """The method of a result column (`scatter+live` -> `scatter`)."""
     return m.split("+")[0]
 
 
@@ -61,7 +61,7 @@ def flags(m):
     """The knn flags of a result column."""
     if m == "default":
         return ""
-    return f" --method {method_of(m)}" + (" --centre library" if m.endswith("+library") else "")
+    return f" --method {method_of(m)}" + (" --centre live" if m.endswith("+live") else "")
 
 
 def read(path, default=None):
@@ -380,12 +380,12 @@ def main():
         w(f"| {label} | {r['nn']:.2f} | {r['map']:.3f} | {mt} | {ranks} | {pyc} |")
     w("")
     if any("+" in m for m in methods):
-        w("Rows `M+library` are `taskdb knn NAME --method M --centre library`: every entry centred on the "
+        w("Rows `M+live` are `taskdb knn NAME --method M --centre live`: every entry centred on the "
           "mean of the unit-normalised embeddings of all live entries of the space (the 17 datasets and 8 "
           "models here), computed at query time. Without `--centre` (the rows above them) a space is "
           "compared as it defines itself (a frozen reference or none), so a stored answer never changes "
-          "when entries are added; with `--centre library` every answer moves as the library changes. "
-          "That trade-off is why library centring is an explicit option, not the default "
+          "when entries are added; with `--centre live` every answer moves as the library changes. "
+          "That trade-off is why live centring is an explicit option, not the default "
           "(docs/METHODS.md).")
         w("")
     if "scatter" in results:

@@ -16,7 +16,7 @@
 #                       requirements stamp matches scripts/quality/requirements.txt)
 #   QUALITY_OUT         report path (default: docs/QUALITY.md)
 #   QUALITY_METHODS     methods to measure (default: "fisher scatter tuned textemb")
-#   QUALITY_LIBRARY_METHODS  methods also measured with `knn --centre library` (default: all four)
+#   QUALITY_LIVE_METHODS  methods also measured with `knn --centre live` (default: all four)
 #   QUALITY_WARM_REFERENCES=1  reuse taskdb's per-machine cache of frozen references (default:
 #                       build them in this run, so ingestion times are cold)
 # Work files (database, knn answers, logs, timings): .cache/quality/ (gitignored).
@@ -30,7 +30,7 @@ DATA="${TASKDB_SHARED_DATA:-../shared/data}"
 VENV="${QUALITY_VENV:-.cache/quality-venv}"
 OUT_DOC="${QUALITY_OUT:-docs/QUALITY.md}"
 METHODS="${QUALITY_METHODS:-fisher scatter tuned textemb}"
-LIBRARY_METHODS="${QUALITY_LIBRARY_METHODS:-scatter fisher tuned textemb}"
+LIVE_METHODS="${QUALITY_LIVE_METHODS:-scatter fisher tuned textemb}"
 K=100
 WORK=.cache/quality/run
 DB=.cache/quality/quality.taskdb
@@ -170,12 +170,12 @@ for m in $METHODS default; do
     fi
   done
 done
-# the same, centred on the live library (`--centre library`)
-for m in $LIBRARY_METHODS; do
-  mkdir -p "$WORK/knn/$m+library"
+# the same, centred on the live library (`--centre live`)
+for m in $LIVE_METHODS; do
+  mkdir -p "$WORK/knn/$m+live"
   for n in $names; do
-    knn "$WORK/knn/$m+library/$n.ds" "$n" --method "$m" --centre library --kind dataset
-    knn "$WORK/knn/$m+library/$n.all" "$n" --method "$m" --centre library
+    knn "$WORK/knn/$m+live/$n.ds" "$n" --method "$m" --centre live --kind dataset
+    knn "$WORK/knn/$m+live/$n.all" "$n" --method "$m" --centre live
   done
 done
 printf 'knn queries\t%s\t0\n' "$(awk -v a="$T_KNN" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')" >> "$TIMES"
@@ -183,6 +183,6 @@ printf 'knn queries\t%s\t0\n' "$(awk -v a="$T_KNN" -v b="$(now)" 'BEGIN { printf
 # 6. The document (report.py reads everything from $WORK, so it can be rerun alone).
 printf 'whole run\t%s\t0\n' "$(awk -v a="$T_START" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')" >> "$TIMES"
 python3 "$HERE/report.py" --work "$WORK" --previous "$WORK.prev" --families "$HERE/families.json" \
-  --out "$OUT_DOC" --methods "$METHODS $(for m in $LIBRARY_METHODS; do printf '%s+library ' "$m"; done)" \
+  --out "$OUT_DOC" --methods "$METHODS $(for m in $LIVE_METHODS; do printf '%s+live ' "$m"; done)" \
   --k "$K" --data "$DATA"
 log "wrote $OUT_DOC ($(awk -v a="$T_START" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')s in all)"

@@ -213,7 +213,7 @@ pub struct KnnArgs {
     #[arg(long)]
     pub method: Option<String>,
     /// How task embeddings are centred before comparing. `frozen` (default): as the space
-    /// defines, so answers never change when other entries are added. `library`: on the mean
+    /// defines, so answers never change when other entries are added. `live`: on the mean
     /// of every live entry of the space; measured better on real data (docs/QUALITY.md), but
     /// answers move whenever entries are added or deleted, and the search is an exact scan.
     #[arg(long, value_enum, default_value_t = CentreArg::Frozen)]
@@ -227,7 +227,7 @@ pub struct KnnArgs {
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CentreArg {
     Frozen,
-    Library,
+    Live,
 }
 
 pub fn knn(ctx: &Ctx, a: KnnArgs) -> taskdb::Result<i32> {
@@ -237,7 +237,7 @@ pub fn knn(ctx: &Ctx, a: KnnArgs) -> taskdb::Result<i32> {
     let opts = SearchOptions {
         centring: match a.centre {
             CentreArg::Frozen => Centring::Frozen,
-            CentreArg::Library => Centring::Library,
+            CentreArg::Live => Centring::Live,
         },
     };
     let (hits, _) = db.nearest_with(&Query::Entry(EntryRef::parse(&a.name)?), a.k, &f, &opts)?;
