@@ -978,10 +978,11 @@ impl TaskDb {
         };
         let reference = taskdb_methods::library_reference(method, space.def.dim as usize, &refs)
             .map_err(bad)?;
+        let dots = taskdb_methods::reference_dots(&reference, &refs).map_err(bad)?;
         let mut prep = HashMap::with_capacity(live.len());
-        for (&id, e) in live.iter().zip(&embs) {
-            let p = taskdb_methods::prepare(e, Some(&reference)).map_err(bad)?;
-            prep.insert(id, (p.norm, p.ref_dot));
+        for ((&id, e), dot) in live.iter().zip(&embs).zip(dots) {
+            let norm = taskdb_methods::prepare(e, None).map_err(bad)?.norm;
+            prep.insert(id, (norm, dot));
         }
         let l = Arc::new(LiveCentre {
             key,

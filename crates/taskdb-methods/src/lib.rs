@@ -37,7 +37,7 @@ mod whiten;
 
 pub use error::MethodError;
 pub use lowrank::{cosine_centred, inner, prepare, Prepared};
-pub use reference::{build_reference, library_reference, Reference, ReferenceSpec};
+pub use reference::{build_reference, library_reference, reference_dots, Reference, ReferenceSpec};
 pub use sketch::{sketch, SketchBasis, Sketcher};
 pub use targets::quantile_bins;
 pub use whiten::{build_whitening, Whitening};

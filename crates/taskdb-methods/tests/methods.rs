@@ -565,3 +565,55 @@ fn whitening_is_the_inverse_square_root_of_the_shrunk_covariance() {
     )
     .is_err());
 }
+
+#[test]
+fn library_reference_and_batched_dots_match_their_definitions() {
+    // Low-rank embeddings of a few tasks; enough columns to cross a block boundary is not
+    // needed for correctness (blocks only group columns), so keep it small.
+    let d = 10;
+    let mut embs = Vec::new();
+    for s in 0..7u64 {
+        let c = 2 + (s as usize % 4);
+        let (x, y) = clustered(120, d, c, 0.8, 40 + s);
+        let f = Features::new(120, d, &x).unwrap();
+        embs.push(
+            embed(
+                MethodKind::Scatter,
+                &plain(),
+                &f,
+                &Targets::Classes {
+                    labels: y,
+                    n_classes: c,
+                },
+            )
+            .unwrap(),
+        );
+    }
+    let refs: Vec<&TaskEmbedding> = embs.iter().collect();
+    let r = library_reference(MethodKind::Scatter, d, &refs).unwrap();
+    // dense mean of the unit-normalised matrices
+    let mut want = vec![0.0f64; d * d];
+    for e in &embs {
+        let TaskEmbedding::LowRank(l) = e else {
+            panic!()
+        };
+        let m = l.to_dense();
+        let n = m.iter().map(|v| v * v).sum::<f64>().sqrt();
+        for (w, v) in want.iter_mut().zip(&m) {
+            *w += v / n / embs.len() as f64;
+        }
+    }
+    let got: Vec<f64> = r.values.iter().map(|&v| v as f64).collect();
+    assert!(max_abs_diff(&got, &want) < 1e-6);
+    assert_eq!(r.spec.max_rows, 7);
+    // batched ⟨e/‖e‖, R⟩ = prepare's one-by-one value
+    let dots = reference_dots(&r, &refs).unwrap();
+    for (e, dot) in embs.iter().zip(&dots) {
+        let one = prepare(e, Some(&r)).unwrap().ref_dot;
+        assert!((one - dot).abs() < 1e-9, "{one} vs {dot}");
+    }
+    // mismatched kinds are errors
+    assert!(library_reference(MethodKind::Tuned, d, &refs).is_err());
+    assert!(library_reference(MethodKind::Scatter, d + 1, &refs).is_err());
+    assert!(library_reference(MethodKind::Scatter, d, &[]).is_err());
+}
