@@ -446,18 +446,33 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
     let (x, d, surrogate_fp, probe_fp) = probe_features(root)?;
     let params = MethodParams::default();
     let method = MethodKind::Scatter;
-    // The default scatter space: whitened by U (frozen), uncentred.
+    // The default scatter space: whitened by U (frozen), centred by the built-in reference
+    // library when it matches this surrogate and probe set (it does for the defaults).
     let t = Instant::now();
     let f = methods::Features::new(x.len() / d, d, &x)?;
     let alpha = params.scatter_whitening.unwrap_or(0.5);
     let whitening = methods::build_whitening(&f, alpha, 3000)?;
     let white_s = t.elapsed().as_secs_f64();
     let space = space_name(method, &surrogate_fp, &probe_fp);
-    let sp = TaskSpaceParams::new(method, params.clone(), None).with_whitening(Some(&whitening));
+    let mut sp =
+        TaskSpaceParams::new(method, params.clone(), None).with_whitening(Some(&whitening));
+    let lib = taskdb::ReferenceLibrary::builtin()?;
+    let reference = if lib.matches(method, &params, &surrogate_fp, &probe_fp) {
+        let r = lib.reference()?;
+        sp = sp.with_library_reference(&r, lib.describe());
+        Some(r)
+    } else {
+        None
+    };
+    let centring = if reference.is_some() {
+        lib.describe()
+    } else {
+        "uncentred (the built-in reference library does not match)".to_string()
+    };
     let sketch_spec = sp.sketch;
     let def = sp.into_def(space.clone(), d as u32, &surrogate_fp, &probe_fp);
     println!(
-        "\nknn: space {space} (scatter whitened by U, built in {white_s:.2} s; d = {d}, uncentred), {n} entries, {nq} queries, k = {k}"
+        "\nknn: space {space} (scatter whitened by U, built in {white_s:.2} s; d = {d}; centring: {centring}), {n} entries, {nq} queries, k = {k}"
     );
 
     // Entries and queries.
@@ -658,7 +673,7 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
         fmt(&hnsw_qps)
     );
     live_centring(&open(false)?, &queries, &query, k)?;
-    sketch_oracle(&entries, &queries, &exact, None, d, sketch_spec, k)
+    sketch_oracle(&entries, &queries, &exact, reference.as_ref(), d, sketch_spec, k)
 }
 
 /// `knn --centre live` over the same space: the first query builds the library mean (reads
