@@ -673,7 +673,15 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
         fmt(&hnsw_qps)
     );
     live_centring(&open(false)?, &queries, &query, k)?;
-    sketch_oracle(&entries, &queries, &exact, reference.as_ref(), d, sketch_spec, k)
+    sketch_oracle(
+        &entries,
+        &queries,
+        &exact,
+        reference.as_ref(),
+        d,
+        sketch_spec,
+        k,
+    )
 }
 
 /// `knn --centre live` over the same space: the first query builds the library mean (reads
