@@ -243,36 +243,26 @@ fn for_column_blocks(
     let mut cols_a: Vec<f64> = Vec::new();
     let mut cols_b: Vec<f64> = Vec::new();
     let mut owners: Vec<usize> = Vec::new();
-    let flush = |a: &mut Vec<f64>,
-                 b: &mut Vec<f64>,
-                 o: &mut Vec<usize>,
-                 f: &mut dyn FnMut(&DMatrix<f64>, &DMatrix<f64>, &[usize])| {
-        if o.is_empty() {
-            return;
-        }
-        let ma = DMatrix::from_column_slice(dim, o.len(), a);
-        let mb = DMatrix::from_column_slice(dim, o.len(), b);
-        f(&ma, &mb, o);
-        a.clear();
-        b.clear();
-        o.clear();
-    };
     for (i, e) in embeddings.iter().enumerate() {
-        let TaskEmbedding::LowRank(l) = e else {
-            continue;
-        };
-        let nr = crate::inner(l, l).sqrt();
-        for j in 0..l.rank() {
-            let w = l.s[j] as f64 / nr;
-            cols_a.extend(l.col(j).iter().map(|&x| x as f64 * w));
-            cols_b.extend(l.col(j).iter().map(|&x| x as f64));
-            owners.push(i);
+        if let TaskEmbedding::LowRank(l) = e {
+            let nr = crate::inner(l, l).sqrt();
+            for j in 0..l.rank() {
+                let w = l.s[j] as f64 / nr;
+                cols_a.extend(l.col(j).iter().map(|&x| x as f64 * w));
+                cols_b.extend(l.col(j).iter().map(|&x| x as f64));
+                owners.push(i);
+            }
         }
-        if owners.len() >= BLOCK {
-            flush(&mut cols_a, &mut cols_b, &mut owners, &mut f);
+        let last = i + 1 == embeddings.len();
+        if !owners.is_empty() && (owners.len() >= BLOCK || last) {
+            let ma = DMatrix::from_column_slice(dim, owners.len(), &cols_a);
+            let mb = DMatrix::from_column_slice(dim, owners.len(), &cols_b);
+            f(&ma, &mb, &owners);
+            cols_a.clear();
+            cols_b.clear();
+            owners.clear();
         }
     }
-    flush(&mut cols_a, &mut cols_b, &mut owners, &mut f);
 }
 
 /// `⟨e / ‖e‖, R⟩` for many embeddings at once (what [`crate::prepare`] computes one by one),
