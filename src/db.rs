@@ -849,28 +849,44 @@ impl TaskDb {
             None => space.prepare(&qemb)?,
         };
         let score_ids = |ids: &mut dyn Iterator<Item = EntryId>| -> Result<Vec<Hit>> {
+            use rayon::prelude::*;
+            // Vectors are read in blocks (one read transaction, sequential); each block is then
+            // scored on rayon's pool. Every score depends only on its own pair, so the answer is
+            // the same whatever the thread count (ties broken by id below).
+            const BLOCK: usize = 1024;
             let mut hits = Vec::new();
-            for id in ids {
-                let e = &c.entries[&id];
-                let vm = e
-                    .vectors
-                    .iter()
-                    .find(|v| v.space == sid)
-                    .ok_or_else(|| Error::Internal(format!("entry {id} not in space {sid}")))?;
-                let x = read_vector(&txn, id, &vm.method)?;
-                let prep = match &live {
-                    Some(l) => l.prep.get(&id).copied(),
-                    None => vm.prep,
+            let ids: Vec<EntryId> = ids.collect();
+            for block in ids.chunks(BLOCK) {
+                let mut rows = Vec::with_capacity(block.len());
+                for &id in block {
+                    let e = &c.entries[&id];
+                    let vm = e.vectors.iter().find(|v| v.space == sid).ok_or_else(|| {
+                        Error::Internal(format!("entry {id} not in space {sid}"))
+                    })?;
+                    let x = read_vector(&txn, id, &vm.method)?;
+                    let prep = match &live {
+                        Some(l) => l.prep.get(&id).copied(),
+                        None => vm.prep,
+                    };
+                    rows.push((id, e, vm, x, prep));
+                }
+                let score = |r: &(EntryId, _, _, Embedding, _)| space.score(&prepared, &r.3, r.4);
+                let scores: Vec<Result<f32>> = if rows.len() >= 64 {
+                    rows.par_iter().map(score).collect()
+                } else {
+                    rows.iter().map(score).collect()
                 };
-                hits.push(Hit {
-                    id,
-                    name: e.name.clone(),
-                    version: e.version,
-                    kind: e.kind,
-                    score: space.score(&prepared, &x, prep)?,
-                    space: space.def.name.clone(),
-                    method: vm.method.clone(),
-                });
+                for ((id, e, vm, _, _), sc) in rows.into_iter().zip(scores) {
+                    hits.push(Hit {
+                        id,
+                        name: e.name.clone(),
+                        version: e.version,
+                        kind: e.kind,
+                        score: sc?,
+                        space: space.def.name.clone(),
+                        method: vm.method.clone(),
+                    });
+                }
             }
             hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
             Ok(hits)
