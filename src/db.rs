@@ -207,6 +207,9 @@ pub struct SpaceStats {
     pub live: u64,
     /// Graph status at open: `loaded` or `rebuilt: reason`, or `new`.
     pub index: String,
+    /// Task spaces: what centres their entries (a reference library, k-means pseudo-tasks on
+    /// U, or `none`); `null` for external spaces.
+    pub centring: Option<String>,
 }
 
 /// Result of [`TaskDb::stats`].
@@ -860,9 +863,10 @@ impl TaskDb {
                 let mut rows = Vec::with_capacity(block.len());
                 for &id in block {
                     let e = &c.entries[&id];
-                    let vm = e.vectors.iter().find(|v| v.space == sid).ok_or_else(|| {
-                        Error::Internal(format!("entry {id} not in space {sid}"))
-                    })?;
+                    let vm =
+                        e.vectors.iter().find(|v| v.space == sid).ok_or_else(|| {
+                            Error::Internal(format!("entry {id} not in space {sid}"))
+                        })?;
                     let x = read_vector(&txn, id, &vm.method)?;
                     let prep = match &live {
                         Some(l) => l.prep.get(&id).copied(),
@@ -1288,6 +1292,11 @@ impl TaskDb {
                         .map(|p| p.iter().filter(|&&id| c.is_live(id)).count() as u64)
                         .unwrap_or(0),
                     index: st.index_events.get(&s.id).cloned().unwrap_or_default(),
+                    centring: s
+                        .is_task_space()
+                        .then(|| crate::space::TaskSpaceParams::from_def(&s.def).ok())
+                        .flatten()
+                        .map(|p| p.centring()),
                 }
             })
             .collect();

@@ -443,7 +443,7 @@ impl Ingestor {
             details.insert(
                 m.name().to_string(),
                 json!({"space": def.name, "rank": rank, "params": params,
-                       "centring": centring_of(&def)}),
+                       "centring": TaskSpaceParams::from_def(&def)?.centring()}),
             );
             vectors.push(NewVector {
                 method: m.name().to_string(),
@@ -840,19 +840,6 @@ fn file_sha256(path: &Path) -> std::io::Result<String> {
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h)?;
     Ok(hex::encode(h.finalize()))
-}
-
-/// How a task space centres, in words (for provenance).
-fn centring_of(def: &SpaceDef) -> String {
-    match TaskSpaceParams::from_def(def)
-        .ok()
-        .and_then(|p| p.reference)
-    {
-        Some(r) => r
-            .source
-            .unwrap_or_else(|| "k-means pseudo-tasks on the probe set".to_string()),
-        None => "none".to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -239,6 +239,21 @@ impl TaskSpaceParams {
         self
     }
 
+    /// How this space centres its entries, in words (provenance, `stats`): the reference
+    /// library its reference is the mean of, k-means pseudo-tasks on U, or none.
+    pub fn centring(&self) -> String {
+        match &self.reference {
+            Some(r) => r.source.clone().unwrap_or_else(|| {
+                if self.method == MethodKind::TextEmb {
+                    "the unit mean feature of the probe set".to_string()
+                } else {
+                    "k-means pseudo-tasks on the probe set".to_string()
+                }
+            }),
+            None => "none".to_string(),
+        }
+    }
+
     /// Sets the frozen whitening (for methods that whiten; ignored otherwise).
     pub fn with_whitening(mut self, w: Option<&Whitening>) -> Self {
         self.whitening = w

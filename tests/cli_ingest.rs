@@ -526,6 +526,28 @@ fn reference_library_export_info_and_use_via_cli() {
     let t = TaskDb::open(&b).unwrap();
     let src = t.spaces().unwrap()[0].def.params["reference"]["source"].clone();
     assert!(src.as_str().unwrap().contains("\"mine\""), "{src}");
+    drop(t);
+    let stats = json(&ok(run(&b, &["stats", "--json"]), "stats"));
+    assert_eq!(stats["spaces"][0]["centring"], src, "{stats}");
+    // the first database: scatter uncentred (the built-in library is for the real surrogate),
+    // tuned by k-means pseudo-tasks, textemb by U's mean feature
+    let sa = json(&ok(run(&a, &["stats", "--json"]), "stats a"));
+    let centring = |m: &str| {
+        sa["spaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["method"] == m)
+            .unwrap()["centring"]
+            .clone()
+    };
+    assert_eq!(centring("scatter"), "none");
+    assert_eq!(centring("fisher"), "none");
+    assert_eq!(centring("tuned"), "k-means pseudo-tasks on the probe set");
+    assert_eq!(
+        centring("textemb"),
+        "the unit mean feature of the probe set"
+    );
     // A file that is not a library: a clear error naming it, nothing written.
     let junk = d.path().join("junk.json");
     std::fs::write(&junk, "[1, 2]").unwrap();

@@ -276,14 +276,18 @@ pub fn stats(ctx: &Ctx, a: JsonArg) -> taskdb::Result<i32> {
         println!("file bytes: {}", s.file_bytes);
         for sp in &s.spaces {
             println!(
-                "space {} {:?}: dim {}, method {}, {} vectors ({} live), index {}",
+                "space {} {:?}: dim {}, method {}, {} vectors ({} live), index {}{}",
                 sp.id,
                 sp.name,
                 sp.dim,
                 sp.method.as_deref().unwrap_or("external"),
                 sp.points,
                 sp.live,
-                sp.index
+                sp.index,
+                sp.centring
+                    .as_deref()
+                    .map(|c| format!(", centring: {c}"))
+                    .unwrap_or_default()
             );
         }
     }
