@@ -11,6 +11,11 @@ use crate::{MethodError, Reference, TaskEmbedding};
 /// Exact Frobenius inner product of `U_a diag(s_a) U_aᵀ` and `U_b diag(s_b) U_bᵀ`, from the
 /// `r_a × r_b` matrix `U_aᵀ U_b`. Returns NaN if the dimensions differ.
 pub fn inner(a: &LowRank, b: &LowRank) -> f64 {
+    inner_body(a, b)
+}
+
+#[inline]
+fn inner_body(a: &LowRank, b: &LowRank) -> f64 {
     if a.dim != b.dim {
         return f64::NAN;
     }
@@ -27,18 +32,27 @@ pub fn inner(a: &LowRank, b: &LowRank) -> f64 {
     total
 }
 
-#[inline]
+#[inline(always)]
 fn dot32(a: &[f32], b: &[f32]) -> f64 {
-    // 4 independent f32 lanes accumulated in f64: deterministic, vectorisable.
-    let mut acc = [0.0f64; 4];
-    let chunks = a.len() / 4;
+    // 16 independent lanes accumulated in f64 (products of f32 values are exact in f64), then
+    // combined in a fixed tree order: deterministic, and enough independent additions in flight
+    // to keep vector units busy (4 lanes left each addition waiting for the previous one).
+    const L: usize = 16;
+    let mut acc = [0.0f64; L];
+    let chunks = a.len() / L;
     for k in 0..chunks {
-        for l in 0..4 {
-            acc[l] += a[4 * k + l] as f64 * b[4 * k + l] as f64;
+        let (ca, cb) = (&a[L * k..L * k + L], &b[L * k..L * k + L]);
+        for l in 0..L {
+            acc[l] += ca[l] as f64 * cb[l] as f64;
         }
     }
-    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    for k in 4 * chunks..a.len() {
+    let mut h = [0.0f64; 8];
+    for l in 0..8 {
+        h[l] = acc[l] + acc[l + 8];
+    }
+    let q = [h[0] + h[4], h[1] + h[5], h[2] + h[6], h[3] + h[7]];
+    let mut s = (q[0] + q[2]) + (q[1] + q[3]);
+    for k in L * chunks..a.len() {
         s += a[k] as f64 * b[k] as f64;
     }
     s

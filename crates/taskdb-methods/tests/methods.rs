@@ -617,3 +617,67 @@ fn library_reference_and_batched_dots_match_their_definitions() {
     assert!(library_reference(MethodKind::Scatter, d + 1, &refs).is_err());
     assert!(library_reference(MethodKind::Scatter, d, &[]).is_err());
 }
+
+/// `inner` as it was with 4 accumulator lanes (the reference for the 16-lane version).
+fn inner_4_lanes(a: &LowRank, b: &LowRank) -> f64 {
+    let dot = |x: &[f32], y: &[f32]| {
+        let mut acc = [0.0f64; 4];
+        let chunks = x.len() / 4;
+        for k in 0..chunks {
+            for l in 0..4 {
+                acc[l] += x[4 * k + l] as f64 * y[4 * k + l] as f64;
+            }
+        }
+        let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+        for k in 4 * chunks..x.len() {
+            s += x[k] as f64 * y[k] as f64;
+        }
+        s
+    };
+    let mut total = 0.0f64;
+    for i in 0..a.rank() {
+        let mut row = 0.0f64;
+        for j in 0..b.rank() {
+            let g = dot(a.col(i), b.col(j));
+            row += b.s[j] as f64 * g * g;
+        }
+        total += a.s[i] as f64 * row;
+    }
+    total
+}
+
+#[test]
+fn inner_agrees_with_the_four_lane_sum() {
+    // Another summation order: equal to rounding (scores and cached constants stored by the
+    // 4-lane version stay within `check`'s 1e-9 tolerance).
+    for d in [13usize, 16, 17, 384] {
+        let mut embs = Vec::new();
+        for s in 0..4u64 {
+            let c = 2 + (s as usize % 4);
+            let (x, y) = clustered(90, d, c, 0.8, 70 + s);
+            let f = Features::new(90, d, &x).unwrap();
+            let TaskEmbedding::LowRank(l) = embed(
+                MethodKind::Fisher,
+                &fast(),
+                &f,
+                &Targets::Classes {
+                    labels: y,
+                    n_classes: c,
+                },
+            )
+            .unwrap() else {
+                panic!()
+            };
+            embs.push(l);
+        }
+        for a in &embs {
+            for b in &embs {
+                let (x, y) = (inner(a, b), inner_4_lanes(a, b));
+                assert!(
+                    (x - y).abs() <= 1e-13 * y.abs().max(1e-300),
+                    "d {d}: {x} vs {y}"
+                );
+            }
+        }
+    }
+}
