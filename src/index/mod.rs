@@ -28,9 +28,11 @@ pub struct IndexParams {
     /// Spaces with at most this many live candidates (after filtering) are searched exactly.
     pub brute_force_below: usize,
     /// Matrix-valued (sketched) spaces with at most this many candidates are searched exactly.
-    /// Their graph holds sketches, estimates of the exact scores; measured recall@10 of sketch
-    /// candidates + exact re-ranking was 0.82 at 2,500 entries with 512 candidates
-    /// (docs/PERFORMANCE.md), so exact search is kept as long as it is affordable.
+    /// Their graph holds sketches, estimates of the exact scores, and in the whitened default
+    /// space they rank poorly: at 50,000 entries the sketch path (N/4 candidates re-ranked
+    /// exactly) had recall@10 0.65 at p50 269 ms, the exact scan p50 766 ms on 2 cores
+    /// (docs/PERFORMANCE.md §5). Exact answers are worth that, so the default is 50,000; lower
+    /// it for speed.
     pub exact_matrix_below: usize,
 }
 
@@ -41,7 +43,7 @@ impl Default for IndexParams {
             ef_construction: 100,
             ef_search: 128,
             brute_force_below: 2048,
-            exact_matrix_below: 10_000,
+            exact_matrix_below: 50_000,
         }
     }
 }
