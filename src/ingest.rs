@@ -276,15 +276,16 @@ impl Ingestor {
 
     /// The definition of the space of `method` for this surrogate and probe set. When the space
     /// exists in `db` its stored definition is used as is (its frozen reference is never
-    /// recomputed); otherwise the reference is built from U's features. Returns the definition
-    /// and the method parameters in force.
+    /// recomputed); otherwise its frozen statistics are built from U's features. `wanted`:
+    /// parameters the caller insists on (`None`: the stored ones, or the defaults for a new
+    /// space).
     fn space_def(
         &self,
         db: &TaskDb,
         method: MethodKind,
         wanted: Option<&MethodParams>,
         probe_x: &mut Option<Vec<f32>>,
-    ) -> Result<(SpaceDef, MethodParams)> {
+    ) -> Result<SpaceDef> {
         let name = space_name(
             method,
             self.surrogate.fingerprint(),
@@ -302,13 +303,15 @@ impl Ingestor {
                         serde_json::to_string(params).unwrap_or_default()
                     )));
                 }
-                Ok((s.def, stored.method_params))
+                Ok(s.def)
             }
             Err(Error::NotFound { .. }) => {
                 let params = &wanted.cloned().unwrap_or_default();
                 let mut p = TaskSpaceParams::new(method, params.clone(), None);
                 if method.uses_reference(params) {
                     p.reference = Some(self.reference(method, params, probe_x)?);
+                } else if let Some(lib) = self.library_for(method, params)? {
+                    p = p.with_library_reference(&lib.reference()?, lib.describe());
                 }
                 if let (true, Some(alpha)) =
                     (method.uses_whitening(params), params.scatter_whitening)
@@ -322,19 +325,11 @@ impl Ingestor {
                         .map_err(method_err("probe set U"))?;
                     p = p.with_whitening(Some(&w));
                 }
-                if !method.uses_reference(params) {
-                    if let Some(lib) = self.library_for(method, params)? {
-                        p = p.with_library_reference(&lib.reference()?, lib.describe());
-                    }
-                }
-                Ok((
-                    p.into_def(
-                        name,
-                        self.surrogate.dim() as u32,
-                        self.surrogate.fingerprint(),
-                        &self.probe.fingerprint_hex(),
-                    ),
-                    params.clone(),
+                Ok(p.into_def(
+                    name,
+                    self.surrogate.dim() as u32,
+                    self.surrogate.fingerprint(),
+                    &self.probe.fingerprint_hex(),
                 ))
             }
             Err(e) => Err(e),
@@ -426,12 +421,16 @@ impl Ingestor {
         let mut vectors = Vec::new();
         let mut details = serde_json::Map::new();
         for &m in methods_wanted {
-            let (def, params) = stages.time(&format!("space {m}"), || {
+            let def = stages.time(&format!("space {m}"), || {
                 self.space_def(db, m, opts.params.as_ref(), &mut probe_x)
             })?;
-            let whitening = TaskSpaceParams::from_def(&def)?.whitening(&def.name)?;
+            // The space's definition is what the embedding follows: its parameters (stored or
+            // new) and its frozen whitening.
+            let space = TaskSpaceParams::from_def(&def)?;
+            let whitening = space.whitening(&def.name)?;
             let emb = stages.time(&format!("method {m}"), || {
-                methods::embed_in(m, &params, whitening.as_ref(), &f, y).map_err(method_err(what))
+                methods::embed_in(m, &space.method_params, whitening.as_ref(), &f, y)
+                    .map_err(method_err(what))
             })?;
             let (embedding, rank) = match emb {
                 TaskEmbedding::Dense(v) => (Embedding::Dense(v), None),
@@ -442,8 +441,8 @@ impl Ingestor {
             };
             details.insert(
                 m.name().to_string(),
-                json!({"space": def.name, "rank": rank, "params": params,
-                       "centring": TaskSpaceParams::from_def(&def)?.centring()}),
+                json!({"space": def.name, "rank": rank, "params": space.method_params,
+                       "centring": space.centring()}),
             );
             vectors.push(NewVector {
                 method: m.name().to_string(),
