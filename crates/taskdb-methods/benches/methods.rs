@@ -4,6 +4,11 @@
 use std::time::Instant;
 use taskdb_methods::*;
 
+// Shared with the tests: `inner_4_lanes`, the baseline.
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::inner_4_lanes;
+
 fn rows(n: usize, d: usize, c: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
     let mut s = seed;
     let mut next = move || {
@@ -24,34 +29,6 @@ fn rows(n: usize, d: usize, c: usize, seed: u64) -> (Vec<f32>, Vec<u32>) {
         y.push(k as u32);
     }
     (x, y)
-}
-
-/// `inner` as it was with 4 accumulator lanes (baseline).
-fn inner_4_lanes(a: &LowRank, b: &LowRank) -> f64 {
-    let dot = |x: &[f32], y: &[f32]| {
-        let mut acc = [0.0f64; 4];
-        let chunks = x.len() / 4;
-        for k in 0..chunks {
-            for l in 0..4 {
-                acc[l] += x[4 * k + l] as f64 * y[4 * k + l] as f64;
-            }
-        }
-        let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-        for k in 4 * chunks..x.len() {
-            s += x[k] as f64 * y[k] as f64;
-        }
-        s
-    };
-    let mut total = 0.0f64;
-    for i in 0..a.rank() {
-        let mut row = 0.0f64;
-        for j in 0..b.rank() {
-            let g = dot(a.col(i), b.col(j));
-            row += b.s[j] as f64 * g * g;
-        }
-        total += a.s[i] as f64 * row;
-    }
-    total
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -618,34 +618,6 @@ fn library_reference_and_batched_dots_match_their_definitions() {
     assert!(library_reference(MethodKind::Scatter, d, &[]).is_err());
 }
 
-/// `inner` as it was with 4 accumulator lanes (the reference for the 16-lane version).
-fn inner_4_lanes(a: &LowRank, b: &LowRank) -> f64 {
-    let dot = |x: &[f32], y: &[f32]| {
-        let mut acc = [0.0f64; 4];
-        let chunks = x.len() / 4;
-        for k in 0..chunks {
-            for l in 0..4 {
-                acc[l] += x[4 * k + l] as f64 * y[4 * k + l] as f64;
-            }
-        }
-        let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-        for k in 4 * chunks..x.len() {
-            s += x[k] as f64 * y[k] as f64;
-        }
-        s
-    };
-    let mut total = 0.0f64;
-    for i in 0..a.rank() {
-        let mut row = 0.0f64;
-        for j in 0..b.rank() {
-            let g = dot(a.col(i), b.col(j));
-            row += b.s[j] as f64 * g * g;
-        }
-        total += a.s[i] as f64 * row;
-    }
-    total
-}
-
 #[test]
 fn inner_agrees_with_the_four_lane_sum() {
     // Another summation order: equal to rounding (scores and cached constants stored by the
