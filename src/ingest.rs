@@ -21,7 +21,7 @@ use crate::entry::{Embedding, EntryId, Kind, NewEntry, NewVector, Provenance};
 use crate::error::{Error, Result};
 use crate::features::{CacheStats, FeatureCache, FeatureInput};
 use crate::reflib::ReferenceLibrary;
-use crate::space::{SpaceDef, SpaceRef, StoredReference, TaskSpaceParams};
+use crate::space::{SpaceDef, SpaceRef, StoredReference, StoredWhitening, TaskSpaceParams};
 use crate::TaskDb;
 
 /// Callbacks for long work. The library never prints; the CLI draws progress bars from these.
@@ -316,14 +316,7 @@ impl Ingestor {
                 if let (true, Some(alpha)) =
                     (method.uses_whitening(params), params.scatter_whitening)
                 {
-                    // Cheap (one d × d covariance and eigenproblem), so built, never cached.
-                    let x = self.probe_x(probe_x)?;
-                    let d = self.surrogate.dim();
-                    let f = methods::Features::new(x.len() / d, d, x)
-                        .map_err(method_err("probe set U"))?;
-                    let w = methods::build_whitening(&f, alpha, WHITENING_ROWS)
-                        .map_err(method_err("probe set U"))?;
-                    p = p.with_whitening(Some(&w));
+                    p.whitening = Some(self.whitening(method, params, alpha, probe_x)?);
                 }
                 Ok(p.into_def(
                     name,
@@ -345,9 +338,8 @@ impl Ingestor {
     }
 
     /// The frozen reference of a new space. Building it fits dozens of pseudo-tasks on U
-    /// (seconds to a minute), so it is cached per machine under `$TASKDB_HOME/references/`,
-    /// keyed by everything it depends on; a cached file is verified (sha256) before use and
-    /// rebuilt when damaged. Once in a space definition, the reference is part of the database.
+    /// (seconds to a minute), so it is cached per machine (see [`Ingestor::frozen`]). Once in a
+    /// space definition, the reference is part of the database.
     fn reference(
         &self,
         method: MethodKind,
@@ -355,56 +347,106 @@ impl Ingestor {
         probe_x: &mut Option<Vec<f32>>,
     ) -> Result<StoredReference> {
         let spec = methods::ReferenceSpec::default();
-        let key_json = json!({
-            "v": 1, "method": method, "params": params, "spec": spec,
-            "surrogate": self.surrogate.fingerprint(), "probe": self.probe.fingerprint_hex(),
-        });
-        let key = {
+        let key = json!({"v": 1, "method": method, "params": params, "spec": spec});
+        let verify = |r: &StoredReference| {
+            TaskSpaceParams {
+                reference: Some(r.clone()),
+                ..TaskSpaceParams::new(method, params.clone(), None)
+            }
+            .reference("cached")
+            .is_ok()
+        };
+        self.frozen(method.name(), key, verify, probe_x, |f| {
+            self.progress.stage(
+                &format!("building the {method} space's frozen reference (once per machine)"),
+                None,
+            );
+            let reference = methods::build_reference(method, params, f, &spec)
+                .map_err(method_err("probe set U"))?;
+            self.progress.done();
+            TaskSpaceParams::new(method, params.clone(), Some(reference))
+                .reference
+                .ok_or_else(|| Error::Internal(format!("{method} has no reference")))
+        })
+    }
+
+    /// The frozen whitening of a new space (scatter). It needs U's features, which a fresh
+    /// database's feature cache does not have (encoding U costs ~20 s on 2 cores), so it is
+    /// cached per machine like the references (see [`Ingestor::frozen`]).
+    fn whitening(
+        &self,
+        method: MethodKind,
+        params: &MethodParams,
+        alpha: f64,
+        probe_x: &mut Option<Vec<f32>>,
+    ) -> Result<StoredWhitening> {
+        let key = json!({"v": 1, "whitening": alpha, "rows": WHITENING_ROWS});
+        let shell = TaskSpaceParams::new(method, params.clone(), None);
+        let verify = |w: &StoredWhitening| {
+            TaskSpaceParams {
+                whitening: Some(w.clone()),
+                ..shell.clone()
+            }
+            .whitening("cached")
+            .is_ok()
+        };
+        self.frozen("whitening", key, verify, probe_x, |f| {
+            let w = methods::build_whitening(f, alpha, WHITENING_ROWS)
+                .map_err(method_err("probe set U"))?;
+            shell
+                .clone()
+                .with_whitening(Some(&w))
+                .whitening
+                .ok_or_else(|| Error::Internal(format!("{method} does not whiten")))
+        })
+    }
+
+    /// A frozen statistic of U (`build` from U's features), cached per machine under
+    /// `$TASKDB_HOME/references/` as `{prefix}-{key hash}.json`, keyed by `key` plus the
+    /// surrogate and probe-set fingerprints. A cached file is used only if `verify` accepts it
+    /// (checksums), else rebuilt; writing the cache is best effort.
+    fn frozen<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+        mut key: serde_json::Value,
+        verify: impl Fn(&T) -> bool,
+        probe_x: &mut Option<Vec<f32>>,
+        build: impl FnOnce(&methods::Features) -> Result<T>,
+    ) -> Result<T> {
+        key["surrogate"] = json!(self.surrogate.fingerprint());
+        key["probe"] = json!(self.probe.fingerprint_hex());
+        let hash = {
             use sha2::{Digest, Sha256};
-            hex::encode(Sha256::digest(key_json.to_string().as_bytes()))
+            hex::encode(Sha256::digest(key.to_string().as_bytes()))
         };
         let file = self
             .reference_cache
             .as_ref()
-            .map(|dir| dir.join(format!("{}-{}.json", method.name(), &key[..16])));
+            .map(|dir| dir.join(format!("{prefix}-{}.json", &hash[..16])));
         if let Some(bytes) = file.as_ref().and_then(|f| std::fs::read(f).ok()) {
-            if let Ok(r) = serde_json::from_slice::<StoredReference>(&bytes) {
-                let probe = TaskSpaceParams {
-                    reference: Some(r.clone()),
-                    ..TaskSpaceParams::new(method, params.clone(), None)
-                };
-                if probe.reference("cached").is_ok() {
-                    return Ok(r);
+            if let Ok(v) = serde_json::from_slice::<T>(&bytes) {
+                if verify(&v) {
+                    return Ok(v);
                 }
             }
         }
         let x = self.probe_x(probe_x)?;
         let d = self.surrogate.dim();
         let f = methods::Features::new(x.len() / d, d, x).map_err(method_err("probe set U"))?;
-        self.progress.stage(
-            &format!("building the {method} space's frozen reference (once per machine)"),
-            None,
-        );
-        let reference = methods::build_reference(method, params, &f, &spec)
-            .map_err(method_err("probe set U"))?;
-        self.progress.done();
-        let stored = TaskSpaceParams::new(method, params.clone(), Some(reference))
-            .reference
-            .ok_or_else(|| Error::Internal(format!("{method} has no reference")))?;
+        let value = build(&f)?;
         // Best effort: a cache that cannot be written only costs time next run.
         if let (Some(dir), Some(file)) = (&self.reference_cache, &file) {
             if std::fs::create_dir_all(dir).is_ok() {
                 if let Ok(mut tmp) = tempfile::NamedTempFile::new_in(dir) {
                     use std::io::Write;
-                    let ok =
-                        serde_json::to_writer(&mut tmp, &stored).is_ok() && tmp.flush().is_ok();
+                    let ok = serde_json::to_writer(&mut tmp, &value).is_ok() && tmp.flush().is_ok();
                     if ok {
                         let _ = tmp.persist(file);
                     }
                 }
             }
         }
-        Ok(stored)
+        Ok(value)
     }
 
     fn embed_all(

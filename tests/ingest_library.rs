@@ -492,3 +492,35 @@ fn a_reference_library_centres_new_spaces_and_must_match_them() {
         "{err}"
     );
 }
+
+#[test]
+fn a_new_database_reuses_the_machine_cache_of_frozen_statistics() {
+    // The scatter space's whitening (like tuned's and textemb's references) is built from U's
+    // features once per machine; a second, fresh database gets the same space without encoding
+    // U again (its feature cache then holds only the dataset's rows).
+    let d = tempfile::tempdir().unwrap();
+    let refs = d.path().join("refs");
+    let a = ingest_sentiment(&d.path().join("a.taskdb"), &refs);
+    let names: Vec<String> = std::fs::read_dir(&refs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("whitening-")),
+        "{names:?}"
+    );
+    let pb = d.path().join("b.taskdb");
+    let b = ingest_sentiment(&pb, &refs);
+    for (sa, sb) in a.spaces().unwrap().iter().zip(b.spaces().unwrap().iter()) {
+        assert_eq!(sa.def, sb.def);
+    }
+    let cache =
+        taskdb::features::FeatureCache::open(&taskdb::features::FeatureCache::path_for(&pb))
+            .unwrap();
+    let dataset_rows = std::fs::read_to_string(fx("datasets/sentiment_a.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count() as u64;
+    assert_eq!(cache.len().unwrap(), dataset_rows, "U was encoded again");
+}
