@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::io::{BufReader, Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,6 +45,98 @@ impl Default for CommandOptions {
     }
 }
 
+/// Process groups of model commands now running, so that a signal handler can end them
+/// when taskdb itself is killed ([`kill_model_processes`]). 0 = free slot.
+static LIVE_GROUPS: [AtomicI32; 64] = [const { AtomicI32::new(0) }; 64];
+
+fn register_group(pgid: i32) {
+    for slot in &LIVE_GROUPS {
+        if slot
+            .compare_exchange(0, pgid, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return;
+        }
+    }
+    // More than 64 concurrent commands: this one is not ended by a signal handler (it still
+    // gets PR_SET_PDEATHSIG and is killed on every error and timeout).
+}
+
+fn unregister_group(pgid: i32) {
+    for slot in &LIVE_GROUPS {
+        let _ = slot.compare_exchange(pgid, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+/// Kills (SIGKILL) the process group of every model command this process is running.
+///
+/// Async-signal-safe (atomics and kill(2) only): meant for a SIGINT/SIGTERM handler of the
+/// host program. The model commands run in process groups of their own (so that a timeout
+/// can kill their grandchildren too), which also means a terminal's Ctrl-C does not reach
+/// them: without this they outlive a killed taskdb. [`install_signal_cleanup`] installs
+/// such a handler.
+pub fn kill_model_processes() {
+    for slot in &LIVE_GROUPS {
+        let pgid = slot.load(Ordering::SeqCst);
+        if pgid > 0 {
+            // SAFETY: kill(2) is async-signal-safe; a negative pid addresses the group.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+extern "C" fn on_fatal_signal(sig: libc::c_int) {
+    kill_model_processes();
+    // SAFETY: signal(2) and raise(3) are async-signal-safe. Restoring the default action and
+    // re-raising ends the process with the same signal status as without this handler (the
+    // signal is blocked while the handler runs and is delivered when it returns).
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+/// Installs handlers for SIGINT, SIGTERM, SIGHUP and SIGQUIT that end every running model
+/// command's process group ([`kill_model_processes`]), then let the signal take its default
+/// action (the process still dies of that signal). Signals the host ignores stay ignored.
+/// For a process that can install handlers (a CLI); a library user with its own handlers
+/// calls [`kill_model_processes`] from them instead.
+pub fn install_signal_cleanup() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: installing a handler that only calls async-signal-safe functions; the old
+        // disposition is read first so an ignored signal (nohup) stays ignored.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) != 0
+                || old.sa_sigaction == libc::SIG_IGN
+            {
+                continue;
+            }
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_fatal_signal as extern "C" fn(libc::c_int) as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Blocks SIGPIPE in the calling thread, so that a write into a pipe whose reader has gone
+/// fails with EPIPE instead of raising SIGPIPE, whose default action (which a host such as
+/// the taskdb CLI may have restored) kills the whole process. A blocked SIGPIPE raised by
+/// a write is directed at this thread only and is discarded when the thread exits.
+fn block_sigpipe_in_this_thread() {
+    // SAFETY: plain signal-mask calls on a local, initialised sigset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
 /// Kills the child's process group on drop (unless disarmed).
 struct GroupGuard {
     pgid: i32,
@@ -67,6 +160,7 @@ impl Drop for GroupGuard {
         if self.armed {
             self.kill();
         }
+        unregister_group(self.pgid);
     }
 }
 
@@ -89,6 +183,12 @@ impl StderrTail {
 
 fn describe(status: std::process::ExitStatus) -> String {
     match (status.code(), status.signal()) {
+        (Some(127), _) => "exit status 127: the shell could not find the command; check the \
+                           program name, its path and PATH"
+            .into(),
+        (Some(126), _) => "exit status 126: the command is not executable; check its \
+                           permissions (chmod +x) or run it through its interpreter"
+            .into(),
         (Some(c), _) => format!("exit status {c}"),
         (None, Some(s)) => format!("killed by signal {s}"),
         _ => "unknown status".into(),
@@ -117,22 +217,43 @@ pub fn run_command(cmd: &str, probe: &ProbeSet, opts: &CommandOptions) -> Result
     }
     let start = Instant::now();
     let deadline = start + opts.timeout;
-    let mut child: Child = Command::new("sh")
+    // SAFETY: getpid(2) has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    let mut command = Command::new("sh");
+    command
         .arg("-c")
         .arg(cmd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| Error::Spawn {
-            cmd: cmd.to_string(),
-            source: e,
-        })?;
+        .process_group(0);
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // async-signal-safe functions (prctl, getppid). If taskdb dies (even by SIGKILL, which
+    // no handler sees), the kernel kills the model command; `sh -c` execs a simple
+    // command, so that is the model itself.
+    unsafe {
+        command.pre_exec(move || {
+            #[cfg(target_os = "linux")]
+            {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+                if libc::getppid() != parent {
+                    // taskdb died between fork and prctl.
+                    libc::_exit(137);
+                }
+            }
+            let _ = parent;
+            Ok(())
+        });
+    }
+    let mut child: Child = command.spawn().map_err(|e| Error::Spawn {
+        cmd: cmd.to_string(),
+        source: e,
+    })?;
     let mut guard = GroupGuard {
         pgid: child.id() as i32,
         armed: true,
     };
+    register_group(guard.pgid);
 
     // stdin writer
     let mut stdin = child.stdin.take().expect("piped stdin");
@@ -141,15 +262,33 @@ pub fn run_command(cmd: &str, probe: &ProbeSet, opts: &CommandOptions) -> Result
         .iter()
         .map(|t| input_line(t, opts.prompt.as_ref()))
         .collect();
-    std::thread::spawn(move || {
-        for l in &lines {
-            if stdin.write_all(l).is_err() {
-                return; // child closed stdin (exited or does not read): not our error
+    let total_inputs = lines.len() as u64;
+    let written = Arc::new(AtomicU64::new(0));
+    {
+        let written = Arc::clone(&written);
+        std::thread::spawn(move || {
+            block_sigpipe_in_this_thread();
+            for l in &lines {
+                if stdin.write_all(l).is_err() {
+                    // The child closed its stdin (exited, crashed, or does not read it):
+                    // EPIPE, not a signal. What the child did is reported from its exit
+                    // status, its stdout and its stderr, not from here.
+                    return;
+                }
+                written.fetch_add(1, Ordering::Relaxed);
             }
+            let _ = stdin.flush();
+            drop(stdin);
+        });
+    }
+    let input_note = || {
+        let w = written.load(Ordering::Relaxed);
+        if w < total_inputs {
+            format!("; its stdin closed after taskdb had written {w} of {total_inputs} input lines")
+        } else {
+            String::new()
         }
-        let _ = stdin.flush();
-        drop(stdin);
-    });
+    };
 
     // stderr ring buffer
     let mut stderr = child.stderr.take().expect("piped stderr");
@@ -231,7 +370,7 @@ pub fn run_command(cmd: &str, probe: &ProbeSet, opts: &CommandOptions) -> Result
                 if let Err(e) = col.handle(n, &bytes) {
                     guard.kill();
                     let _ = child.wait();
-                    return Err(e);
+                    return Err(e.with_stderr(&tail.get(Duration::from_millis(500))));
                 }
             }
             Ok(Msg::TooLong(n)) => {
@@ -240,8 +379,13 @@ pub fn run_command(cmd: &str, probe: &ProbeSet, opts: &CommandOptions) -> Result
                 return Err(Error::BadPrediction {
                     source_name: source,
                     line: n,
-                    msg: format!("line longer than {MAX_REPLY_LINE} bytes"),
-                });
+                    msg: format!(
+                        "line longer than {MAX_REPLY_LINE} bytes; a reply is one short JSON \
+                         object per input line"
+                    ),
+                    stderr: String::new(),
+                }
+                .with_stderr(&tail.get(Duration::from_millis(500))));
             }
             Ok(Msg::Err(e)) => {
                 guard.kill();
@@ -278,31 +422,10 @@ pub fn run_command(cmd: &str, probe: &ProbeSet, opts: &CommandOptions) -> Result
             cmd: cmd.to_string(),
             status: describe(status),
             lines: col.lines(),
+            input: input_note(),
             stderr_tail: tail.get(Duration::from_secs(1)),
         });
     }
-    let complete = col.finish("");
-    match complete {
-        Err(Error::TooFewLines {
-            source_name,
-            got,
-            expected,
-            missing,
-            ..
-        }) => {
-            let t = tail.get(Duration::from_millis(500));
-            Err(Error::TooFewLines {
-                source_name,
-                got,
-                expected,
-                missing,
-                stderr: if t.is_empty() {
-                    String::new()
-                } else {
-                    format!(" Its stderr (last part):\n{t}")
-                },
-            })
-        }
-        other => other,
-    }
+    col.finish("")
+        .map_err(|e| e.with_stderr(&tail.get(Duration::from_millis(500))))
 }

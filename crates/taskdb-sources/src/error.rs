@@ -138,14 +138,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("command `{cmd}` failed ({status}) after {lines} output lines. Its stderr (last part):\n{stderr_tail}")]
+    #[error(
+        "command `{cmd}` failed ({status}) after {lines} output lines{input}. {}",
+        stderr_section(stderr_tail)
+    )]
     ChildFailed {
         cmd: String,
         status: String,
         lines: u64,
+        /// How much of U it was given, when it stopped reading early (or empty).
+        input: String,
         stderr_tail: String,
     },
-    #[error("command `{cmd}` timed out after {timeout:?} ({lines} output lines received); it was killed (its whole process group). Raise the timeout if the model is just slow. Its stderr (last part):\n{stderr_tail}")]
+    #[error("command `{cmd}` timed out after {timeout:?} ({lines} output lines received); it was killed (its whole process group). Raise the timeout if the model is just slow. {}", stderr_section(stderr_tail))]
     Timeout {
         cmd: String,
         timeout: Duration,
@@ -160,31 +165,39 @@ pub enum Error {
         missing: Vec<u32>,
         stderr: String,
     },
-    #[error("{source_name}: line {line}: id {id} is not in the probe set. Answer with the ids of the input lines.")]
+    #[error("{source_name}: line {line}: id {id} is not in the probe set. Answer with the ids of the input lines.{stderr}")]
     UnknownId {
         source_name: String,
         line: u64,
         id: String,
+        /// The command's stderr tail as " Its stderr (last part):\n..." (empty for files).
+        stderr: String,
     },
-    #[error("{source_name}: line {line}: id {id} was already answered on line {first_line}. Answer each input exactly once.")]
+    #[error("{source_name}: line {line}: id {id} was already answered on line {first_line}. Answer each input exactly once.{stderr}")]
     DuplicateId {
         source_name: String,
         line: u64,
         id: u32,
         first_line: u64,
+        /// The command's stderr tail (see [`Error::UnknownId`]).
+        stderr: String,
     },
-    #[error("{source_name}: line {line}: not a JSON object: {msg}. Offending text: {text:?}. Write only JSON lines to stdout (send logs to stderr).")]
+    #[error("{source_name}: line {line}: not a JSON object: {msg}. Offending text: {text:?}. Write only JSON lines to stdout (send logs to stderr).{stderr}")]
     NotJson {
         source_name: String,
         line: u64,
         text: String,
         msg: String,
+        /// The command's stderr tail (see [`Error::UnknownId`]).
+        stderr: String,
     },
-    #[error("{source_name}: line {line}: {msg}")]
+    #[error("{source_name}: line {line}: {msg}{stderr}")]
     BadPrediction {
         source_name: String,
         line: u64,
         msg: String,
+        /// The command's stderr tail as " Its stderr (last part):\n..." (empty for files).
+        stderr: String,
     },
     #[error("{source_name}: {unmatched} of {total} replies matched no verbalizer (more than {max_percent}%); examples: {}. Check the --prompt and --verbalizer words.", examples.iter().map(|(i, r)| format!("id {i}: {r:?}")).collect::<Vec<_>>().join("; "))]
     TooManyUnmatched {
@@ -198,6 +211,38 @@ pub enum Error {
     Scores { id: u32, msg: String },
     #[error("no usable predictions: {msg}")]
     NoPredictions { msg: String },
+}
+
+/// " Its stderr (last part):\n..." for a non-empty tail, "" otherwise (appended to an error).
+pub(crate) fn stderr_suffix(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        String::new()
+    } else {
+        format!(" Its stderr (last part):\n{}", tail.trim_end())
+    }
+}
+
+fn stderr_section(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        "It wrote nothing to stderr.".into()
+    } else {
+        format!("Its stderr (last part):\n{}", tail.trim_end())
+    }
+}
+
+impl Error {
+    /// Adds a model command's stderr tail to a reply-protocol error (no-op for others).
+    pub(crate) fn with_stderr(mut self, tail: &str) -> Error {
+        match &mut self {
+            Error::UnknownId { stderr, .. }
+            | Error::DuplicateId { stderr, .. }
+            | Error::NotJson { stderr, .. }
+            | Error::BadPrediction { stderr, .. }
+            | Error::TooFewLines { stderr, .. } => *stderr = stderr_suffix(tail),
+            _ => {}
+        }
+        self
+    }
 }
 
 /// Truncates `s` to at most `max` bytes on a char boundary, appending "…" when cut.

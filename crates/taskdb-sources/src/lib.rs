@@ -18,7 +18,10 @@ mod model;
 mod probe;
 mod prompt;
 
-pub use command::{run_command, CommandOptions, DEFAULT_STDERR_TAIL, DEFAULT_TIMEOUT};
+pub use command::{
+    install_signal_cleanup, kill_model_processes, run_command, CommandOptions, DEFAULT_STDERR_TAIL,
+    DEFAULT_TIMEOUT,
+};
 pub use dataset::{
     read_dataset, ClassBalance, Dataset, DatasetOptions, DatasetSummary, Label, Row, TargetStats,
     Task, TaskKind, DEFAULT_LIMIT,

@@ -108,6 +108,7 @@ impl<'a> ReplyCollector<'a> {
 
     fn bad(&self, line: u64, msg: String) -> Error {
         Error::BadPrediction {
+            stderr: String::new(),
             source_name: self.source_name.clone(),
             line,
             msg,
@@ -122,6 +123,7 @@ impl<'a> ReplyCollector<'a> {
         }
         self.report.lines += 1;
         let v: Value = serde_json::from_str(&text).map_err(|e| Error::NotJson {
+            stderr: String::new(),
             source_name: self.source_name.clone(),
             line,
             text: truncate(text.trim(), 200),
@@ -129,6 +131,7 @@ impl<'a> ReplyCollector<'a> {
         })?;
         let Value::Object(obj) = v else {
             return Err(Error::NotJson {
+                stderr: String::new(),
                 source_name: self.source_name.clone(),
                 line,
                 text: truncate(text.trim(), 200),
@@ -142,6 +145,7 @@ impl<'a> ReplyCollector<'a> {
                 }
                 _ => {
                     return Err(Error::UnknownId {
+                        stderr: String::new(),
                         source_name: self.source_name.clone(),
                         line,
                         id: n.to_string(),
@@ -150,6 +154,7 @@ impl<'a> ReplyCollector<'a> {
             },
             Some(other) => {
                 return Err(Error::UnknownId {
+                    stderr: String::new(),
                     source_name: self.source_name.clone(),
                     line,
                     id: other.to_string(),
@@ -164,6 +169,7 @@ impl<'a> ReplyCollector<'a> {
         };
         if let Some(&first) = self.first_line.get(&id) {
             return Err(Error::DuplicateId {
+                stderr: String::new(),
                 source_name: self.source_name.clone(),
                 line,
                 id,
@@ -339,6 +345,7 @@ pub fn read_predictions(
         line += 1;
         if too_long {
             return Err(Error::BadPrediction {
+                stderr: String::new(),
                 source_name: path.display().to_string(),
                 line,
                 msg: format!("line longer than {MAX_REPLY_LINE} bytes"),

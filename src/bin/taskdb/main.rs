@@ -97,11 +97,17 @@ impl Ctx {
 
 fn main() -> ExitCode {
     // Like other Unix filters: a closed stdout (`taskdb list | head`) ends the process quietly
-    // instead of panicking in println!.
+    // instead of panicking in println!. This is only for taskdb's own stdout/stderr: the
+    // thread that feeds a model command's stdin blocks SIGPIPE, so a model that exits early
+    // gives EPIPE and the documented error (exit 10), never a SIGPIPE death.
     // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Model commands run in their own process groups (so a timeout can end their
+    // grandchildren), out of reach of the terminal's Ctrl-C: on SIGINT/SIGTERM/SIGHUP/SIGQUIT
+    // end them, then die of the signal as before.
+    taskdb_sources::install_signal_cleanup();
     let cli = Cli::parse();
     // Commands that need no database.
     let res = match cli.command {
