@@ -321,7 +321,7 @@ pub fn run_command(cmd: &str, probe: &ProbeSet, opts: &CommandOptions) -> Result
 
     // stdout reader: bounded channel, so memory stays bounded.
     let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::sync_channel::<Msg>(256);
+    let (tx, rx) = mpsc::sync_channel::<Msg>(32);
     std::thread::spawn(move || {
         let mut r = BufReader::with_capacity(1 << 16, stdout);
         let mut buf = Vec::new();

@@ -14,6 +14,31 @@ use crate::input::{digest_file, io_err, open_maybe_gz, read_line_bounded, Format
 /// Longest accepted JSONL line (bytes).
 const MAX_LINE: usize = 64 << 20;
 
+/// Longest text (and text pair) kept, in characters; longer ones are cut here, before
+/// anything else sees them. The surrogate reads at most its `max_length` tokens (256 for
+/// the default one: a few KB of ordinary text), so the cut only bounds memory (a 50 MB row
+/// no longer costs gigabytes in the tokenizer) and leaves the features of any text whose
+/// first 256 tokens lie in its first 16,384 characters unchanged.
+pub const MAX_TEXT_CHARS: usize = 16_384;
+
+/// Cuts `s` to [`MAX_TEXT_CHARS`] characters; returns whether it was cut.
+fn cap_text(s: &mut String) -> bool {
+    if s.len() <= MAX_TEXT_CHARS {
+        return false;
+    }
+    match s.char_indices().nth(MAX_TEXT_CHARS) {
+        Some((i, _)) => {
+            s.truncate(i);
+            true
+        }
+        None => false,
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Default `--limit`.
 pub const DEFAULT_LIMIT: usize = 2000;
 
@@ -175,6 +200,10 @@ pub struct DatasetSummary {
     pub label_counts: BTreeMap<String, u64>,
     pub class_balance: Option<ClassBalance>,
     pub target_stats: Option<TargetStats>,
+    /// Rows (read, kept or not) whose text or text pair was cut to [`MAX_TEXT_CHARS`]
+    /// characters.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub texts_cut: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -237,6 +266,7 @@ struct Collector<'a> {
     rows_read: u64,
     reservoir: Vec<(u64, RawRow)>,
     rng: ChaCha8Rng,
+    texts_cut: u64,
 }
 
 impl<'a> Collector<'a> {
@@ -249,10 +279,15 @@ impl<'a> Collector<'a> {
             rows_read: 0,
             reservoir: Vec::new(),
             rng: ChaCha8Rng::seed_from_u64(opts.seed),
+            texts_cut: 0,
         }
     }
 
-    fn push(&mut self, r: RawRow) -> Result<()> {
+    fn push(&mut self, mut r: RawRow) -> Result<()> {
+        let cut = cap_text(&mut r.text) | r.pair.as_mut().is_some_and(cap_text);
+        if cut {
+            self.texts_cut += 1;
+        }
         if let RawLabel::Num { value, .. } = &r.label {
             if !value.is_finite() {
                 return Err(self.nonfinite(&r));
@@ -333,6 +368,7 @@ pub fn read_dataset(path: &Path, opts: &DatasetOptions) -> Result<Dataset> {
         Format::Tsv => read_delimited(path, opts, b'\t', &mut col)?,
     };
     let rows_read = col.rows_read;
+    let texts_cut = col.texts_cut;
     let any_non_integer = col.any_non_integer;
     let first_kind = col.first_kind.map(|k| k.0);
     let mut kept = std::mem::take(&mut col.reservoir);
@@ -466,6 +502,7 @@ pub fn read_dataset(path: &Path, opts: &DatasetOptions) -> Result<Dataset> {
         label_counts,
         class_balance,
         target_stats,
+        texts_cut,
     };
     Ok(Dataset {
         rows,

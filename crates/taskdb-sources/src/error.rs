@@ -13,7 +13,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("{}: cannot read the file: {source}. Check that the path exists and is readable.", path.display())]
+    #[error("{}: cannot read the file: {source}. {}", path.display(), io_hint(source))]
     Io {
         path: PathBuf,
         #[source]
@@ -219,6 +219,26 @@ pub(crate) fn stderr_suffix(tail: &str) -> String {
         String::new()
     } else {
         format!(" Its stderr (last part):\n{}", tail.trim_end())
+    }
+}
+
+/// What to do about an I/O error, by its kind: a missing file, a permission problem, or
+/// damaged content (a truncated or corrupt gzip stream) need different advice.
+fn io_hint(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::NotFound => "Check that the path exists.",
+        K::PermissionDenied => "Check the file's permissions.",
+        K::IsADirectory => "It is a directory; give a file.",
+        K::UnexpectedEof => {
+            "The file ends in the middle of its data: it is truncated (an interrupted download \
+             or copy?). Fetch or compress it again."
+        }
+        K::InvalidData | K::InvalidInput => {
+            "The content is damaged (for a .gz file: not a valid gzip stream). Fetch or \
+             compress it again."
+        }
+        _ => "Check that the path exists and is readable.",
     }
 }
 

@@ -24,13 +24,14 @@ pub use command::{
 };
 pub use dataset::{
     read_dataset, ClassBalance, Dataset, DatasetOptions, DatasetSummary, Label, Row, TargetStats,
-    Task, TaskKind, DEFAULT_LIMIT,
+    Task, TaskKind, DEFAULT_LIMIT, MAX_TEXT_CHARS,
 };
 pub use error::{Error, Result};
 pub use input::Format;
 pub use model::{
     canonical_label_order, read_predictions, to_targets, ModelOutputs, OutputReport, Prediction,
-    PredictionOptions, ScoreKind, TargetValues, Targets, DEFAULT_MAX_UNMATCHED,
+    PredictionOptions, ScoreKind, TargetValues, Targets, DEFAULT_MAX_UNMATCHED, MAX_LABELS,
+    MAX_LABEL_BYTES, MAX_REPLY_LINE, MAX_RETAINED_BYTES,
 };
 pub use probe::{ProbeSet, ProbeText, DEFAULT_PROBE_NAME};
 pub use prompt::{PromptTemplate, Verbalizers};

@@ -11,8 +11,15 @@ use crate::input::{io_err, open_maybe_gz, read_line_bounded};
 use crate::probe::ProbeSet;
 use crate::prompt::Verbalizers;
 
-/// Longest accepted reply line (bytes).
-pub(crate) const MAX_REPLY_LINE: usize = 16 << 20;
+/// Longest accepted reply line (bytes). A reply is one short JSON object; the cap (with
+/// the bounded channel in `command.rs`) keeps memory bounded whatever a model prints.
+pub const MAX_REPLY_LINE: usize = 1 << 20;
+/// Longest accepted label name (bytes), for hard labels and score keys.
+pub const MAX_LABEL_BYTES: usize = 1024;
+/// Most distinct labels a model may use. A model's labels are its classes.
+pub const MAX_LABELS: usize = 10_000;
+/// Most bytes of predictions kept in memory (label names and scores, all ids together).
+pub const MAX_RETAINED_BYTES: usize = 256 << 20;
 /// Default for [`PredictionOptions::max_unmatched_fraction`].
 pub const DEFAULT_MAX_UNMATCHED: f64 = 0.5;
 const EXAMPLES: usize = 5;
@@ -65,6 +72,9 @@ pub struct PredictionOptions {
     pub verbalizers: Option<Verbalizers>,
     /// Error when more than this fraction of replies match no verbalizer (default 0.5).
     pub max_unmatched_fraction: f64,
+    /// What "scores" are: probabilities / non-negative weights (the default), or logits,
+    /// which are turned into probabilities (softmax over the labels given) as they are read.
+    pub scores_are: ScoreKind,
 }
 
 impl Default for PredictionOptions {
@@ -72,6 +82,7 @@ impl Default for PredictionOptions {
         PredictionOptions {
             verbalizers: None,
             max_unmatched_fraction: DEFAULT_MAX_UNMATCHED,
+            scores_are: ScoreKind::Probabilities,
         }
     }
 }
@@ -84,6 +95,11 @@ pub(crate) struct ReplyCollector<'a> {
     predictions: BTreeMap<u32, Prediction>,
     first_line: HashMap<u32, u64>,
     report: OutputReport,
+    /// JSON type of the first hard label ("a string" / "an integer") and its line.
+    first_label_kind: Option<(&'static str, u64)>,
+    /// Distinct label names seen (hard labels and score keys).
+    distinct: std::collections::HashSet<String>,
+    retained_bytes: usize,
 }
 
 impl<'a> ReplyCollector<'a> {
@@ -99,6 +115,9 @@ impl<'a> ReplyCollector<'a> {
                 verbalized: opts.verbalizers.is_some(),
                 ..Default::default()
             },
+            first_label_kind: None,
+            distinct: Default::default(),
+            retained_bytes: 0,
         }
     }
 
@@ -191,10 +210,20 @@ impl<'a> ReplyCollector<'a> {
                 let Some(x) = v.as_f64() else {
                     return Err(self.bad(line, format!("score of {k:?} is not a number: {v}")));
                 };
+                self.check_label_name(line, k)?;
                 scores.insert(k.clone(), x);
             }
             if scores.is_empty() {
                 return Err(self.bad(line, "\"scores\" is empty".into()));
+            }
+            if self.opts.scores_are == ScoreKind::Logits {
+                if let Some((k, x)) = scores.iter().find(|(_, x)| !x.is_finite()) {
+                    return Err(self.bad(
+                        line,
+                        format!("logit of {k:?} is {x}; logits must be finite numbers"),
+                    ));
+                }
+                softmax_in_place(&mut scores);
             }
             match &self.opts.verbalizers {
                 Some(vb) => vb
@@ -222,9 +251,9 @@ impl<'a> ReplyCollector<'a> {
                     ))
                 }
             };
-            let s = match reply {
-                Value::String(s) => s.clone(),
-                Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+            let (s, kind) = match reply {
+                Value::String(s) => (s.clone(), "a string"),
+                Value::Number(n) if n.is_i64() || n.is_u64() => (n.to_string(), "an integer"),
                 other => {
                     return Err(self.bad(
                         line,
@@ -232,6 +261,24 @@ impl<'a> ReplyCollector<'a> {
                     ))
                 }
             };
+            if self.opts.verbalizers.is_none() {
+                // As for datasets: labels are all strings or all integers, never a mix
+                // (1 and "1" would silently become one class).
+                match self.first_label_kind {
+                    None => self.first_label_kind = Some((kind, line)),
+                    Some((k, first)) if k != kind => {
+                        return Err(self.bad(
+                            line,
+                            format!(
+                                "label {reply} is {kind}, but line {first} has {k} label. Labels \
+                                 must be all strings or all integers; print them consistently"
+                            ),
+                        ))
+                    }
+                    Some(_) => {}
+                }
+                self.check_label_name(line, s.trim())?;
+            }
             match &self.opts.verbalizers {
                 Some(vb) => vb
                     .map_reply(&s)
@@ -248,6 +295,37 @@ impl<'a> ReplyCollector<'a> {
         };
         match pred {
             Ok(p) => {
+                let names: Vec<&String> = match &p {
+                    Prediction::Label(l) => vec![l],
+                    Prediction::Scores(m) => m.keys().collect(),
+                };
+                for n in &names {
+                    if !self.distinct.contains(n.as_str()) {
+                        if self.distinct.len() >= MAX_LABELS {
+                            return Err(self.bad(
+                                line,
+                                format!(
+                                    "more than {MAX_LABELS} distinct labels (label {:?}); a \
+                                     model's labels are its classes: print the class, not free \
+                                     text (for free-text replies use --verbalizer)",
+                                    truncate(n, 80)
+                                ),
+                            ));
+                        }
+                        self.distinct.insert((*n).clone());
+                    }
+                    self.retained_bytes += n.len() + 48;
+                }
+                if self.retained_bytes > MAX_RETAINED_BYTES {
+                    return Err(self.bad(
+                        line,
+                        format!(
+                            "the predictions so far take more than {} MiB; print one label or a \
+                             few scores per input",
+                            MAX_RETAINED_BYTES >> 20
+                        ),
+                    ));
+                }
                 let top = match &p {
                     Prediction::Label(l) => {
                         self.report.hard_labels += 1;
@@ -275,6 +353,21 @@ impl<'a> ReplyCollector<'a> {
                         .push((id, truncate(&reply, 120)));
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn check_label_name(&self, line: u64, l: &str) -> Result<()> {
+        if l.len() > MAX_LABEL_BYTES {
+            return Err(self.bad(
+                line,
+                format!(
+                    "label {:?} is {} bytes long; labels are class names of at most \
+                     {MAX_LABEL_BYTES} bytes (for free-text replies use --verbalizer)",
+                    truncate(l, 60),
+                    l.len()
+                ),
+            ));
         }
         Ok(())
     }
@@ -354,6 +447,19 @@ pub fn read_predictions(
         col.handle(line, &buf)?;
     }
     col.finish("")
+}
+
+/// Softmax over the given labels (max-shifted, so large logits do not overflow).
+fn softmax_in_place(m: &mut BTreeMap<String, f64>) {
+    let mx = m.values().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let mut sum = 0.0;
+    for v in m.values_mut() {
+        *v = (*v - mx).exp();
+        sum += *v;
+    }
+    for v in m.values_mut() {
+        *v /= sum;
+    }
 }
 
 /// How to turn raw scores into a distribution.
@@ -472,7 +578,7 @@ pub fn to_targets(outputs: &ModelOutputs, kind: ScoreKind) -> Result<Targets> {
                             if s < 0.0 {
                                 return Err(Error::Scores {
                                     id,
-                                    msg: format!("score of {l:?} is negative ({s}); probabilities must be >= 0 (use logits mode for real-valued scores)"),
+                                    msg: format!("score of {l:?} is negative ({s}); probabilities must be >= 0. If the model prints logits, say so (`taskdb ingest model --scores-are logits`) and taskdb applies a softmax"),
                                 });
                             }
                             row[index[l.as_str()]] += s;

@@ -28,7 +28,7 @@ pub struct SurrogateArgs {
     /// Fail instead of falling back to CPU when the device cannot be used.
     #[arg(long)]
     pub strict_device: bool,
-    /// Intra-op threads (0: all cores).
+    /// Intra-op threads (0: all cores; at most 4 per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// ONNX Runtime library to load (default: ORT_DYLIB_PATH, the provisioned copy, Python's).
@@ -36,8 +36,25 @@ pub struct SurrogateArgs {
     pub ort_library: Option<PathBuf>,
 }
 
+/// Refuses absurd `--threads` (100,000 threads made ONNX Runtime hang instead of failing).
+pub fn check_threads(threads: usize) -> taskdb::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let max = 4 * cores;
+    if threads > max {
+        return Err(Error::invalid(
+            "--threads",
+            format!(
+                "{threads} threads is more than 4 per core ({cores} cores here, so at most \
+                 {max}); use 0 for all cores"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl SurrogateArgs {
     pub fn load(&self, quiet: bool) -> taskdb::Result<surrogate::Surrogate> {
+        check_threads(self.threads)?;
         let opts = surrogate::Options {
             device: self.device.parse()?,
             strict: self.strict_device,
@@ -49,6 +66,25 @@ impl SurrogateArgs {
             .surrogate
             .clone()
             .unwrap_or_else(surrogate::default_surrogate_dir);
+        let manifest = if dir.is_dir() {
+            dir.join("surrogate.json")
+        } else {
+            dir.clone()
+        };
+        if !manifest.exists() {
+            let hint = if self.surrogate.is_none() {
+                "the default surrogate is not installed: run `bash scripts/provision.sh` (it \
+                 downloads and verifies it; safe to re-run), or pass --surrogate DIR"
+            } else {
+                "no surrogate there: pass --surrogate DIR with the directory holding \
+                 surrogate.json (or the manifest file itself); `bash scripts/provision.sh` \
+                 installs the default one"
+            };
+            return Err(Error::Surrogate(surrogate::Error::Manifest {
+                path: manifest,
+                message: format!("not found; {hint}"),
+            }));
+        }
         let s = surrogate::Surrogate::load(&dir, &opts)?;
         if !quiet {
             for w in &s.info().warnings {
@@ -161,6 +197,10 @@ pub struct ModelArgs {
     /// Map replies to labels: LABEL=word1|word2 (repeatable).
     #[arg(long = "verbalizer", value_name = "LABEL=WORDS")]
     pub verbalizers: Vec<String>,
+    /// What --command / --predictions "scores" are: probabilities (non-negative weights,
+    /// divided by their sum) or logits (softmax applied).
+    #[arg(long, default_value = "probabilities", value_parser = ["probabilities", "logits"])]
+    pub scores_are: String,
     /// Kill the command after this many seconds.
     #[arg(long, default_value_t = 3600)]
     pub timeout: u64,
@@ -416,8 +456,19 @@ pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
                 .as_deref()
                 .map(sources::PromptTemplate::parse)
                 .transpose()?;
+            if a.onnx.is_some() && a.scores_are != "probabilities" {
+                return Err(Error::invalid(
+                    "--scores-are",
+                    "applies to --command and --predictions; for --onnx use --outputs-are",
+                ));
+            }
             let predictions = sources::PredictionOptions {
                 verbalizers,
+                scores_are: if a.scores_are == "logits" {
+                    sources::ScoreKind::Logits
+                } else {
+                    sources::ScoreKind::Probabilities
+                },
                 ..sources::PredictionOptions::default()
             };
             let source = match (&a.command, &a.predictions) {
@@ -428,8 +479,11 @@ pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
                         outputs_are: a.outputs_are.parse()?,
                         runtime: surrogate::Options {
                             device: a.common.surrogate.device.parse()?,
+                            intra_threads: {
+                                check_threads(a.common.surrogate.threads)?;
+                                a.common.surrogate.threads
+                            },
                             strict: a.common.surrogate.strict_device,
-                            intra_threads: a.common.surrogate.threads,
                             ort_library: a.common.surrogate.ort_library.clone(),
                             ..surrogate::Options::default()
                         },

@@ -63,6 +63,9 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> taskdb::Result<i32> {
     let db = ctx.open_ro()?;
     let mut f = a.filter.filter()?;
     f.all_versions = a.all_versions;
+    if let Some(m) = &a.method {
+        check_method(&db, m)?;
+    }
     f.method = a.method;
     let rows = db.list(&f)?;
     if a.json {
@@ -80,6 +83,29 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> taskdb::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `--method M` must name a method taskdb computes or one some entry has (an external
+/// space's method), so that a typo is an error, not an empty listing.
+fn check_method(db: &taskdb::TaskDb, m: &str) -> taskdb::Result<()> {
+    if m.parse::<taskdb::MethodKind>().is_ok() {
+        return Ok(());
+    }
+    let mut all = Filter::all();
+    all.all_versions = true;
+    let mut known: Vec<String> = db.list(&all)?.into_iter().flat_map(|r| r.methods).collect();
+    if known.iter().any(|k| k == m) {
+        return Ok(());
+    }
+    known.extend(["scatter", "fisher", "tuned", "textemb"].map(String::from));
+    known.sort();
+    known.dedup();
+    Err(taskdb::Error::NotFound {
+        what: format!(
+            "method {m:?} (no entry has a vector for it; methods here: {})",
+            known.join(", ")
+        ),
+    })
 }
 
 /// `show`.
