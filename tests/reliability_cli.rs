@@ -225,3 +225,20 @@ fn logits_from_a_model_command_are_ingested_with_scores_are_logits() {
     let (c, err) = code(&run(Some(&db), &refs(&a)), "logits");
     assert_eq!(c, 0, "{err}");
 }
+
+#[test]
+fn maintenance_commands_on_a_mistyped_path_do_not_create_a_database() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("typo.taskdb");
+    for args in [
+        &["check"][..],
+        &["compact"],
+        &["rm", "a"],
+        &["check", "--json"],
+    ] {
+        let (c, err) = code(&run(Some(&db), args), &format!("{args:?}"));
+        assert_eq!(c, 3, "{args:?}: {err}");
+        assert!(err.contains("not found"), "{args:?}: {err}");
+        assert!(!db.exists(), "{args:?} created {}", db.display());
+    }
+}

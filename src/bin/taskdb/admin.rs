@@ -16,7 +16,7 @@ pub struct RmArgs {
 }
 
 pub fn rm(ctx: &Ctx, a: RmArgs) -> taskdb::Result<i32> {
-    let db = ctx.open_rw()?;
+    let db = ctx.open_existing_rw()?;
     let ids = db.delete(&EntryRef::parse(&a.name)?)?;
     db.flush()?;
     println!("deleted {} version(s) of {}", ids.len(), a.name);
@@ -24,7 +24,7 @@ pub fn rm(ctx: &Ctx, a: RmArgs) -> taskdb::Result<i32> {
 }
 
 pub fn compact(ctx: &Ctx, a: JsonArg) -> taskdb::Result<i32> {
-    let mut db = ctx.open_rw()?;
+    let mut db = ctx.open_existing_rw()?;
     let r = db.compact()?;
     if a.json {
         output::json(&r)?;
@@ -45,7 +45,7 @@ struct CheckOut<'a> {
 }
 
 pub fn check(ctx: &Ctx, a: JsonArg) -> taskdb::Result<i32> {
-    let mut db = ctx.open_rw()?;
+    let mut db = ctx.open_existing_rw()?;
     let r = db.check()?;
     if a.json {
         output::json(&CheckOut {

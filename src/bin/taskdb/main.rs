@@ -74,6 +74,16 @@ impl Ctx {
     pub fn open_rw(&self) -> taskdb::Result<TaskDb> {
         TaskDb::open(&self.db)
     }
+    /// Opens an existing database for writing (rm, compact, check): only ingest and import
+    /// create a database, so a mistyped `--db` is "not found" (exit 3), not a new empty file.
+    pub fn open_existing_rw(&self) -> taskdb::Result<TaskDb> {
+        if !self.db.exists() {
+            return Err(Error::NotFound {
+                what: format!("database file {}", self.db.display()),
+            });
+        }
+        self.open_rw()
+    }
     /// Opens for reading. The file must exist. After a crash a read-only open is refused
     /// until recovery, so this falls back to a writable open, which recovers.
     pub fn open_ro(&self) -> taskdb::Result<TaskDb> {
