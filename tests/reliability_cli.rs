@@ -242,3 +242,46 @@ fn maintenance_commands_on_a_mistyped_path_do_not_create_a_database() {
         assert!(!db.exists(), "{args:?} created {}", db.display());
     }
 }
+
+#[test]
+fn quiet_does_not_hide_surrogate_warnings() {
+    // Whatever this machine has: the warnings `surrogate info` reports for --device cuda
+    // (a CPU fallback here without a GPU) are printed by a --quiet ingestion too.
+    let info = run(
+        None,
+        &[
+            "surrogate",
+            "info",
+            "--surrogate",
+            &fx("surrogate/tiny"),
+            "--device",
+            "cuda",
+            "--json",
+        ],
+    );
+    let (c, err) = code(&info, "surrogate info");
+    assert_eq!(c, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    let warnings: Vec<String> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().to_string())
+        .collect();
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("t.taskdb");
+    let a = tiny(&[
+        "ingest",
+        "dataset",
+        "a",
+        &fx("datasets/sentiment_a.jsonl"),
+        "--device",
+        "cuda",
+    ]);
+    let (c, err) = code(&run(Some(&db), &refs(&a)), "ingest --device cuda -q");
+    assert_eq!(c, 0, "{err}");
+    for w in &warnings {
+        let head: String = w.chars().take(40).collect();
+        assert!(err.contains(&head), "-q hid {w:?}: {err}");
+    }
+}

@@ -86,10 +86,11 @@ impl SurrogateArgs {
             }));
         }
         let s = surrogate::Surrogate::load(&dir, &opts)?;
-        if !quiet {
-            for w in &s.info().warnings {
-                eprintln!("warning: {w}");
-            }
+        // Warnings (a CUDA fallback, a second ONNX Runtime) are not progress: --quiet does
+        // not hide them.
+        let _ = quiet;
+        for w in &s.info().warnings {
+            eprintln!("warning: {w}");
         }
         Ok(s)
     }
