@@ -5,7 +5,7 @@
 #   scripts/quality/run.sh
 #
 # Steps: provision ONNX Runtime + the default surrogate; build the release CLI; a pinned Python
-# venv for the 8 classifier wrappers; a fresh database; `taskdb ingest dataset` for the 17
+# venv for the 8 classifier wrappers; a fresh database; `taskdb ingest dataset` for the 33
 # datasets of the shared data dir and `taskdb ingest model --command` for the 8 classifiers;
 # `taskdb knn ... --json` for every entry and method; scripts/quality/report.py turns the
 # answers into docs/QUALITY.md (nn, MAP, classifier ranks per method, timings, fingerprints).
@@ -121,7 +121,7 @@ case "$VENV" in
   *) PY="$ROOT/$VENV/bin/python" ;;
 esac
 
-# 3. Fresh database; ingest the 17 datasets and the 8 classifiers.
+# 3. Fresh database; ingest the datasets of families.json (33) and the 8 classifiers.
 rm -rf "$DB" "$DB.index" "$DB.features"   # database, its index dir and its feature cache
 T_INGEST="$(now)"
 while IFS=$'\t' read -r name file; do
