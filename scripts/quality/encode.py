@@ -7,7 +7,7 @@ Writes <cache>/feat/<family>__<name>.npy (+ .labels.json) and <cache>/feat/probe
 Sorting by length before batching keeps padding small (results are independent of batching
 up to float noise because of the attention mask).
 """
-import argparse, glob, json, os, sys, time
+import argparse, glob, gzip, json, os, sys, time
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
@@ -66,7 +66,9 @@ def main():
     fd = os.path.join(args.cache, "feat"); os.makedirs(fd, exist_ok=True)
     sur = Surrogate(args.threads)
     # probe first (needed by the classifiers and references)
-    jobs = [("probe", os.path.join(args.data, "probe_pool.jsonl"))]
+    jobs = [("probe", os.path.join(args.data, "probe_pool.jsonl")),
+            # taskdb's own default probe set U (what `ingest model` labels), 3,000 texts
+            ("probe_default", os.path.join(ROOT, "crates", "taskdb-sources", "data", "probe_default.jsonl.gz"))]
     for f in sorted(glob.glob(os.path.join(args.data, "datasets", "*", "*.jsonl"))):
         fam = os.path.basename(os.path.dirname(f)); name = os.path.basename(f)[:-6]
         jobs.append((f"{fam}__{name}", f))
@@ -74,13 +76,14 @@ def main():
         dst = os.path.join(fd, key + ".npy")
         if os.path.exists(dst):
             continue
-        rows = [json.loads(l) for l in open(f)]
+        opener = gzip.open if f.endswith(".gz") else open
+        rows = [json.loads(l) for l in opener(f, "rt")]
         texts = [r["text"] for r in rows]
         pairs = [r["text_pair"] for r in rows] if "text_pair" in rows[0] else None
         t = time.time()
         X = sur.encode(texts, pairs)
         np.save(dst + ".tmp.npy", X); os.replace(dst + ".tmp.npy", dst)
-        if key != "probe":
+        if not key.startswith("probe"):
             json.dump({"labels": [r["label"] for r in rows], "pair": pairs is not None},
                       open(os.path.join(fd, key + ".labels.json"), "w"))
         print(f"{key}: {X.shape} {time.time()-t:.1f}s", flush=True)

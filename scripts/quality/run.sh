@@ -20,7 +20,8 @@
 #   QUALITY_WARM_REFERENCES=1  reuse taskdb's per-machine cache of frozen references (default:
 #                       build them in this run, so ingestion times are cold)
 # Work files (database, knn answers, logs, timings): .cache/quality/ (gitignored).
-# Takes ~30-40 minutes on a 2-core VM (surrogate encoding of ~37k dataset texts + 3k probes).
+# Takes ~40-60 minutes on a 2-core VM (the CLI encodes ~60k dataset texts + 3k probes; the
+# held-out step encodes them again in Python, once per machine).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -180,9 +181,14 @@ for m in $LIVE_METHODS; do
 done
 printf 'knn queries\t%s\t0\n' "$(awk -v a="$T_KNN" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')" >> "$TIMES"
 
-# 6. The document (report.py reads everything from $WORK, so it can be rerun alone).
+# 6. Held out by family (the headline): the numpy reference of every design over the same data
+# (scripts/quality/heldout.sh; its features are cached in .cache/quality/feat).
+timed heldout "$WORK/logs/heldout.log" env TASKDB_SHARED_DATA="$DATA" QUALITY_VENV="$VENV" \
+  bash "$HERE/heldout.sh" "$WORK/heldout.md"
+
+# 7. The document (report.py reads everything from $WORK, so it can be rerun alone).
 printf 'whole run\t%s\t0\n' "$(awk -v a="$T_START" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')" >> "$TIMES"
 python3 "$HERE/report.py" --work "$WORK" --previous "$WORK.prev" --families "$HERE/families.json" \
   --out "$OUT_DOC" --methods "$METHODS $(for m in $LIVE_METHODS; do printf '%s+live ' "$m"; done)" \
-  --k "$K" --data "$DATA"
+  --k "$K" --data "$DATA" --heldout "$WORK/heldout.md"
 log "wrote $OUT_DOC ($(awk -v a="$T_START" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')s in all)"
