@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Encode the 17 datasets and the probe pool with the surrogate (all-MiniLM-L6-v2 int8 ONNX).
+"""Encode the shared datasets, the shared probe pool and taskdb's default U with the surrogate (all-MiniLM-L6-v2 int8 ONNX).
 
 Mean pooling over the attention mask, max_length 256, L2-normalised, 384-d.
 Pair tasks are encoded jointly as a tokenizer pair (text, text_pair).
