@@ -32,6 +32,7 @@ pub mod ingest;
 mod query;
 mod reflib;
 pub mod space;
+mod spread;
 mod store;
 
 pub use db::{CheckReport, CompactReport, OpenOptions, SpaceStats, Stats, TaskDb, DEFAULT_METHOD};
@@ -44,6 +45,7 @@ pub use index::IndexParams;
 pub use query::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};
 pub use reflib::{ReferenceLibrary, ReferenceTask};
 pub use space::{EmbeddingKind, Space, SpaceDef, SpaceId, SpaceRef, TaskSpaceParams};
+pub use spread::{tied_with_best, SCORE_NOISE};
 pub use store::FORMAT_VERSION;
 pub use taskdb_methods::{MethodKind, MethodParams};
 
