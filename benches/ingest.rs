@@ -453,22 +453,28 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
     let alpha = params.scatter_whitening.unwrap_or(0.5);
     let whitening = methods::build_whitening(&f, alpha, 3000)?;
     let white_s = t.elapsed().as_secs_f64();
-    let space = space_name(method, &surrogate_fp, &probe_fp);
-    let mut sp =
-        TaskSpaceParams::new(method, params.clone(), None).with_whitening(Some(&whitening));
-    let lib = taskdb::ReferenceLibrary::builtin()?;
-    let reference = if lib.matches(method, &params, &surrogate_fp, &probe_fp) {
-        let r = lib.reference()?;
-        sp = sp.with_library_reference(&r, lib.describe());
-        Some(r)
+    let space = space_name(method, &params, &surrogate_fp, &probe_fp);
+    // The default space's centring: k-means pseudo-tasks of U in the whitened space (frozen);
+    // for library-centred parameters, the built-in reference library when it matches.
+    let (mut sp, reference) = if method.uses_reference(&params) {
+        let spec = methods::ReferenceSpec::default();
+        let r = methods::build_reference_in(method, &params, Some(&whitening), &f, &spec)?;
+        let sp = TaskSpaceParams::new(method, params.clone(), Some(r.clone()));
+        (sp, Some(r))
     } else {
-        None
+        let mut sp = TaskSpaceParams::new(method, params.clone(), None);
+        let lib = taskdb::ReferenceLibrary::builtin()?;
+        let r = if lib.matches(method, &params, &surrogate_fp, &probe_fp) {
+            let r = lib.reference()?;
+            sp = sp.with_library_reference(&r, lib.describe());
+            Some(r)
+        } else {
+            None
+        };
+        (sp, r)
     };
-    let centring = if reference.is_some() {
-        lib.describe()
-    } else {
-        "uncentred (the built-in reference library does not match)".to_string()
-    };
+    sp = sp.with_whitening(Some(&whitening));
+    let centring = sp.centring();
     let sketch_spec = sp.sketch;
     let def = sp.into_def(space.clone(), d as u32, &surrogate_fp, &probe_fp);
     println!(

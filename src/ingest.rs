@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
-use taskdb_methods::{self as methods, MethodKind, MethodParams, TaskEmbedding};
+use taskdb_methods::{self as methods, MethodKind, MethodParams, PairFeatures, TaskEmbedding};
 use taskdb_sources::{self as sources, Dataset, ModelOutputs, ProbeSet};
 use taskdb_surrogate::{Surrogate, TextInput};
 
@@ -48,10 +48,14 @@ pub struct IngestOptions {
     /// Methods to compute; empty means every method that applies (all four for a dataset,
     /// all but `textemb` for a model).
     pub methods: Vec<MethodKind>,
-    /// Method parameters (part of each space's definition). `None` (the default): an existing
-    /// space's stored parameters, [`MethodParams::default`] for a new space, so a database keeps
-    /// working after taskdb's defaults change. `Some`: exactly these; an existing space created
-    /// with other parameters is then an error (a space never changes).
+    /// Method parameters (part of each space's definition). `None` (the default): today's
+    /// default space of each method ([`MethodParams::default`]) if the database has it or no
+    /// space of that method yet; else the database's existing space of that method (made
+    /// under an earlier default, with its stored parameters, and a warning in the report), so
+    /// a database keeps working, and its entries stay comparable, after taskdb's defaults
+    /// change. `Some`: exactly these, in the space they name ([`space_name`]); an existing
+    /// space of that name created with other parameters is then an error (a space never
+    /// changes).
     pub params: Option<MethodParams>,
     /// User tags.
     pub tags: BTreeMap<String, String>,
@@ -204,6 +208,19 @@ impl Ingestor {
         }
     }
 
+    /// The parameters of a new space of `method` when the caller names none: the defaults,
+    /// except that a reference library given with [`Ingestor::with_reference_library`] centres
+    /// the spaces of its method (its parameters, centred by the library instead of k-means).
+    fn default_params(&self, method: MethodKind) -> MethodParams {
+        match &self.reference_library {
+            RefLib::Given(l) if l.method == method => MethodParams {
+                scatter_kmeans_reference: false,
+                ..l.method_params.clone()
+            },
+            _ => MethodParams::default(),
+        }
+    }
+
     /// Where frozen references are cached across databases (default
     /// `$TASKDB_HOME/references`; `None`: never cached, always built).
     pub fn with_reference_cache(mut self, dir: Option<PathBuf>) -> Ingestor {
@@ -261,17 +278,65 @@ impl Ingestor {
         Ok((x, stats, truncated))
     }
 
-    fn probe_features(&self) -> Result<(Vec<f32>, CacheStats, usize)> {
-        let inputs: Vec<FeatureInput<'_>> = self
-            .probe
+    /// Features of `inputs` as a space featurising text pairs by `mode` sees them: the
+    /// surrogate's joint encoding, or `|h(a) − h(b)|` of the two texts encoded alone (rows
+    /// without a second text are `h(a)` either way). See [`PairFeatures`].
+    fn features_in(
+        &self,
+        inputs: &[FeatureInput<'_>],
+        mode: PairFeatures,
+        what: &str,
+    ) -> Result<(Vec<f32>, CacheStats, usize)> {
+        if mode == PairFeatures::Joint || inputs.iter().all(|i| i.pair.is_none()) {
+            return self.features(inputs, what);
+        }
+        let single = |text| FeatureInput { text, pair: None };
+        let a: Vec<FeatureInput<'_>> = inputs.iter().map(|i| single(i.text)).collect();
+        let b: Vec<FeatureInput<'_>> = inputs.iter().filter_map(|i| i.pair.map(single)).collect();
+        let (xa, sa, ta) = self.features(&a, &format!("{what}, first texts"))?;
+        let (xb, sb, tb) = self.features(&b, &format!("{what}, second texts"))?;
+        let d = self.surrogate.dim();
+        let mut out = Vec::with_capacity(xa.len());
+        let mut rows_b = xb.chunks_exact(d);
+        for (inp, ra) in inputs.iter().zip(xa.chunks_exact(d)) {
+            match inp.pair.and_then(|_| rows_b.next()) {
+                Some(rb) => {
+                    out.extend(methods::absdiff_features(ra, rb, d).map_err(method_err(what))?)
+                }
+                None => out.extend_from_slice(ra),
+            }
+        }
+        let stats = CacheStats {
+            hits: sa.hits + sb.hits,
+            computed: sa.computed + sb.computed,
+            repaired: sa.repaired + sb.repaired,
+        };
+        Ok((out, stats, ta + tb))
+    }
+
+    fn probe_inputs(&self) -> Vec<FeatureInput<'_>> {
+        self.probe
             .texts
             .iter()
             .map(|t| FeatureInput {
                 text: &t.text,
                 pair: t.text_pair.as_deref(),
             })
-            .collect();
-        self.features(&inputs, "probe set U")
+            .collect()
+    }
+
+    fn probe_features(&self) -> Result<(Vec<f32>, CacheStats, usize)> {
+        self.features(&self.probe_inputs(), "probe set U")
+    }
+
+    /// The pair featurisation that matters for U: `Joint` when U has no text pairs (the
+    /// default U), where every mode gives the same features.
+    fn probe_mode(&self, mode: PairFeatures) -> PairFeatures {
+        if self.probe.texts.iter().any(|t| t.text_pair.is_some()) {
+            mode
+        } else {
+            PairFeatures::Joint
+        }
     }
 
     /// The definition of the space of `method` for this surrogate and probe set. When the space
@@ -284,13 +349,38 @@ impl Ingestor {
         db: &TaskDb,
         method: MethodKind,
         wanted: Option<&MethodParams>,
-        probe_x: &mut Option<Vec<f32>>,
+        probe_x: &mut ProbeX,
+        notes: &mut Vec<String>,
     ) -> Result<SpaceDef> {
-        let name = space_name(
-            method,
-            self.surrogate.fingerprint(),
-            &self.probe.fingerprint_hex(),
-        );
+        let (sfp, pfp) = (self.surrogate.fingerprint(), self.probe.fingerprint_hex());
+        let params = &match wanted {
+            Some(p) => p.clone(),
+            None => self.default_params(method),
+        };
+        let mut name = space_name(method, params, sfp, &pfp);
+        if wanted.is_none() && matches!(db.space(&name), Err(Error::NotFound { .. })) {
+            // A database made under an earlier default keeps growing its own space, so that
+            // new entries stay comparable with the ones it holds; it says so.
+            let earlier = db
+                .spaces()?
+                .into_iter()
+                .filter(|s| {
+                    s.def.method.as_deref() == Some(method.name())
+                        && s.def.surrogate_fingerprint.as_deref() == Some(sfp)
+                        && s.def.probe_fingerprint.as_deref() == Some(pfp.as_str())
+                })
+                .max_by_key(|s| s.id);
+            if let Some(s) = earlier {
+                notes.push(format!(
+                    "{method}: this database's {method} entries are in space {:?}, made with an \
+                     earlier default; this entry joins it so that it stays comparable with them. \
+                     Today's default {method} space is {name:?} (docs/METHODS.md); to move to it, \
+                     ingest the entries again into a new database",
+                    s.def.name
+                ));
+                name = s.def.name;
+            }
+        }
         match db.space(&name) {
             Ok(s) => {
                 let stored = TaskSpaceParams::from_def(&s.def)?;
@@ -306,17 +396,18 @@ impl Ingestor {
                 Ok(s.def)
             }
             Err(Error::NotFound { .. }) => {
-                let params = &wanted.cloned().unwrap_or_default();
                 let mut p = TaskSpaceParams::new(method, params.clone(), None);
-                if method.uses_reference(params) {
-                    p.reference = Some(self.reference(method, params, probe_x)?);
-                } else if let Some(lib) = self.library_for(method, params)? {
-                    p = p.with_library_reference(&lib.reference()?, lib.describe());
-                }
+                // The whitening first: a reference of a whitening space is built in it.
                 if let (true, Some(alpha)) =
                     (method.uses_whitening(params), params.scatter_whitening)
                 {
                     p.whitening = Some(self.whitening(method, params, alpha, probe_x)?);
+                }
+                if method.uses_reference(params) {
+                    let w = p.whitening(&name)?;
+                    p.reference = Some(self.reference(method, params, w.as_ref(), probe_x)?);
+                } else if let Some(lib) = self.library_for(method, params)? {
+                    p = p.with_library_reference(&lib.reference()?, lib.describe());
                 }
                 Ok(p.into_def(
                     name,
@@ -329,12 +420,18 @@ impl Ingestor {
         }
     }
 
-    /// U's features, computed (from the feature cache) on first use.
-    fn probe_x<'a>(&self, probe_x: &'a mut Option<Vec<f32>>) -> Result<&'a [f32]> {
-        if probe_x.is_none() {
-            *probe_x = Some(self.probe_features()?.0);
-        }
-        Ok(probe_x.as_deref().unwrap_or_default())
+    /// U's features as a space featurising pairs by `mode` sees them, computed (from the
+    /// feature cache) on first use.
+    fn probe_x<'a>(&self, probe_x: &'a mut ProbeX, mode: PairFeatures) -> Result<&'a [f32]> {
+        let mode = self.probe_mode(mode);
+        let x = match probe_x.entry(mode) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(
+                self.features_in(&self.probe_inputs(), mode, "probe set U")?
+                    .0,
+            ),
+        };
+        Ok(x.as_slice())
     }
 
     /// The frozen reference of a new space. Building it fits dozens of pseudo-tasks on U
@@ -344,7 +441,8 @@ impl Ingestor {
         &self,
         method: MethodKind,
         params: &MethodParams,
-        probe_x: &mut Option<Vec<f32>>,
+        whitening: Option<&methods::Whitening>,
+        probe_x: &mut ProbeX,
     ) -> Result<StoredReference> {
         let spec = methods::ReferenceSpec::default();
         let key = json!({"v": 1, "method": method, "params": params, "spec": spec});
@@ -356,12 +454,13 @@ impl Ingestor {
             .reference("cached")
             .is_ok()
         };
-        self.frozen(method.name(), key, verify, probe_x, |f| {
+        let mode = params.pair_features(method);
+        self.frozen(method.name(), key, verify, (probe_x, mode), |f| {
             self.progress.stage(
                 &format!("building the {method} space's frozen reference (once per machine)"),
                 None,
             );
-            let reference = methods::build_reference(method, params, f, &spec)
+            let reference = methods::build_reference_in(method, params, whitening, f, &spec)
                 .map_err(method_err("probe set U"))?;
             self.progress.done();
             TaskSpaceParams::new(method, params.clone(), Some(reference))
@@ -378,7 +477,7 @@ impl Ingestor {
         method: MethodKind,
         params: &MethodParams,
         alpha: f64,
-        probe_x: &mut Option<Vec<f32>>,
+        probe_x: &mut ProbeX,
     ) -> Result<StoredWhitening> {
         let key = json!({"v": 1, "whitening": alpha, "rows": WHITENING_ROWS});
         let shell = TaskSpaceParams::new(method, params.clone(), None);
@@ -390,7 +489,8 @@ impl Ingestor {
             .whitening("cached")
             .is_ok()
         };
-        self.frozen("whitening", key, verify, probe_x, |f| {
+        let mode = params.pair_features(method);
+        self.frozen("whitening", key, verify, (probe_x, mode), |f| {
             let w = methods::build_whitening(f, alpha, WHITENING_ROWS)
                 .map_err(method_err("probe set U"))?;
             shell
@@ -404,17 +504,21 @@ impl Ingestor {
     /// A frozen statistic of U (`build` from U's features), cached per machine under
     /// `$TASKDB_HOME/references/` as `{prefix}-{key hash}.json`, keyed by `key` plus the
     /// surrogate and probe-set fingerprints. A cached file is used only if `verify` accepts it
-    /// (checksums), else rebuilt; writing the cache is best effort.
+    /// (checksums), else rebuilt; writing the cache is best effort. `mode`: how the space
+    /// featurises U's text pairs (part of the key only when U has pairs).
     fn frozen<T: serde::Serialize + serde::de::DeserializeOwned>(
         &self,
         prefix: &str,
         mut key: serde_json::Value,
         verify: impl Fn(&T) -> bool,
-        probe_x: &mut Option<Vec<f32>>,
+        (probe_x, mode): (&mut ProbeX, PairFeatures),
         build: impl FnOnce(&methods::Features) -> Result<T>,
     ) -> Result<T> {
         key["surrogate"] = json!(self.surrogate.fingerprint());
         key["probe"] = json!(self.probe.fingerprint_hex());
+        if self.probe_mode(mode) != PairFeatures::Joint {
+            key["pairs"] = json!(mode);
+        }
         let hash = {
             use sha2::{Digest, Sha256};
             hex::encode(Sha256::digest(key.to_string().as_bytes()))
@@ -430,7 +534,7 @@ impl Ingestor {
                 }
             }
         }
-        let x = self.probe_x(probe_x)?;
+        let x = self.probe_x(probe_x, mode)?;
         let d = self.surrogate.dim();
         let f = methods::Features::new(x.len() / d, d, x).map_err(method_err("probe set U"))?;
         let value = build(&f)?;
@@ -449,27 +553,47 @@ impl Ingestor {
         Ok(value)
     }
 
+    /// Embeds the task in the space of each wanted method. `x_for(mode)` gives the task's
+    /// feature rows as a space featurising text pairs by `mode` sees them (asked once per
+    /// mode the spaces use).
     fn embed_all(
         &self,
         db: &TaskDb,
         methods_wanted: &[MethodKind],
         opts: &IngestOptions,
-        (x, y, what): (&[f32], &methods::Targets, &str),
+        (x_for, has_pairs, y, what): (&mut XFor<'_>, bool, &methods::Targets, &str),
         stages: &mut Stages,
+        notes: &mut Vec<String>,
     ) -> Result<(Vec<NewVector>, serde_json::Value)> {
         let d = self.surrogate.dim();
-        let f = methods::Features::new(x.len() / d, d, x).map_err(method_err(what))?;
-        let mut probe_x = None;
+        let mut probe_x = ProbeX::new();
+        let mut xs: BTreeMap<PairFeatures, Vec<f32>> = BTreeMap::new();
         let mut vectors = Vec::new();
         let mut details = serde_json::Map::new();
         for &m in methods_wanted {
             let def = stages.time(&format!("space {m}"), || {
-                self.space_def(db, m, opts.params.as_ref(), &mut probe_x)
+                self.space_def(db, m, opts.params.as_ref(), &mut probe_x, notes)
             })?;
             // The space's definition is what the embedding follows: its parameters (stored or
-            // new) and its frozen whitening.
+            // new), its frozen whitening and its featurisation of text pairs.
             let space = TaskSpaceParams::from_def(&def)?;
             let whitening = space.whitening(&def.name)?;
+            // Without text pairs every featurisation is the joint one.
+            let mode = match has_pairs {
+                true => space.method_params.pair_features(m),
+                false => PairFeatures::Joint,
+            };
+            let x = match xs.entry(mode) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let stage = match mode {
+                        PairFeatures::Joint => "features",
+                        PairFeatures::AbsDiff => "features (pairs: absdiff)",
+                    };
+                    e.insert(stages.time(stage, || x_for(mode))?)
+                }
+            };
+            let f = methods::Features::new(x.len() / d, d, x).map_err(method_err(what))?;
             let emb = stages.time(&format!("method {m}"), || {
                 methods::embed_in(m, &space.method_params, whitening.as_ref(), &f, y)
                     .map_err(method_err(what))
@@ -484,7 +608,7 @@ impl Ingestor {
             details.insert(
                 m.name().to_string(),
                 json!({"space": def.name, "rank": rank, "params": space.method_params,
-                       "centring": space.centring()}),
+                       "centring": space.centring(), "pairs": mode}),
             );
             vectors.push(NewVector {
                 method: m.name().to_string(),
@@ -525,12 +649,28 @@ impl Ingestor {
                 pair: r.text_pair.as_deref(),
             })
             .collect();
-        let (x, cache, truncated) =
-            stages.time("features", || self.features(&inputs, "dataset rows"))?;
+        let has_pairs = inputs.iter().any(|i| i.pair.is_some());
+        let mut cache = CacheStats::default();
+        let mut truncated = 0;
+        let mut x_for = |mode| {
+            let (x, c, t) = self.features_in(&inputs, mode, "dataset rows")?;
+            cache.hits += c.hits;
+            cache.computed += c.computed;
+            cache.repaired += c.repaired;
+            truncated += t;
+            Ok(x)
+        };
         let y = dataset_targets(&ds);
         let what = format!("dataset {}", path.display());
-        let (vectors, details) =
-            self.embed_all(db, &methods_wanted, opts, (&x, &y, &what), &mut stages)?;
+        let mut warnings = Vec::new();
+        let (vectors, details) = self.embed_all(
+            db,
+            &methods_wanted,
+            opts,
+            (&mut x_for, has_pairs, &y, &what),
+            &mut stages,
+            &mut warnings,
+        )?;
         let summary = serde_json::to_value(&ds.summary).unwrap_or_default();
         let mut rows = BTreeMap::new();
         rows.insert("read".to_string(), ds.summary.rows_read);
@@ -556,7 +696,7 @@ impl Ingestor {
             t0,
             cache,
             truncated,
-            Vec::new(),
+            warnings,
         )
     }
 
@@ -606,23 +746,44 @@ impl Ingestor {
             .map_err(Error::from)?;
         // Rows of U the model answered (verbalizer misses are left out).
         let d = self.surrogate.dim();
-        let mut x = Vec::with_capacity(targets.ids.len() * d);
+        let mut positions = Vec::with_capacity(targets.ids.len());
         for id in &targets.ids {
-            let pos = self
-                .probe
-                .position(*id)
-                .ok_or_else(|| Error::Internal(format!("probe id {id} answered but not in U")))?;
-            x.extend_from_slice(&ux[pos * d..(pos + 1) * d]);
+            positions.push(
+                self.probe.position(*id).ok_or_else(|| {
+                    Error::Internal(format!("probe id {id} answered but not in U"))
+                })?,
+            );
         }
+        let mut x_for = |mode| {
+            let owned;
+            let u: &[f32] = match self.probe_mode(mode) {
+                PairFeatures::Joint => &ux,
+                m => {
+                    owned = self.features_in(&self.probe_inputs(), m, "probe set U")?.0;
+                    &owned
+                }
+            };
+            let mut x = Vec::with_capacity(positions.len() * d);
+            for &pos in &positions {
+                x.extend_from_slice(&u[pos * d..(pos + 1) * d]);
+            }
+            Ok(x)
+        };
         let y = model_targets(&targets);
+        let mut warnings = Vec::new();
         let (vectors, details) = self.embed_all(
             db,
             &methods_wanted,
             opts,
-            (&x, &y, &format!("model {name}'s predictions on U")),
+            (
+                &mut x_for,
+                self.probe_mode(PairFeatures::AbsDiff) != PairFeatures::Joint,
+                &y,
+                &format!("model {name}'s predictions on U"),
+            ),
             &mut stages,
+            &mut warnings,
         )?;
-        let mut warnings = Vec::new();
         if outputs.report.unmatched > 0 {
             warnings.push(format!(
                 "{} of {} replies matched no verbalizer and were left out (e.g. {:?})",
@@ -829,16 +990,30 @@ impl Ingestor {
     }
 }
 
-/// The name of a method's space for a surrogate and probe set: `method:surrogate12:probe12`.
-pub fn space_name(method: MethodKind, surrogate_fp: &str, probe_fp: &str) -> String {
+/// The name of a method's space for a surrogate and probe set: `method:surrogate12:probe12`,
+/// with the method's design tag when its parameters change what the first design of that
+/// method computed (`scatter-kmeans-absdiff:…` for today's default; see
+/// [`MethodParams::design_tag`]). So a changed default makes a new space, and a database made
+/// before it keeps its old spaces, which stay readable and searchable as they were.
+pub fn space_name(
+    method: MethodKind,
+    params: &MethodParams,
+    surrogate_fp: &str,
+    probe_fp: &str,
+) -> String {
     let short = |s: &str| s.chars().take(12).collect::<String>();
-    format!(
-        "{}:{}:{}",
-        method.name(),
-        short(surrogate_fp),
-        short(probe_fp)
-    )
+    let method = match params.design_tag(method) {
+        Some(tag) => format!("{}-{tag}", method.name()),
+        None => method.name().to_string(),
+    };
+    format!("{method}:{}:{}", short(surrogate_fp), short(probe_fp))
 }
+
+/// Feature rows of a task for a pair featurisation (see `Ingestor::embed_all`).
+type XFor<'a> = dyn FnMut(PairFeatures) -> Result<Vec<f32>> + 'a;
+
+/// U's features per pair featurisation, computed on first use while spaces are defined.
+type ProbeX = BTreeMap<PairFeatures, Vec<f32>>;
 
 fn dataset_targets(ds: &Dataset) -> methods::Targets {
     match ds.task {
@@ -895,7 +1070,12 @@ mod tests {
     #[test]
     fn space_names_carry_method_and_fingerprints() {
         assert_eq!(
-            space_name(MethodKind::Scatter, "0123456789abcdef", "fedcba9876543210"),
+            space_name(
+                MethodKind::Scatter,
+                &MethodParams::library_centred(),
+                "0123456789abcdef",
+                "fedcba9876543210"
+            ),
             "scatter:0123456789ab:fedcba987654"
         );
     }

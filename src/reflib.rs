@@ -174,8 +174,14 @@ impl ReferenceLibrary {
         surrogate_fingerprint: &str,
         probe_fingerprint: &str,
     ) -> bool {
+        // Whether a new space would centre by k-means instead is the user's choice at
+        // ingestion, not a property of the tasks: a library fits spaces either way.
+        let centring_free = |p: &MethodParams| MethodParams {
+            scatter_kmeans_reference: false,
+            ..p.clone()
+        };
         self.method == method
-            && self.method_params == *params
+            && centring_free(&self.method_params) == centring_free(params)
             && self.surrogate_fingerprint == surrogate_fingerprint
             && self.probe_fingerprint == probe_fingerprint
     }

@@ -246,6 +246,8 @@ impl TaskSpaceParams {
             Some(r) => r.source.clone().unwrap_or_else(|| {
                 if self.method == MethodKind::TextEmb {
                     "the unit mean feature of the probe set".to_string()
+                } else if self.method.uses_whitening(&self.method_params) {
+                    "k-means pseudo-tasks on the probe set, in the whitened space".to_string()
                 } else {
                     "k-means pseudo-tasks on the probe set".to_string()
                 }

@@ -119,7 +119,15 @@ fn models_land_nearest_the_dataset_whose_rule_they_reproduce() {
     assert_eq!(w["dim"], scatter.def.dim, "{w}");
     assert_eq!(w["shrinkage"], 0.5, "{w}");
     assert!(w["rows"].as_u64().unwrap() >= 2, "{w}");
-    assert!(scatter.def.params.get("reference").is_none());
+    // ... and its frozen reference: k-means pseudo-tasks of U embedded in the whitened space
+    // (no library source), verified by check too.
+    let r = &scatter.def.params["reference"];
+    assert!(r.get("source").is_none(), "{r}");
+    assert_eq!(r["spec"]["ks"], serde_json::json!([8, 12, 16, 20]), "{r}");
+    assert_eq!(
+        scatter.def.params["method_params"]["scatter_pairs"],
+        "absdiff"
+    );
     assert!(t.check().unwrap().ok());
 }
 
@@ -529,8 +537,8 @@ fn reference_library_export_info_and_use_via_cli() {
     drop(t);
     let stats = json(&ok(run(&b, &["stats", "--json"]), "stats"));
     assert_eq!(stats["spaces"][0]["centring"], src, "{stats}");
-    // the first database: scatter uncentred (the built-in library is for the real surrogate),
-    // tuned by k-means pseudo-tasks, textemb by U's mean feature
+    // the first database: scatter by k-means pseudo-tasks in its whitened space, fisher
+    // uncentred, tuned by k-means pseudo-tasks, textemb by U's mean feature
     let sa = json(&ok(run(&a, &["stats", "--json"]), "stats a"));
     let centring = |m: &str| {
         sa["spaces"]
@@ -541,7 +549,10 @@ fn reference_library_export_info_and_use_via_cli() {
             .unwrap()["centring"]
             .clone()
     };
-    assert_eq!(centring("scatter"), "none");
+    assert_eq!(
+        centring("scatter"),
+        "k-means pseudo-tasks on the probe set, in the whitened space"
+    );
     assert_eq!(centring("fisher"), "none");
     assert_eq!(centring("tuned"), "k-means pseudo-tasks on the probe set");
     assert_eq!(

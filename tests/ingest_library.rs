@@ -344,15 +344,40 @@ fn an_existing_space_keeps_its_parameters_when_defaults_change() {
         prov.details
     );
     assert_eq!(r.version, 1);
-    // explicit other parameters: a clear error, nothing written
+    // ... and the report says why, naming today's default space
+    assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+    assert!(
+        r.warnings[0].contains("earlier default"),
+        "{:?}",
+        r.warnings
+    );
+    assert!(
+        r.warnings[0].contains("scatter-kmeans-absdiff:"),
+        "{:?}",
+        r.warnings
+    );
+    // explicit other parameters for the same space: a clear error, nothing written
     let before = db.list(&Filter::all()).unwrap();
-    let err = ds("c", &scatter_only(Some(taskdb::MethodParams::default())))
-        .unwrap_err()
-        .to_string();
+    let other = taskdb::MethodParams {
+        fisher_lambda: 0.2,
+        ..old.clone()
+    };
+    let err = ds("c", &scatter_only(Some(other))).unwrap_err().to_string();
     assert!(err.contains("other scatter parameters"), "{err}");
     assert!(err.contains("leave the parameters unset"), "{err}");
     assert_eq!(db.list(&Filter::all()).unwrap(), before);
-    // a fresh database gets today's default: whitened, no reference
+    // explicit default parameters: today's default space, beside the old one (unchanged)
+    let r = ds("c", &scatter_only(Some(taskdb::MethodParams::default()))).unwrap();
+    assert!(
+        r.spaces["scatter"].starts_with("scatter-kmeans-absdiff:"),
+        "{r:?}"
+    );
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    let spaces = db.spaces().unwrap();
+    assert_eq!(spaces.len(), 2);
+    assert_eq!(spaces[0].def, space.def);
+    // a fresh database gets today's default: whitened, centred by k-means pseudo-tasks of U
+    // in the whitened space, text pairs as |h(a) − h(b)|
     let p2 = d.path().join("new.taskdb");
     let db2 = TaskDb::open(&p2).unwrap();
     ingestor(&p2, &refs, 1)
@@ -365,7 +390,13 @@ fn an_existing_space_keeps_its_parameters_when_defaults_change() {
         )
         .unwrap();
     let s2 = db2.spaces().unwrap().into_iter().next().unwrap();
-    assert!(s2.def.params.get("reference").is_none());
+    assert!(
+        s2.def.name.starts_with("scatter-kmeans-absdiff:"),
+        "{}",
+        s2.def.name
+    );
+    assert!(s2.def.params["reference"].get("source").is_none());
+    assert_eq!(s2.def.params["method_params"]["scatter_pairs"], "absdiff");
     assert_eq!(s2.def.params["whitening"]["shrinkage"], 0.5);
     assert_ne!(space.def, s2.def);
 }
@@ -397,7 +428,10 @@ fn a_reference_library_centres_new_spaces_and_must_match_them() {
     let pa = d.path().join("a.taskdb");
     let a = TaskDb::open(&pa).unwrap();
     fill(&a, &ingestor(&pa, &refs, 1).with_reference_library(None));
-    assert!(a.spaces().unwrap()[0].def.params.get("reference").is_none());
+    // (centred by its k-means reference: the default)
+    assert!(a.spaces().unwrap()[0].def.params["reference"]
+        .get("source")
+        .is_none());
     let lib = ReferenceLibrary::export(
         &a,
         MethodKind::Scatter,
@@ -452,7 +486,7 @@ fn a_reference_library_centres_new_spaces_and_must_match_them() {
             h.score
         );
     }
-    // Centring changes the scores (A is uncentred).
+    // Centring changes the scores (A is centred by k-means pseudo-tasks).
     let ha = a
         .nearest(&Query::entry("sentiment_a").unwrap(), 2, &Filter::all())
         .unwrap();
@@ -523,4 +557,89 @@ fn a_new_database_reuses_the_machine_cache_of_frozen_statistics() {
         .filter(|l| !l.trim().is_empty())
         .count() as u64;
     assert_eq!(cache.len().unwrap(), dataset_rows, "U was encoded again");
+}
+
+#[test]
+fn pair_datasets_are_featurised_as_the_absolute_difference_in_the_default_scatter_space() {
+    // The default scatter space encodes the two texts of a pair alone and takes
+    // |h(a) − h(b)| (normalised); the other methods keep the joint encoding. The stored
+    // vector must be exactly that embedding, and a second ingestion must hit the cache.
+    use taskdb::{space::TaskSpaceParams, Embedding};
+    use taskdb_methods as m;
+    use taskdb_surrogate::TextInput;
+    let d = tempfile::tempdir().unwrap();
+    let refs = d.path().join("refs");
+    let path = d.path().join("p.taskdb");
+    let db = TaskDb::open(&path).unwrap();
+    let ing = ingestor(&path, &refs, 1);
+    let file = fx("datasets/pair_same.jsonl.gz");
+    let r = ing
+        .dataset(
+            &db,
+            "pairs",
+            &file,
+            &DatasetOptions::default(),
+            &IngestOptions::default(),
+        )
+        .unwrap();
+    let stages: Vec<&str> = r.stages.iter().map(|(s, _)| s.as_str()).collect();
+    assert!(stages.contains(&"features (pairs: absdiff)"), "{stages:?}");
+    assert!(stages.contains(&"features"), "{stages:?}");
+    // 80 rows: 80 first texts + 80 second texts alone, 80 joint pairs (+ U for the spaces)
+    assert!(r.cache.computed >= 240, "{:?}", r.cache);
+    let prov = db.get(&"pairs".parse().unwrap()).unwrap().provenance;
+    assert_eq!(prov.details["methods"]["scatter"]["pairs"], "absdiff");
+    assert_eq!(prov.details["methods"]["fisher"]["pairs"], "joint");
+
+    // Recompute the scatter embedding by hand from the surrogate's features.
+    let ds = taskdb_sources::read_dataset(&file, &DatasetOptions::default()).unwrap();
+    let s = ing.surrogate();
+    let enc = |texts: Vec<&str>| {
+        let ti: Vec<TextInput<'_>> = texts.into_iter().map(TextInput::Single).collect();
+        s.embed_inputs(&ti).unwrap().data
+    };
+    let a = enc(ds.rows.iter().map(|r| r.text.as_str()).collect());
+    let b = enc(ds
+        .rows
+        .iter()
+        .map(|r| r.text_pair.as_deref().unwrap())
+        .collect());
+    let dim = s.dim();
+    let x = m::absdiff_features(&a, &b, dim).unwrap();
+    let f = m::Features::new(ds.rows.len(), dim, &x).unwrap();
+    let y = m::Targets::Classes {
+        labels: ds.class_indices().unwrap(),
+        n_classes: ds.labels.len(),
+    };
+    let space = db.space(&r.spaces["scatter"]).unwrap();
+    let params = TaskSpaceParams::from_def(&space.def).unwrap();
+    let w = params.whitening(&space.def.name).unwrap();
+    let want = m::embed_in(
+        MethodKind::Scatter,
+        &params.method_params,
+        w.as_ref(),
+        &f,
+        &y,
+    )
+    .unwrap();
+    let m::TaskEmbedding::LowRank(want) = want else {
+        panic!("scatter is low rank")
+    };
+    assert_eq!(
+        bits(&vectors(&db, "pairs")["scatter"]),
+        bits(&Embedding::LowRank(want))
+    );
+
+    // Again: every feature from the cache, the same vectors.
+    let r2 = ing
+        .dataset(
+            &db,
+            "pairs",
+            &file,
+            &DatasetOptions::default(),
+            &IngestOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(r2.cache.computed, 0, "{:?}", r2.cache);
+    assert_eq!(r2.version, 2);
 }

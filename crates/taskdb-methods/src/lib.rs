@@ -37,7 +37,10 @@ mod whiten;
 
 pub use error::MethodError;
 pub use lowrank::{cosine_centred, inner, prepare, Prepared};
-pub use reference::{build_reference, library_reference, reference_dots, Reference, ReferenceSpec};
+pub use reference::{
+    build_reference, build_reference_in, library_reference, reference_dots, Reference,
+    ReferenceSpec,
+};
 pub use sketch::{sketch, SketchBasis, Sketcher};
 pub use targets::quantile_bins;
 pub use whiten::{build_whitening, Whitening};
@@ -144,13 +147,17 @@ impl MethodKind {
         !matches!(self, MethodKind::TextEmb)
     }
 
-    /// Whether the measured configuration centres this method by a frozen [`Reference`]
-    /// (tuned, textemb, and scatter without whitening: yes; fisher and whitened scatter: no,
-    /// they measured best uncentred and worse with the k-means reference; see docs/METHODS.md).
+    /// Whether the configuration centres this method by a frozen [`Reference`] built from
+    /// k-means pseudo-tasks on U (tuned, textemb, scatter without whitening, and whitened
+    /// scatter with `scatter_kmeans_reference`: yes; fisher: no, it measured best uncentred;
+    /// whitened scatter without it: centred by a reference library when one matches, else
+    /// not at all; see docs/METHODS.md).
     pub fn uses_reference(self, params: &MethodParams) -> bool {
         match self {
             MethodKind::Fisher => false,
-            MethodKind::Scatter => params.scatter_whitening.is_none(),
+            MethodKind::Scatter => {
+                params.scatter_whitening.is_none() || params.scatter_kmeans_reference
+            }
             MethodKind::Tuned | MethodKind::TextEmb => true,
         }
     }
@@ -212,6 +219,58 @@ pub struct MethodParams {
     /// Absent in spaces stored before this field existed, which read as `None`.
     #[serde(default)]
     pub scatter_whitening: Option<f64>,
+    /// Scatter with whitening: centre by the mean of k-means pseudo-tasks of U embedded in the
+    /// whitened space ([`build_reference_in`]), frozen into the space, instead of by a reference
+    /// library (`false`, the configuration of spaces stored before this field existed). Held out
+    /// by task family (docs/QUALITY-experiment.md) the library reference generalised worse: it
+    /// removes the shared direction of exactly the families it contains.
+    #[serde(default)]
+    pub scatter_kmeans_reference: bool,
+    /// Scatter: how a text pair (NLI, paraphrase) becomes one feature row; see [`PairFeatures`].
+    /// Spaces stored before this field existed read as [`PairFeatures::Joint`].
+    #[serde(default)]
+    pub scatter_pairs: PairFeatures,
+}
+
+/// How the rows of a pair task (premise and hypothesis, two questions) become features.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PairFeatures {
+    /// The surrogate encodes the two texts together as one input (`[CLS] a [SEP] b`).
+    #[default]
+    Joint,
+    /// Each text is encoded alone and the row is `|h(a) − h(b)|`, L2-normalised (a zero row
+    /// when the two texts have the same features): what tells pair tasks apart is how the
+    /// two sides relate, which the joint mean-pooled feature mostly averages away
+    /// (docs/QUALITY-experiment.md). See [`absdiff_features`].
+    AbsDiff,
+}
+
+/// Feature rows of a pair task under [`PairFeatures::AbsDiff`]: `|a_i − b_i|` for each row
+/// `i` of the two `n × d` row-major side features, L2-normalised in f64 (rows whose difference
+/// is exactly zero stay zero).
+pub fn absdiff_features(a: &[f32], b: &[f32], d: usize) -> Result<Vec<f32>, MethodError> {
+    if d == 0 || a.len() != b.len() || !a.len().is_multiple_of(d) {
+        return Err(MethodError::Shape(format!(
+            "pair features: {} and {} values for rows of {d}",
+            a.len(),
+            b.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(a.len());
+    for (ra, rb) in a.chunks_exact(d).zip(b.chunks_exact(d)) {
+        let z: Vec<f64> = ra
+            .iter()
+            .zip(rb)
+            .map(|(&x, &y)| (x as f64 - y as f64).abs())
+            .collect();
+        let nr = z.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let nr = if nr > 0.0 { nr } else { 1.0 };
+        out.extend(z.iter().map(|v| (v / nr) as f32));
+    }
+    Ok(out)
 }
 
 impl Default for MethodParams {
@@ -226,11 +285,51 @@ impl Default for MethodParams {
             tuned_iters: 200,
             max_rank: 0,
             scatter_whitening: Some(0.5),
+            scatter_kmeans_reference: true,
+            scatter_pairs: PairFeatures::AbsDiff,
         }
     }
 }
 
 impl MethodParams {
+    /// The parameters of spaces made before the k-means reference and pair features of
+    /// [`MethodParams::default`] (taskdb ≤ 0.1 defaults: whitened scatter centred by the
+    /// reference library, pairs encoded jointly). Kept so such spaces can still be created
+    /// and compared with on purpose.
+    pub fn library_centred() -> MethodParams {
+        MethodParams {
+            scatter_kmeans_reference: false,
+            scatter_pairs: PairFeatures::Joint,
+            ..MethodParams::default()
+        }
+    }
+
+    /// How `kind` featurises text pairs under these parameters.
+    pub fn pair_features(&self, kind: MethodKind) -> PairFeatures {
+        match kind {
+            MethodKind::Scatter => self.scatter_pairs,
+            _ => PairFeatures::Joint,
+        }
+    }
+
+    /// A short tag naming what these parameters change from the design the method's space
+    /// names were first given to (`None`: that design), so that a space of a changed default
+    /// gets a new name and never meets the old one: `"kmeans-absdiff"` for the current
+    /// scatter default.
+    pub fn design_tag(&self, kind: MethodKind) -> Option<String> {
+        if kind != MethodKind::Scatter {
+            return None;
+        }
+        let mut parts = Vec::new();
+        if self.scatter_kmeans_reference && self.scatter_whitening.is_some() {
+            parts.push("kmeans");
+        }
+        if self.scatter_pairs == PairFeatures::AbsDiff {
+            parts.push("absdiff");
+        }
+        (!parts.is_empty()).then(|| parts.join("-"))
+    }
+
     fn validate(&self) -> Result<(), MethodError> {
         let bad = |m: &str| Err(MethodError::Params(m.to_string()));
         if !(self.fisher_lambda.is_finite() && self.fisher_lambda > 0.0) {

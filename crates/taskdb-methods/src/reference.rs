@@ -5,7 +5,9 @@
 //! changes stored answers. (Measured against the live library mean in docs/METHODS.md.)
 
 use crate::rng::SplitMix64;
-use crate::{embed, Features, MethodError, MethodKind, MethodParams, Targets, TaskEmbedding};
+use crate::{
+    embed_in, Features, MethodError, MethodKind, MethodParams, Targets, TaskEmbedding, Whitening,
+};
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
@@ -84,9 +86,23 @@ impl Reference {
 }
 
 /// Build the frozen reference of `kind` from the probe features.
+///
+/// For methods that [`MethodKind::uses_whitening`], use [`build_reference_in`].
 pub fn build_reference(
     kind: MethodKind,
     params: &MethodParams,
+    probe: &Features,
+    spec: &ReferenceSpec,
+) -> Result<Reference, MethodError> {
+    build_reference_in(kind, params, None, probe, spec)
+}
+
+/// [`build_reference`] in a space with a frozen [`Whitening`]: the pseudo-tasks are embedded
+/// exactly as the space's entries are ([`crate::embed_in`]).
+pub fn build_reference_in(
+    kind: MethodKind,
+    params: &MethodParams,
+    whitening: Option<&Whitening>,
     probe: &Features,
     spec: &ReferenceSpec,
 ) -> Result<Reference, MethodError> {
@@ -133,7 +149,7 @@ pub fn build_reference(
                 labels,
                 n_classes: k as usize,
             };
-            let e = match embed(kind, params, &x, &y) {
+            let e = match embed_in(kind, params, whitening, &x, &y) {
                 Ok(e) => e,
                 Err(MethodError::SingleClass { .. }) => continue, // degenerate clustering
                 Err(e) => return Err(e),

@@ -373,9 +373,11 @@ fn bad_inputs_are_errors() {
         "scatter".parse::<MethodKind>().unwrap(),
         MethodKind::DEFAULT
     );
-    // the default (whitened scatter) is compared uncentred and needs the space's whitening
-    assert!(!MethodKind::DEFAULT.uses_reference(&MethodParams::default()));
+    // the default (whitened scatter) is centred by its k-means reference and needs the
+    // space's whitening; the library-centred configuration has no k-means reference
+    assert!(MethodKind::DEFAULT.uses_reference(&MethodParams::default()));
     assert!(MethodKind::DEFAULT.uses_whitening(&MethodParams::default()));
+    assert!(!MethodKind::DEFAULT.uses_reference(&MethodParams::library_centred()));
     let plain = MethodParams {
         scatter_whitening: None,
         ..MethodParams::default()
@@ -652,4 +654,96 @@ fn inner_agrees_with_the_four_lane_sum() {
             }
         }
     }
+}
+
+#[test]
+fn spaces_stored_before_the_kmeans_and_pair_fields_read_as_library_centred_joint() {
+    // The method parameters of a scatter space as taskdb 0.1 stored them: no
+    // scatter_kmeans_reference, no scatter_pairs.
+    let old = r#"{"fisher_lambda":0.1,"fisher_iters":300,"fisher_scale_sqrt_d":true,
+        "regression_bins":5,"tuned_lambda":1.0,"tuned_tau":10.0,"tuned_iters":200,
+        "max_rank":0,"scatter_whitening":0.5}"#;
+    let p: MethodParams = serde_json::from_str(old).unwrap();
+    assert_eq!(p, MethodParams::library_centred());
+    assert!(!MethodKind::Scatter.uses_reference(&p));
+    assert_eq!(p.pair_features(MethodKind::Scatter), PairFeatures::Joint);
+    assert_eq!(p.design_tag(MethodKind::Scatter), None);
+    let d = MethodParams::default();
+    assert_eq!(d.pair_features(MethodKind::Scatter), PairFeatures::AbsDiff);
+    // only scatter pairs texts apart; the other methods keep the joint encoding
+    assert_eq!(d.pair_features(MethodKind::Fisher), PairFeatures::Joint);
+    assert_eq!(
+        d.design_tag(MethodKind::Scatter).as_deref(),
+        Some("kmeans-absdiff")
+    );
+    assert_eq!(d.design_tag(MethodKind::Fisher), None);
+    // serialised and read back, the new fields survive
+    let back: MethodParams = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+    assert_eq!(back, d);
+}
+
+#[test]
+fn absdiff_features_are_the_normalised_absolute_difference() {
+    let a = [1.0f32, 0.0, 0.0, 0.6, 0.8, 0.0];
+    let b = [0.0f32, 1.0, 0.0, 0.6, 0.8, 0.0];
+    let z = absdiff_features(&a, &b, 3).unwrap();
+    let h = std::f32::consts::FRAC_1_SQRT_2;
+    assert!(
+        (z[0] - h).abs() < 1e-6 && (z[1] - h).abs() < 1e-6 && z[2] == 0.0,
+        "{z:?}"
+    );
+    // identical sides: a zero row, not NaN
+    assert_eq!(&z[3..], &[0.0, 0.0, 0.0]);
+    // symmetric in the two sides
+    assert_eq!(absdiff_features(&b, &a, 3).unwrap(), z);
+    assert!(absdiff_features(&a, &b[..3], 3).is_err());
+    assert!(absdiff_features(&a, &b, 4).is_err());
+}
+
+#[test]
+fn a_reference_in_the_whitened_space_is_deterministic_and_differs_from_the_raw_one() {
+    let (n, d) = (400, 12);
+    let (x, _) = clustered(n, d, 4, 0.5, 5);
+    let f = Features::new(n, d, &x).unwrap();
+    let params = MethodParams::default();
+    let w = build_whitening(&f, 0.5, 3000).unwrap();
+    let spec = ReferenceSpec {
+        ks: vec![4, 6],
+        seeds: vec![0, 1],
+        kmeans_iters: 10,
+        max_rows: 0,
+    };
+    let r1 = build_reference_in(MethodKind::Scatter, &params, Some(&w), &f, &spec).unwrap();
+    let r2 = build_reference_in(MethodKind::Scatter, &params, Some(&w), &f, &spec).unwrap();
+    assert_eq!(r1, r2);
+    assert_eq!(r1.values.len(), d * d);
+    assert!(r1.values.iter().all(|v| v.is_finite()));
+    // the whitened pseudo-tasks are embedded like the space's entries: a whitened space
+    // refuses to build its reference without its whitening
+    assert!(build_reference(MethodKind::Scatter, &params, &f, &spec).is_err());
+    let raw = MethodParams {
+        scatter_whitening: None,
+        ..params.clone()
+    };
+    let r0 = build_reference(MethodKind::Scatter, &raw, &f, &spec).unwrap();
+    assert_ne!(r0.values, r1.values);
+    // centring an entry by it gives a finite, label-order invariant score
+    let labels: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
+    let swapped: Vec<u32> = labels.iter().map(|&l| (l + 1) % 3).collect();
+    let e = |l: &[u32]| {
+        embed_in(
+            MethodKind::Scatter,
+            &params,
+            Some(&w),
+            &f,
+            &Targets::Classes {
+                labels: l.to_vec(),
+                n_classes: 3,
+            },
+        )
+        .unwrap()
+    };
+    let (ea, eb) = (e(&labels), e(&swapped));
+    let c = cosine_centred(&ea, &eb, Some(&r1)).unwrap();
+    assert!((c - 1.0).abs() < 1e-5, "{c}");
 }
