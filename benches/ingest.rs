@@ -19,7 +19,8 @@
 //!   surrogate features of U (200–400 rows, 2–20 classes, so ranks 1–19).
 //!
 //! Run: `cargo bench -p taskdb --bench ingest -- [dataset|refs|model|knn]...`
-//! Environment: `TASKDB_BENCH_RUNS=3`, `TASKDB_BENCH_DATA=../shared/data/datasets`,
+//! Environment: `TASKDB_BENCH_RUNS=3`, `TASKDB_BENCH_DESIGNS=default|both` (`both`: also the
+//! previous default design, library-centred with joint pairs, as a same-run baseline), `TASKDB_BENCH_DATA=../shared/data/datasets`,
 //! `TASKDB_BENCH_DATASETS=sentiment/sst2_glue.jsonl,nli/mnli.jsonl`, `TASKDB_BENCH_KNN_N=10000`,
 //! `TASKDB_BENCH_KNN_QUERIES=200`, `TASKDB_BENCH_KNN_FORCE_HNSW=1` (sketch path even below
 //! `IndexParams::exact_matrix_below`), `TASKDB_BENCH_DIR` (default: a temp dir; U's features are
@@ -87,7 +88,7 @@ fn load_surrogate() -> Res<(surrogate::Surrogate, f64)> {
 }
 
 /// A table of named stages × runs (seconds), printed with the median per row.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Table {
     rows: Vec<(String, Vec<f64>)>,
 }
@@ -163,40 +164,61 @@ fn cache_note(r: &IngestReport) -> String {
     )
 }
 
-/// Cold (fresh DB) then warm (same DB, same file) ingestion of each dataset, `runs` times.
+/// The space designs to measure: `TASKDB_BENCH_DESIGNS=default` (the default) or `both`
+/// (today's default and, as the same-run baseline, the library-centred design it replaced,
+/// `MethodParams::library_centred()`, interleaved run by run).
+fn designs() -> Vec<(&'static str, Option<MethodParams>)> {
+    let mut v = vec![("default design", None)];
+    if env_str("TASKDB_BENCH_DESIGNS", "default") == "both" {
+        v.push((
+            "previous default (library-centred, joint pairs)",
+            Some(MethodParams::library_centred()),
+        ));
+    }
+    v
+}
+
+/// Cold (fresh DB) then warm (same DB, same file) ingestion of each dataset, `runs` times,
+/// for each design of [`designs`].
 fn bench_dataset(root: &Path, runs: usize) -> Res<()> {
+    let designs = designs();
     for file in dataset_files() {
         let name = stem(&file);
-        let mut cold = Table::default();
-        let mut warm = Table::default();
+        let mut cold = vec![Table::default(); designs.len()];
+        let mut warm = vec![Table::default(); designs.len()];
         let mut load = Vec::new();
         for run in 0..runs {
-            let db_path = fresh_db(root, &format!("dataset-{name}-{run}"));
-            let db = TaskDb::open(&db_path)?;
-            let (s, load_s) = load_surrogate()?;
-            load.push(load_s);
-            let ing = Ingestor::new(&db_path, s, sources::ProbeSet::builtin()?)?;
-            let dopts = sources::DatasetOptions::default();
-            let opts = IngestOptions::default();
-            let t = Instant::now();
-            let r = ing.dataset(&db, &name, &file, &dopts, &opts)?;
-            cold.add_report(&r, t.elapsed().as_secs_f64());
-            let t = Instant::now();
-            db.flush()?;
-            cold.add("flush (graph save)", t.elapsed().as_secs_f64());
-            eprintln!("{name} run {}: cold {}", run + 1, cache_note(&r));
-            let t = Instant::now();
-            let r = ing.dataset(&db, &name, &file, &dopts, &opts)?;
-            warm.add_report(&r, t.elapsed().as_secs_f64());
-            let t = Instant::now();
-            db.flush()?;
-            warm.add("flush (graph save)", t.elapsed().as_secs_f64());
-            eprintln!(
-                "{name} run {}: warm {} (version {})",
-                run + 1,
-                cache_note(&r),
-                r.version
-            );
+            for (di, (design, params)) in designs.iter().enumerate() {
+                let db_path = fresh_db(root, &format!("dataset-{name}-{run}-{di}"));
+                let db = TaskDb::open(&db_path)?;
+                let (s, load_s) = load_surrogate()?;
+                load.push(load_s);
+                let ing = Ingestor::new(&db_path, s, sources::ProbeSet::builtin()?)?;
+                let dopts = sources::DatasetOptions::default();
+                let opts = IngestOptions {
+                    params: params.clone(),
+                    ..IngestOptions::default()
+                };
+                let t = Instant::now();
+                let r = ing.dataset(&db, &name, &file, &dopts, &opts)?;
+                cold[di].add_report(&r, t.elapsed().as_secs_f64());
+                let t = Instant::now();
+                db.flush()?;
+                cold[di].add("flush (graph save)", t.elapsed().as_secs_f64());
+                eprintln!("{name} {design} run {}: cold {}", run + 1, cache_note(&r));
+                let t = Instant::now();
+                let r = ing.dataset(&db, &name, &file, &dopts, &opts)?;
+                warm[di].add_report(&r, t.elapsed().as_secs_f64());
+                let t = Instant::now();
+                db.flush()?;
+                warm[di].add("flush (graph save)", t.elapsed().as_secs_f64());
+                eprintln!(
+                    "{name} {design} run {}: warm {} (version {})",
+                    run + 1,
+                    cache_note(&r),
+                    r.version
+                );
+            }
         }
         println!(
             "\n{}: surrogate load (not in the tables; paid once per process): median {:.3} s of {}",
@@ -204,14 +226,16 @@ fn bench_dataset(root: &Path, runs: usize) -> Res<()> {
             median(&load),
             load.len()
         );
-        cold.print(&format!(
-            "dataset {} — COLD (fresh DB, empty feature cache, spaces created, references from the machine cache)",
-            file.display()
-        ));
-        warm.print(&format!(
-            "dataset {} — WARM (same DB, same file again; all features cached)",
-            file.display()
-        ));
+        for (di, (design, _)) in designs.iter().enumerate() {
+            cold[di].print(&format!(
+                "dataset {} — {design} — COLD (fresh DB, empty feature cache, spaces created, references from the machine cache)",
+                file.display()
+            ));
+            warm[di].print(&format!(
+                "dataset {} — {design} — WARM (same DB, same file again; all features cached)",
+                file.display()
+            ));
+        }
     }
     Ok(())
 }
@@ -309,7 +333,20 @@ fn write_predictions(probe: &sources::ProbeSet, path: &Path) -> Res<usize> {
 }
 
 fn bench_model(root: &Path, runs: usize) -> Res<()> {
-    let db_path = fresh_db(root, "model");
+    for (di, (design, params)) in designs().into_iter().enumerate() {
+        bench_model_in(root, runs, di, design, params)?;
+    }
+    Ok(())
+}
+
+fn bench_model_in(
+    root: &Path,
+    runs: usize,
+    di: usize,
+    design: &str,
+    params: Option<MethodParams>,
+) -> Res<()> {
+    let db_path = fresh_db(root, &format!("model-{di}"));
     let db = TaskDb::open(&db_path)?;
     let (s, _) = load_surrogate()?;
     let probe = sources::ProbeSet::builtin()?;
@@ -320,14 +357,17 @@ fn bench_model(root: &Path, runs: usize) -> Res<()> {
         path: pred.clone(),
         options: sources::PredictionOptions::default(),
     };
-    let opts = IngestOptions::default();
+    let opts = IngestOptions {
+        params,
+        ..IngestOptions::default()
+    };
     // First model: U's features computed (once per database and surrogate).
     let t = Instant::now();
     let r = ing.model(&db, "rule-model-0", &source, &opts)?;
     let mut first = Table::default();
     first.add_report(&r, t.elapsed().as_secs_f64());
     first.print(&format!(
-        "model over U ({n} texts), FIRST in a fresh DB: U's features not cached yet, spaces created; {}",
+        "model over U ({n} texts) — {design} — FIRST in a fresh DB: U's features not cached yet, spaces created; {}",
         cache_note(&r)
     ));
     let mut warm = Table::default();
@@ -346,7 +386,7 @@ fn bench_model(root: &Path, runs: usize) -> Res<()> {
         eprintln!("model run {}: {}", run + 1, cache_note(&r));
     }
     warm.print(&format!(
-        "model over U ({n} texts) with a WARM feature cache (model = reading a predictions file; methods scatter, fisher, tuned)"
+        "model over U ({n} texts) — {design} — with a WARM feature cache (model = reading a predictions file; methods scatter, fisher, tuned)"
     ));
     Ok(())
 }

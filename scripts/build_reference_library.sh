@@ -6,6 +6,12 @@
 # src/reflib.rs and docs/METHODS.md). Rerun after changing the surrogate, the default probe
 # set or scatter's parameters (a library that no longer matches is simply not used).
 #
+# Since issue 8 the default scatter space is centred by its own k-means reference, and the
+# built-in library only centres library-centred spaces (`MethodParams::library_centred()`:
+# joint pair encoding). This script ingests with today's defaults (pairs as |h(a) - h(b)|), so
+# what it writes is a library for `--reference-library` use in today's design, NOT a drop-in
+# replacement for the built-in file (tests/reference_library_builtin.rs would fail on it).
+#
 #   scripts/build_reference_library.sh        # TASKDB_SHARED_DATA=/path/to/shared/data to override
 #
 # Work files: .cache/reflib/ (a scratch database and its feature cache; a feature cache of the

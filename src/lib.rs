@@ -45,7 +45,7 @@ pub use index::IndexParams;
 pub use query::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};
 pub use reflib::{ReferenceLibrary, ReferenceTask};
 pub use space::{EmbeddingKind, Space, SpaceDef, SpaceId, SpaceRef, TaskSpaceParams};
-pub use spread::{tied_with_best, SCORE_NOISE};
+pub use spread::{score_noise, tied_with_best, tied_within, SCORE_NOISE};
 pub use store::FORMAT_VERSION;
 pub use taskdb_methods::{MethodKind, MethodParams};
 

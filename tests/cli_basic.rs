@@ -207,60 +207,76 @@ fn bundled_sample_answers_by_family() {
     assert_eq!(m, ["bart-mnli", "deberta-snli"]);
 }
 
-/// `knn` says when the first hits are within sampling noise of each other in a default-method
-/// space (docs/METHODS.md, "What a score means"), and stays quiet when they are not, with
-/// `--quiet`, with `--json`, and in spaces of other methods.
+/// `knn` says when the first hits are within sampling noise of each other in a scatter space
+/// (docs/METHODS.md, "What a score means"; 0.005 in today's default space, 0.01 in older
+/// scatter spaces), and stays quiet when they are not, with `--quiet`, with `--json`, and in
+/// spaces of other methods.
 #[test]
 fn knn_notes_hits_within_sampling_noise_of_the_best() {
     let d = tempfile::tempdir().unwrap();
     let db = d.path().join("note.taskdb");
-    // cosines to q: a 0.500, b 0.495 (tied with a), c 0.100
+    // cosines to q: a 0.500, b 0.497, c 0.493, e 0.100
     let unit = |c: f64, axis: usize| {
-        let mut v = vec![c, 0.0, 0.0, 0.0];
+        let mut v = vec![c, 0.0, 0.0, 0.0, 0.0];
         v[axis] = (1.0 - c * c).sqrt();
         v
     };
-    let line = |name: &str, v: &[f64], method: &str| {
-        serde_json::json!({"name": name, "kind": "dataset", "space": format!("sp-{method}"),
-            "vector": v, "method": method})
-        .to_string()
-    };
+    let spaces = [
+        ("new", "scatter-kmeans-absdiff:test:test", "scatter"),
+        ("old", "sp-scatter", "scatter"),
+        ("fisher", "sp-fisher", "fisher"),
+    ];
     let mut lines = Vec::new();
-    for method in ["scatter", "fisher"] {
-        lines.push(line(&format!("q-{method}"), &[1.0, 0.0, 0.0, 0.0], method));
-        lines.push(line(&format!("a-{method}"), &unit(0.5, 1), method));
-        lines.push(line(&format!("b-{method}"), &unit(0.495, 2), method));
-        lines.push(line(&format!("c-{method}"), &unit(0.1, 3), method));
+    for (tag, space, method) in spaces {
+        for (name, v) in [
+            ("q", vec![1.0, 0.0, 0.0, 0.0, 0.0]),
+            ("a", unit(0.5, 1)),
+            ("b", unit(0.497, 2)),
+            ("c", unit(0.493, 3)),
+            ("e", unit(0.1, 4)),
+        ] {
+            lines.push(
+                serde_json::json!({"name": format!("{name}-{tag}"), "kind": "dataset",
+                    "space": space, "vector": v, "method": method})
+                .to_string(),
+            );
+        }
     }
     let f = d.path().join("note.jsonl");
     std::fs::write(&f, lines.join("\n") + "\n").unwrap();
     ok(&db, &["import", f.to_str().unwrap()]);
 
-    let o = run(&db, &["knn", "q-scatter", "-k", "3"]);
-    assert!(o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let note = |args: &[&str]| {
+        let o = run(&db, args);
+        assert!(o.status.success(), "{args:?}");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    // today's default space: a and b are tied (0.003 < 0.005), c is not (0.007)
+    let err = note(&["knn", "q-new", "-k", "4"]);
     assert!(
-        err.contains("note: the first 2 hits score within 0.01 of the best"),
+        err.contains("note: the first 2 hits score within 0.005 of the best"),
         "{err}"
     );
     assert!(err.contains("not meaningful"), "{err}");
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(out.lines().count(), 3, "{out}");
-
+    // an older scatter space: its noise is 0.01, so c is tied too
+    let err = note(&["knn", "q-old", "-k", "4"]);
+    assert!(
+        err.contains("note: the first 3 hits score within 0.01 of the best"),
+        "{err}"
+    );
     // all hits tied
-    let o = run(&db, &["knn", "q-scatter", "-k", "2"]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("note: all 2 hits"));
-    // a single hit cannot be tied; --quiet and --json print no note
+    assert!(note(&["knn", "q-new", "-k", "2"]).contains("note: all 2 hits"));
+    // a single hit cannot be tied; --quiet and --json print no note; fisher is not measured
     for args in [
-        &["knn", "q-scatter", "-k", "1"][..],
-        &["-q", "knn", "q-scatter", "-k", "3"][..],
-        &["knn", "q-scatter", "-k", "3", "--json"][..],
-        // another method's scale: no measured noise, no note
+        &["knn", "q-new", "-k", "1"][..],
+        &["-q", "knn", "q-new", "-k", "3"][..],
+        &["knn", "q-new", "-k", "3", "--json"][..],
         &["knn", "q-fisher", "-k", "3"][..],
     ] {
-        let o = run(&db, args);
-        assert!(o.status.success(), "{args:?}");
-        let err = String::from_utf8_lossy(&o.stderr);
+        let err = note(args);
         assert!(!err.contains("note:"), "{args:?}: {err}");
     }
+    // the stdout listing is unchanged by the note
+    let o = run(&db, &["knn", "q-new", "-k", "4"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 4);
 }

@@ -109,12 +109,14 @@ pub struct CommonIngestArgs {
     /// different space.
     #[arg(long, value_name = "FILE")]
     pub probe: Option<PathBuf>,
-    /// Reference library (from `taskdb reference-library export`) whose mean centres the
-    /// spaces this ingestion creates (an error if it was made with another surrogate, probe set
-    /// or parameters). Default: the built-in one, for the default surrogate and U.
+    /// Reference library (from `taskdb reference-library export`) whose mean centres the new
+    /// spaces of its method this ingestion creates, instead of their k-means reference (an
+    /// error if it was made with another surrogate, probe set or parameters). Default: none;
+    /// the built-in library centres only spaces of the previous, library-centred design.
     #[arg(long, value_name = "FILE", conflicts_with = "no_reference_library")]
     pub reference_library: Option<PathBuf>,
-    /// Create new spaces without the built-in reference library (uncentred scatter).
+    /// Never centre new spaces by the built-in reference library (it applies only to
+    /// library-centred scatter spaces, which the defaults no longer create).
     #[arg(long)]
     pub no_reference_library: bool,
     #[command(flatten)]

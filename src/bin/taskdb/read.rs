@@ -286,27 +286,26 @@ pub fn knn(ctx: &Ctx, a: KnnArgs) -> taskdb::Result<i32> {
 }
 
 /// A note on stderr when the first hits are within sampling noise of each other, so nobody
-/// reads meaning into their order (docs/METHODS.md, "What a score means"). Only for the
-/// default method's spaces, whose noise was measured; off with `--quiet` and `--json`.
+/// reads meaning into their order (docs/METHODS.md, "What a score means"). Only for scatter
+/// spaces, whose noise was measured (`taskdb::score_noise`); off with `--quiet` and `--json`.
 fn flat_note(ctx: &Ctx, hits: &[taskdb::Hit]) {
-    let default = taskdb::MethodKind::DEFAULT.name();
-    if ctx.quiet || hits.first().is_none_or(|h| h.method != default) {
+    let Some(noise) = hits.first().and_then(taskdb::score_noise) else {
+        return;
+    };
+    let tied = taskdb::tied_within(hits, noise);
+    if ctx.quiet || tied < 2 {
         return;
     }
-    let tied = taskdb::tied_with_best(hits);
-    if tied >= 2 {
-        let which = if tied == hits.len() {
-            format!("all {tied} hits")
-        } else {
-            format!("the first {tied} hits")
-        };
-        eprintln!(
-            "note: {which} score within {} of the best ({:.6} to {:.6}), which is sampling noise in this space: their order is not meaningful (docs/METHODS.md, \"What a score means\")",
-            taskdb::SCORE_NOISE,
-            hits[0].score,
-            hits[tied - 1].score
-        );
-    }
+    let which = if tied == hits.len() {
+        format!("all {tied} hits")
+    } else {
+        format!("the first {tied} hits")
+    };
+    eprintln!(
+        "note: {which} score within {noise} of the best ({:.6} to {:.6}), which is sampling noise in this space: their order is not meaningful (docs/METHODS.md, \"What a score means\")",
+        hits[0].score,
+        hits[tied - 1].score
+    );
 }
 
 pub fn stats(ctx: &Ctx, a: JsonArg) -> taskdb::Result<i32> {
