@@ -33,6 +33,8 @@ mod query;
 mod reflib;
 pub mod space;
 mod store;
+#[doc(hidden)]
+pub mod testing;
 
 pub use db::{CheckReport, CompactReport, OpenOptions, SpaceStats, Stats, TaskDb, DEFAULT_METHOD};
 pub use entry::{

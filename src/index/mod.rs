@@ -99,7 +99,10 @@ impl SpaceIndex {
             .map(|(id, e)| Ok((space.index_vector(e)?, *id as usize)))
             .collect::<Result<_>>()?;
         let refs: Vec<(&Vec<f32>, usize)> = vecs.iter().map(|(v, id)| (v, *id)).collect();
-        catch_unwind(AssertUnwindSafe(|| graph.parallel_insert(&refs)))
+        catch_unwind(AssertUnwindSafe(|| {
+            crate::testing::maybe_panic_in_graph_insert();
+            graph.parallel_insert(&refs)
+        }))
             .map_err(|_| Error::Internal("HNSW insertion panicked".into()))?;
         Ok(SpaceIndex {
             space,
@@ -122,6 +125,7 @@ impl SpaceIndex {
         }
         let graph = &self.graph;
         catch_unwind(AssertUnwindSafe(|| {
+            crate::testing::maybe_panic_in_graph_insert();
             if vecs.len() >= 64 {
                 let refs: Vec<(&Vec<f32>, usize)> = vecs.iter().map(|(v, id)| (v, *id)).collect();
                 graph.parallel_insert(&refs);
