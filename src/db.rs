@@ -606,8 +606,15 @@ impl TaskDb {
             for (sid, g) in space_gens {
                 st.catalog.space_gen.insert(sid, g);
                 if let Some(idx) = st.indexes.get_mut(&sid) {
-                    idx.insert(&per_space.remove(&sid).unwrap_or_default())?;
+                    // Committed: a graph that cannot take the new vectors becomes unusable
+                    // (queries scan exactly) instead of failing a write that has happened.
+                    let was_usable = idx.unusable.is_none();
+                    idx.insert(&per_space.remove(&sid).unwrap_or_default());
                     idx.generation = g;
+                    if let (true, Some(why)) = (was_usable, &idx.unusable) {
+                        let event = format!("unusable: {why}");
+                        st.index_events.insert(sid, event);
+                    }
                 }
             }
         }
@@ -916,8 +923,9 @@ impl TaskDb {
         if candidates > exact_below && !filter.is_trivial() {
             candidates = points.iter().filter(|&&id| keep(id)).count();
         }
-        // Live centring moves every score: no graph (built on the frozen sketch) applies.
-        if candidates <= exact_below || live.is_some() {
+        // Live centring moves every score: no graph (built on the frozen sketch) applies. A
+        // space whose graph could not be built is always scanned exactly.
+        if candidates <= exact_below || live.is_some() || idx.unusable.is_some() {
             return brute(SearchPath::BruteForce);
         }
         // hnsw_rs's filtered search gives up its early exit and explores most of the graph, so
@@ -1030,7 +1038,7 @@ impl TaskDb {
                 continue;
             }
             let (count, digest) = catalog.digest(*sid);
-            if count == 0 {
+            if count == 0 || idx.unusable.is_some() {
                 persist::remove_space(&dir, *sid);
                 idx.dirty = false;
                 continue;
@@ -1113,9 +1121,13 @@ impl TaskDb {
         let txn = self.db.begin_read()?;
         let sids: Vec<SpaceId> = st.catalog.spaces.keys().copied().collect();
         for sid in sids {
-            let idx = rebuild_space(&txn, st, sid, &self.params)?;
+            let idx = rebuild_space(&txn, st, sid, &self.params);
+            let event = match &idx.unusable {
+                Some(why) => format!("unusable: {why}"),
+                None => "rebuilt: compact".into(),
+            };
             st.indexes.insert(sid, idx);
-            st.index_events.insert(sid, "rebuilt: compact".into());
+            st.index_events.insert(sid, event);
         }
         drop(txn);
         let Db::Rw(db) = &mut self.db else {
@@ -1230,8 +1242,17 @@ impl TaskDb {
         let mut spaces_checked = 0;
         for (sid, idx) in &st.indexes {
             spaces_checked += 1;
-            let in_graph = SpaceIndex::graph_ids(&idx.graph);
             let in_store = space_ids.remove(sid).unwrap_or_default();
+            if let Some(why) = &idx.unusable {
+                problems.push(format!(
+                    "space {sid} ({}): its graph could not be built ({why}); knn scans the \
+                     space exactly until a rebuild succeeds (`taskdb compact`, or the next open \
+                     after the entry named above is removed with `taskdb rm`)",
+                    idx.space.def.name
+                ));
+                continue;
+            }
+            let in_graph = SpaceIndex::graph_ids(&idx.graph);
             let in_store: std::collections::HashSet<EntryId> = in_store.into_iter().collect();
             if in_graph != in_store || idx.points != in_store {
                 let missing = in_store.difference(&in_graph).count();
@@ -1494,16 +1515,20 @@ fn space_items(
     Ok(items)
 }
 
+/// Rebuilds a space's graph from the store. Never fails: when a vector cannot be read or
+/// indexed, or the graph cannot be built, the index is unusable (exact scan only) and says why.
 fn rebuild_space(
     txn: &ReadTransaction,
     st: &State,
     sid: SpaceId,
     params: &IndexParams,
-) -> Result<SpaceIndex> {
+) -> SpaceIndex {
     let space = st.catalog.spaces[&sid].clone();
-    let items = space_items(txn, &st.catalog, sid)?;
     let gen = st.catalog.space_gen.get(&sid).copied().unwrap_or(0);
-    SpaceIndex::build(space, params, &items, gen)
+    match space_items(txn, &st.catalog, sid) {
+        Ok(items) => SpaceIndex::build(space, params, &items, gen),
+        Err(e) => SpaceIndex::unusable(space, params, gen, e.to_string()),
+    }
 }
 
 fn open_space_index(
@@ -1543,13 +1568,18 @@ fn open_space_index(
                     points,
                     generation: gen,
                     dirty: false,
+                    unusable: None,
                 },
                 "loaded".into(),
             ))
         }
         Err(reason) => {
-            let idx = rebuild_space(txn, st, sid, params)?;
-            Ok((idx, format!("rebuilt: {reason}")))
+            let idx = rebuild_space(txn, st, sid, params);
+            let event = match &idx.unusable {
+                Some(why) => format!("unusable: {why}"),
+                None => format!("rebuilt: {reason}"),
+            };
+            Ok((idx, event))
         }
     }
 }

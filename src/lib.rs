@@ -35,6 +35,7 @@ pub mod space;
 mod store;
 #[doc(hidden)]
 pub mod testing;
+mod unit;
 
 pub use db::{CheckReport, CompactReport, OpenOptions, SpaceStats, Stats, TaskDb, DEFAULT_METHOD};
 pub use entry::{

@@ -36,7 +36,6 @@ pub fn put_unvalidated(db: &TaskDb, entries: Vec<NewEntry>) -> Result<Vec<EntryI
 }
 
 /// Whether the current thread is inside [`put_unvalidated`].
-#[allow(dead_code)]
 pub(crate) fn unvalidated() -> bool {
     UNVALIDATED.with(|c| c.get())
 }
