@@ -72,7 +72,20 @@ impl Catalog {
         }
     }
 
+    /// `r` itself, or, when `r` reads `name@N` and a stored name is exactly that string (a
+    /// name an older taskdb accepted), the latest version of that name: an exact name wins.
+    fn exact(&self, r: &EntryRef) -> EntryRef {
+        if r.version.is_some() {
+            let whole = r.to_string();
+            if self.names.contains_key(&whole) {
+                return EntryRef::latest(whole);
+            }
+        }
+        r.clone()
+    }
+
     fn resolve(&self, r: &EntryRef) -> Result<EntryId> {
+        let r = &self.exact(r);
         let versions = self.names.get(&r.name).ok_or_else(|| Error::NotFound {
             what: format!("entry {:?}", r.name),
         })?;
@@ -621,6 +634,16 @@ impl TaskDb {
         Ok(ids)
     }
 
+    /// Parses an entry reference typed by a user (`name` or `name@N`), preferring an exact
+    /// stored name: where a name like `a@1` was stored (by a taskdb that allowed such names),
+    /// `a@1` means that entry, not version 1 of `a`.
+    pub fn entry_ref(&self, s: &str) -> Result<EntryRef> {
+        if self.read()?.catalog.names.contains_key(s) {
+            return Ok(EntryRef::latest(s));
+        }
+        EntryRef::parse(s)
+    }
+
     /// Reads one entry with its vectors (checksums verified).
     pub fn get(&self, r: &EntryRef) -> Result<Entry> {
         let st = self.read()?;
@@ -635,6 +658,7 @@ impl TaskDb {
     pub fn delete(&self, r: &EntryRef) -> Result<Vec<EntryId>> {
         let db = self.rw("delete")?;
         let mut st = self.write()?;
+        let r = &st.catalog.exact(r);
         let ids: Vec<EntryId> = match r.version {
             Some(_) => vec![st.catalog.resolve(r)?],
             None => {
