@@ -453,7 +453,7 @@ pub(crate) fn validate_name(name: &str, context: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks that `name` can be the name of a new entry (see `docs` of [`EntryRef`]): not empty,
+/// Checks that `name` can be the name of a new entry (see [`EntryRef::parse`]): not empty,
 /// at most 512 bytes, no control characters, no leading or trailing whitespace, and not ending
 /// in `@` and a number (which references read as a version). `context` prefixes the error.
 pub fn validate_name_for_new_entry(name: &str, context: &str) -> Result<()> {
