@@ -361,7 +361,7 @@ impl TaskDb {
     }
     fn rw(&self, op: &'static str) -> Result<&redb::Database> {
         match &self.db {
-            Db::Rw(d) => Ok(d),
+            Db::Rw(d) => Ok(&**d),
             Db::Ro(_) => Err(Error::ReadOnly {
                 path: self.path.clone(),
                 op,
