@@ -183,7 +183,9 @@ fn probe(path: &Path) -> Result<()> {
         }
     };
     let txn = db.begin_read()?;
-    if read_meta(&txn, path)?.is_none() && has_foreign_tables(&txn)? {
+    let meta = crate::error::contain("table meta", || read_meta(&txn, path))?;
+    if meta.is_none() && crate::error::contain("the table directory", || has_foreign_tables(&txn))?
+    {
         return Err(Error::NotTaskDb {
             path: path.to_path_buf(),
             reason: "a redb file without taskdb tables".into(),
