@@ -9,7 +9,7 @@ use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransacti
 use serde::Serialize;
 
 use crate::entry::{Embedding, Entry, EntryId, EntryRef, EntrySummary, Kind, NewEntry, Provenance};
-use crate::error::{Error, Result};
+use crate::error::{contain, contain_at, Error, Result};
 use crate::index::{persist, IndexParams, SpaceIndex};
 use crate::query::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};
 use crate::space::{EmbeddingKind, Space, SpaceDef, SpaceId, SpaceRef};
@@ -72,7 +72,20 @@ impl Catalog {
         }
     }
 
+    /// `r` itself, or, when `r` reads `name@N` and a stored name is exactly that string (a
+    /// name an older taskdb accepted), the latest version of that name: an exact name wins.
+    fn exact(&self, r: &EntryRef) -> EntryRef {
+        if r.version.is_some() {
+            let whole = r.to_string();
+            if self.names.contains_key(&whole) {
+                return EntryRef::latest(whole);
+            }
+        }
+        r.clone()
+    }
+
     fn resolve(&self, r: &EntryRef) -> Result<EntryId> {
+        let r = &self.exact(r);
         let versions = self.names.get(&r.name).ok_or_else(|| Error::NotFound {
             what: format!("entry {:?}", r.name),
         })?;
@@ -270,10 +283,10 @@ impl TaskDb {
         let (db, _created) = store::open_db(&path, opts.read_only, true)?;
         let meta = {
             let txn = db.begin_read()?;
-            match store::read_meta(&txn, &path)? {
+            match contain("table meta", || store::read_meta(&txn, &path))? {
                 Some(m) => m,
                 None => {
-                    if store::has_foreign_tables(&txn)? {
+                    if contain("the table directory", || store::has_foreign_tables(&txn))? {
                         return Err(Error::NotTaskDb {
                             path,
                             reason: "a redb file without taskdb tables".into(),
@@ -348,7 +361,7 @@ impl TaskDb {
     }
     fn rw(&self, op: &'static str) -> Result<&redb::Database> {
         match &self.db {
-            Db::Rw(d) => Ok(d),
+            Db::Rw(d) => Ok(&**d),
             Db::Ro(_) => Err(Error::ReadOnly {
                 path: self.path.clone(),
                 op,
@@ -380,6 +393,19 @@ impl TaskDb {
         }
         // 2. Write under the state lock, so readers never see the store ahead of the index.
         let mut st = self.write()?;
+        contain(
+            "tables names, name_seq, spaces, space_names or vectors",
+            || self.put_locked(db, &mut st, entries),
+        )
+    }
+
+    /// The transaction of [`TaskDb::put`], under the state lock.
+    fn put_locked(
+        &self,
+        db: &redb::Database,
+        st: &mut State,
+        entries: Vec<NewEntry>,
+    ) -> Result<Vec<EntryId>> {
         let txn = db.begin_write().map_err(st_err("starting a write"))?;
         let now = store::now_ms();
         let mut new_spaces: BTreeMap<SpaceId, Space> = BTreeMap::new();
@@ -606,12 +632,29 @@ impl TaskDb {
             for (sid, g) in space_gens {
                 st.catalog.space_gen.insert(sid, g);
                 if let Some(idx) = st.indexes.get_mut(&sid) {
-                    idx.insert(&per_space.remove(&sid).unwrap_or_default())?;
+                    // Committed: a graph that cannot take the new vectors becomes unusable
+                    // (queries scan exactly) instead of failing a write that has happened.
+                    let was_usable = idx.unusable.is_none();
+                    idx.insert(&per_space.remove(&sid).unwrap_or_default());
                     idx.generation = g;
+                    if let (true, Some(why)) = (was_usable, &idx.unusable) {
+                        let event = format!("unusable: {why}");
+                        st.index_events.insert(sid, event);
+                    }
                 }
             }
         }
         Ok(ids)
+    }
+
+    /// Parses an entry reference typed by a user (`name` or `name@N`), preferring an exact
+    /// stored name: where a name like `a@1` was stored (by a taskdb that allowed such names),
+    /// `a@1` means that entry, not version 1 of `a`.
+    pub fn entry_ref(&self, s: &str) -> Result<EntryRef> {
+        if self.read()?.catalog.names.contains_key(s) {
+            return Ok(EntryRef::latest(s));
+        }
+        EntryRef::parse(s)
     }
 
     /// Reads one entry with its vectors (checksums verified).
@@ -628,6 +671,19 @@ impl TaskDb {
     pub fn delete(&self, r: &EntryRef) -> Result<Vec<EntryId>> {
         let db = self.rw("delete")?;
         let mut st = self.write()?;
+        let r = &st.catalog.exact(r);
+        contain("tables entries or names", || {
+            self.delete_locked(db, &mut st, r)
+        })
+    }
+
+    /// The transaction of [`TaskDb::delete`], under the state lock.
+    fn delete_locked(
+        &self,
+        db: &redb::Database,
+        st: &mut State,
+        r: &EntryRef,
+    ) -> Result<Vec<EntryId>> {
         let ids: Vec<EntryId> = match r.version {
             Some(_) => vec![st.catalog.resolve(r)?],
             None => {
@@ -916,8 +972,9 @@ impl TaskDb {
         if candidates > exact_below && !filter.is_trivial() {
             candidates = points.iter().filter(|&&id| keep(id)).count();
         }
-        // Live centring moves every score: no graph (built on the frozen sketch) applies.
-        if candidates <= exact_below || live.is_some() {
+        // Live centring moves every score: no graph (built on the frozen sketch) applies. A
+        // space whose graph could not be built is always scanned exactly.
+        if candidates <= exact_below || live.is_some() || idx.unusable.is_some() {
             return brute(SearchPath::BruteForce);
         }
         // hnsw_rs's filtered search gives up its early exit and explores most of the graph, so
@@ -1030,7 +1087,7 @@ impl TaskDb {
                 continue;
             }
             let (count, digest) = catalog.digest(*sid);
-            if count == 0 {
+            if count == 0 || idx.unusable.is_some() {
                 persist::remove_space(&dir, *sid);
                 idx.dirty = false;
                 continue;
@@ -1063,42 +1120,44 @@ impl TaskDb {
         let Db::Rw(db) = &mut self.db else {
             unreachable!("checked by rw()")
         };
-        let txn = db.begin_write().map_err(st_err("starting a write"))?;
-        {
-            let mut ent_t = txn
-                .open_table(store::ENTRIES)
-                .map_err(se("opening entries"))?;
-            let mut vec_t = txn
-                .open_table(store::VECTORS)
-                .map_err(se("opening vectors"))?;
-            let mut gen_t = txn
-                .open_table(store::SPACE_GEN)
-                .map_err(se("opening spaces"))?;
-            for id in &dead {
-                let e = &st.catalog.entries[id];
-                for v in &e.vectors {
-                    vec_t
-                        .remove((*id, v.method.as_str()))
-                        .map_err(se("removing vector"))?;
+        contain("tables entries, vectors or space_gen", || {
+            let txn = db.begin_write().map_err(st_err("starting a write"))?;
+            {
+                let mut ent_t = txn
+                    .open_table(store::ENTRIES)
+                    .map_err(se("opening entries"))?;
+                let mut vec_t = txn
+                    .open_table(store::VECTORS)
+                    .map_err(se("opening vectors"))?;
+                let mut gen_t = txn
+                    .open_table(store::SPACE_GEN)
+                    .map_err(se("opening spaces"))?;
+                for id in &dead {
+                    let e = &st.catalog.entries[id];
+                    for v in &e.vectors {
+                        vec_t
+                            .remove((*id, v.method.as_str()))
+                            .map_err(se("removing vector"))?;
+                    }
+                    ent_t.remove(*id).map_err(se("removing entry"))?;
                 }
-                ent_t.remove(*id).map_err(se("removing entry"))?;
+                for sid in st.catalog.spaces.keys() {
+                    let g = gen_t
+                        .get(*sid)
+                        .map_err(se("reading space generation"))?
+                        .map(|g| g.value())
+                        .unwrap_or(0)
+                        + 1;
+                    gen_t
+                        .insert(*sid, g)
+                        .map_err(se("writing space generation"))?;
+                    st.catalog.space_gen.insert(*sid, g);
+                }
+                drop((ent_t, vec_t, gen_t));
+                bump_generation(&txn)?;
             }
-            for sid in st.catalog.spaces.keys() {
-                let g = gen_t
-                    .get(*sid)
-                    .map_err(se("reading space generation"))?
-                    .map(|g| g.value())
-                    .unwrap_or(0)
-                    + 1;
-                gen_t
-                    .insert(*sid, g)
-                    .map_err(se("writing space generation"))?;
-                st.catalog.space_gen.insert(*sid, g);
-            }
-            drop((ent_t, vec_t, gen_t));
-            bump_generation(&txn)?;
-        }
-        txn.commit().map_err(se("committing"))?;
+            txn.commit().map_err(se("committing"))
+        })?;
         st.meta.generation += 1;
         for id in &dead {
             if let Some(e) = st.catalog.entries.remove(id) {
@@ -1113,16 +1172,22 @@ impl TaskDb {
         let txn = self.db.begin_read()?;
         let sids: Vec<SpaceId> = st.catalog.spaces.keys().copied().collect();
         for sid in sids {
-            let idx = rebuild_space(&txn, st, sid, &self.params)?;
+            let idx = rebuild_space(&txn, st, sid, &self.params);
+            let event = match &idx.unusable {
+                Some(why) => format!("unusable: {why}"),
+                None => "rebuilt: compact".into(),
+            };
             st.indexes.insert(sid, idx);
-            st.index_events.insert(sid, "rebuilt: compact".into());
+            st.index_events.insert(sid, event);
         }
         drop(txn);
         let Db::Rw(db) = &mut self.db else {
             unreachable!("checked by rw()")
         };
         let before = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        db.compact().map_err(se("compacting the redb file"))?;
+        contain("the redb file (compaction)", || {
+            db.compact().map_err(se("compacting the redb file"))
+        })?;
         let after = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         self.flush()?;
         Ok(CompactReport {
@@ -1135,103 +1200,143 @@ impl TaskDb {
     /// Verifies redb integrity (writable opens only), every record and vector checksum, the
     /// name index, and that each space's graph holds exactly the store's vectors.
     pub fn check(&mut self) -> Result<CheckReport> {
+        // Every read of the store runs contained: a panic of the storage layer (a damaged text
+        // key or value) becomes a problem naming the table, and the other checks still run.
+        let mut problems = Vec::new();
         let redb_integrity = match &mut self.db {
-            Db::Rw(d) => Some(d.check_integrity().map_err(se("checking redb integrity"))?),
+            Db::Rw(d) => match contain("the redb file (integrity check)", || {
+                d.check_integrity().map_err(se("checking redb integrity"))
+            }) {
+                Ok(ok) => Some(ok),
+                Err(e @ Error::Corrupt { .. }) => {
+                    problems.push(e.to_string());
+                    Some(false)
+                }
+                Err(e) => return Err(e),
+            },
             Db::Ro(_) => None,
         };
         let st = self.state.get_mut().map_err(|_| poisoned())?;
-        let mut problems = Vec::new();
         let txn = self.db.begin_read()?;
-        let ent_t = txn
-            .open_table(store::ENTRIES)
-            .map_err(se("opening entries"))?;
-        let vec_t = txn
-            .open_table(store::VECTORS)
-            .map_err(se("opening vectors"))?;
-        let names_t = txn.open_table(store::NAMES).map_err(se("opening names"))?;
         let mut entries_checked = 0u64;
         let mut vectors_checked = 0u64;
         let mut space_ids: HashMap<SpaceId, BTreeSet<EntryId>> = HashMap::new();
-        for row in ent_t.iter().map_err(se("reading entries"))? {
-            let (k, v) = row.map_err(se("reading entries"))?;
-            let id = k.value();
-            entries_checked += 1;
-            let rec = match codec::decode_entry(id, v.value()) {
-                Ok(r) => r,
-                Err(e) => {
-                    problems.push(e.to_string());
-                    continue;
-                }
-            };
-            if let Err(e) = rec.kind(id) {
-                problems.push(e.to_string());
-            }
-            if rec.deleted_at_ms.is_none() {
-                match names_t.get((rec.name.as_str(), rec.version)) {
-                    Ok(Some(g)) if g.value() == id => {}
-                    _ => problems.push(format!(
-                        "entry {id} ({}@{}) is missing from the name index",
-                        rec.name, rec.version
-                    )),
-                }
-            }
-            for vm in &rec.vectors {
-                let what = || {
-                    format!(
-                        "vector of entry {id} ({}), method {:?}",
-                        rec.name, vm.method
-                    )
-                };
-                match vec_t.get((id, vm.method.as_str())) {
-                    Ok(Some(g)) => match codec::decode_vector(g.value(), what) {
-                        Ok((emb, crc)) => {
-                            vectors_checked += 1;
-                            if crc != vm.crc {
-                                problems.push(format!(
-                                    "{}: checksum differs from the entry record",
-                                    what()
-                                ));
-                            }
-                            match st.catalog.spaces.get(&vm.space) {
-                                Some(s) => {
-                                    if let Err(e) = s.check(&emb, &what()) {
-                                        problems.push(e.to_string());
+        let at = std::cell::Cell::new("entries");
+        let scanned = contain_at(
+            || format!("table {}", at.get()),
+            || {
+                let ent_t = txn
+                    .open_table(store::ENTRIES)
+                    .map_err(se("opening entries"))?;
+                let vec_t = txn
+                    .open_table(store::VECTORS)
+                    .map_err(se("opening vectors"))?;
+                let names_t = txn.open_table(store::NAMES).map_err(se("opening names"))?;
+                for row in ent_t.iter().map_err(se("reading entries"))? {
+                    let (k, v) = row.map_err(se("reading entries"))?;
+                    let id = k.value();
+                    entries_checked += 1;
+                    let rec = match codec::decode_entry(id, v.value()) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            problems.push(e.to_string());
+                            continue;
+                        }
+                    };
+                    if let Err(e) = rec.kind(id) {
+                        problems.push(e.to_string());
+                    }
+                    if rec.deleted_at_ms.is_none() {
+                        at.set("names");
+                        match names_t.get((rec.name.as_str(), rec.version)) {
+                            Ok(Some(g)) if g.value() == id => {}
+                            _ => problems.push(format!(
+                                "entry {id} ({}@{}) is missing from the name index",
+                                rec.name, rec.version
+                            )),
+                        }
+                        at.set("entries");
+                    }
+                    for vm in &rec.vectors {
+                        let what = || {
+                            format!(
+                                "vector of entry {id} ({}), method {:?}",
+                                rec.name, vm.method
+                            )
+                        };
+                        at.set("vectors");
+                        let got = vec_t.get((id, vm.method.as_str()));
+                        match got {
+                            Ok(Some(g)) => match codec::decode_vector(g.value(), what) {
+                                Ok((emb, crc)) => {
+                                    vectors_checked += 1;
+                                    if crc != vm.crc {
+                                        problems.push(format!(
+                                            "{}: checksum differs from the entry record",
+                                            what()
+                                        ));
                                     }
-                                    // The cached exact-scoring constants are derived: recompute.
-                                    match s.prep(&emb) {
-                                        Ok(p) if prep_matches(p, vm.prep) => {}
-                                        Ok(_) => problems.push(format!(
+                                    match st.catalog.spaces.get(&vm.space) {
+                                        Some(s) => {
+                                            if let Err(e) = s.check(&emb, &what()) {
+                                                problems.push(e.to_string());
+                                            }
+                                            // The cached exact-scoring constants are derived: recompute.
+                                            match s.prep(&emb) {
+                                                Ok(p) if prep_matches(p, vm.prep) => {}
+                                                Ok(_) => problems.push(format!(
                                             "{}: cached scoring constants disagree with the vector",
                                             what()
                                         )),
-                                        Err(e) => problems.push(e.to_string()),
+                                                Err(e) => problems.push(e.to_string()),
+                                            }
+                                        }
+                                        None => problems.push(format!(
+                                            "{}: unknown space {}",
+                                            what(),
+                                            vm.space
+                                        )),
                                     }
                                 }
-                                None => {
-                                    problems.push(format!("{}: unknown space {}", what(), vm.space))
-                                }
-                            }
+                                Err(e) => problems.push(e.to_string()),
+                            },
+                            Ok(None) => problems.push(format!("{}: missing", what())),
+                            Err(e) => problems.push(format!("{}: {e}", what())),
                         }
-                        Err(e) => problems.push(e.to_string()),
-                    },
-                    Ok(None) => problems.push(format!("{}: missing", what())),
-                    Err(e) => problems.push(format!("{}: {e}", what())),
+                        at.set("entries");
+                        space_ids.entry(vm.space).or_default().insert(id);
+                    }
                 }
-                space_ids.entry(vm.space).or_default().insert(id);
-            }
-        }
-        let n_names = names_t.len().map_err(se("reading names"))?;
-        let live_versions: usize = st.catalog.names.values().map(|m| m.len()).sum();
-        if n_names as usize != live_versions {
-            problems.push(format!(
+                at.set("names");
+                let n_names = names_t.len().map_err(se("reading names"))?;
+                let live_versions: usize = st.catalog.names.values().map(|m| m.len()).sum();
+                if n_names as usize != live_versions {
+                    problems.push(format!(
                 "name index has {n_names} rows but {live_versions} live versions are stored"
             ));
+                }
+                Ok(())
+            },
+        );
+        let scanned_all = scanned.is_ok();
+        if let Err(e) = scanned {
+            problems.push(e.to_string());
         }
         let mut spaces_checked = 0;
-        for (sid, idx) in &st.indexes {
+        // (Graphs are compared with the store only when the whole store could be read.)
+        for (sid, idx) in st.indexes.iter().filter(|_| scanned_all) {
             spaces_checked += 1;
-            let in_graph = SpaceIndex::graph_ids(&idx.graph);
             let in_store = space_ids.remove(sid).unwrap_or_default();
+            if let Some(why) = &idx.unusable {
+                problems.push(format!(
+                    "space {sid} ({}): its graph could not be built ({why}); knn scans the \
+                     space exactly until a rebuild succeeds (`taskdb compact`, or the next open \
+                     after the entry named above is removed with `taskdb rm`)",
+                    idx.space.def.name
+                ));
+                continue;
+            }
+            let in_graph = SpaceIndex::graph_ids(&idx.graph);
             let in_store: std::collections::HashSet<EntryId> = in_store.into_iter().collect();
             if in_graph != in_store || idx.points != in_store {
                 let missing = in_store.difference(&in_graph).count();
@@ -1242,7 +1347,7 @@ impl TaskDb {
                 ));
             }
         }
-        for sid in space_ids.keys() {
+        for sid in space_ids.keys().filter(|_| scanned_all) {
             problems.push(format!("space {sid} has vectors but no index"));
         }
         // Frozen space statistics (references are verified through the scorer above; the
@@ -1369,25 +1474,36 @@ fn bump_generation(txn: &WriteTransaction) -> Result<()> {
 
 fn load_catalog(txn: &ReadTransaction) -> Result<Catalog> {
     let mut c = Catalog::default();
-    let sp_t = txn
-        .open_table(store::SPACES)
-        .map_err(se("opening spaces"))?;
-    for row in sp_t.iter().map_err(se("reading spaces"))? {
-        let (k, v) = row.map_err(se("reading spaces"))?;
-        let s: Space = serde_json::from_str(v.value()).map_err(|e| Error::Corrupt {
-            what: format!("space {}", k.value()),
-            detail: e.to_string(),
-        })?;
-        c.space_by_name.insert(s.def.name.clone(), s.id);
-        c.spaces.insert(s.id, s);
-    }
-    let gen_t = txn
-        .open_table(store::SPACE_GEN)
-        .map_err(se("opening spaces"))?;
-    for row in gen_t.iter().map_err(se("reading spaces"))? {
-        let (k, v) = row.map_err(se("reading spaces"))?;
-        c.space_gen.insert(k.value(), v.value());
-    }
+    contain("table spaces", || {
+        let sp_t = txn
+            .open_table(store::SPACES)
+            .map_err(se("opening spaces"))?;
+        for row in sp_t.iter().map_err(se("reading spaces"))? {
+            let (k, v) = row.map_err(se("reading spaces"))?;
+            let s: Space = serde_json::from_str(v.value()).map_err(|e| Error::Corrupt {
+                what: format!("space {}", k.value()),
+                detail: e.to_string(),
+            })?;
+            c.space_by_name.insert(s.def.name.clone(), s.id);
+            c.spaces.insert(s.id, s);
+        }
+        Ok(())
+    })?;
+    contain("table space_gen", || {
+        let gen_t = txn
+            .open_table(store::SPACE_GEN)
+            .map_err(se("opening spaces"))?;
+        for row in gen_t.iter().map_err(se("reading spaces"))? {
+            let (k, v) = row.map_err(se("reading spaces"))?;
+            c.space_gen.insert(k.value(), v.value());
+        }
+        Ok(())
+    })?;
+    contain("table entries", || load_entries(txn, &mut c))?;
+    Ok(c)
+}
+
+fn load_entries(txn: &ReadTransaction, c: &mut Catalog) -> Result<()> {
     let ent_t = txn
         .open_table(store::ENTRIES)
         .map_err(se("opening entries"))?;
@@ -1409,7 +1525,7 @@ fn load_catalog(txn: &ReadTransaction) -> Result<Catalog> {
             },
         );
     }
-    Ok(c)
+    Ok(())
 }
 
 /// Whether recomputed scoring constants equal the stored ones (to rounding).
@@ -1424,6 +1540,10 @@ fn prep_matches(a: Option<(f64, f64)>, b: Option<(f64, f64)>) -> bool {
 }
 
 fn read_vector(txn: &ReadTransaction, id: EntryId, method: &str) -> Result<Embedding> {
+    contain("table vectors", || read_vector_unguarded(txn, id, method))
+}
+
+fn read_vector_unguarded(txn: &ReadTransaction, id: EntryId, method: &str) -> Result<Embedding> {
     let t = txn
         .open_table(store::VECTORS)
         .map_err(se("opening vectors"))?;
@@ -1444,15 +1564,15 @@ fn read_entry(txn: &ReadTransaction, c: &Catalog, id: EntryId) -> Result<Entry> 
     let t = txn
         .open_table(store::ENTRIES)
         .map_err(se("opening entries"))?;
-    let rec = {
+    let rec = contain("table entries", || {
         let g = t
             .get(id)
             .map_err(se("reading entry"))?
             .ok_or_else(|| Error::NotFound {
                 what: format!("entry id {id}"),
             })?;
-        codec::decode_entry(id, g.value())?
-    };
+        codec::decode_entry(id, g.value())
+    })?;
     let mut vectors = BTreeMap::new();
     for vm in &rec.vectors {
         vectors.insert(
@@ -1494,16 +1614,20 @@ fn space_items(
     Ok(items)
 }
 
+/// Rebuilds a space's graph from the store. Never fails: when a vector cannot be read or
+/// indexed, or the graph cannot be built, the index is unusable (exact scan only) and says why.
 fn rebuild_space(
     txn: &ReadTransaction,
     st: &State,
     sid: SpaceId,
     params: &IndexParams,
-) -> Result<SpaceIndex> {
+) -> SpaceIndex {
     let space = st.catalog.spaces[&sid].clone();
-    let items = space_items(txn, &st.catalog, sid)?;
     let gen = st.catalog.space_gen.get(&sid).copied().unwrap_or(0);
-    SpaceIndex::build(space, params, &items, gen)
+    match space_items(txn, &st.catalog, sid) {
+        Ok(items) => SpaceIndex::build(space, params, &items, gen),
+        Err(e) => SpaceIndex::unusable(space, params, gen, e.to_string()),
+    }
 }
 
 fn open_space_index(
@@ -1543,13 +1667,18 @@ fn open_space_index(
                     points,
                     generation: gen,
                     dirty: false,
+                    unusable: None,
                 },
                 "loaded".into(),
             ))
         }
         Err(reason) => {
-            let idx = rebuild_space(txn, st, sid, params)?;
-            Ok((idx, format!("rebuilt: {reason}")))
+            let idx = rebuild_space(txn, st, sid, params);
+            let event = match &idx.unusable {
+                Some(why) => format!("unusable: {why}"),
+                None => format!("rebuilt: {reason}"),
+            };
+            Ok((idx, event))
         }
     }
 }

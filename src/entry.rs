@@ -115,7 +115,9 @@ impl Embedding {
         }
     }
 
-    /// Checks the value is finite and non-zero. `context` names the entry for the error.
+    /// Checks the value is finite and non-zero and, for dense vectors, that it has a unit
+    /// vector in f32 and is not made only of subnormal values (whose direction is rounding
+    /// noise). `context` names the entry for the error.
     pub fn validate(&self, context: &str) -> Result<()> {
         match self {
             Embedding::Dense(v) => {
@@ -128,11 +130,31 @@ impl Embedding {
                         format!("vector component {i} is {x}; only finite numbers are allowed"),
                     ));
                 }
-                let norm2: f64 = v.iter().map(|&x| (x as f64) * (x as f64)).sum();
-                if norm2 == 0.0 || !norm2.is_finite() || (norm2.sqrt() as f32) == 0.0 {
+                if v.iter().all(|&x| x == 0.0) {
                     return Err(Error::invalid(
                         context,
                         "zero vector: cosine similarity is undefined for it",
+                    ));
+                }
+                if crate::testing::unvalidated() {
+                    return Ok(());
+                }
+                if v.iter().all(|x| x.abs() < f32::MIN_POSITIVE) {
+                    return Err(Error::invalid(
+                        context,
+                        format!(
+                            "every component is below {:e} in magnitude (subnormal f32 values, \
+                             which keep too few significant bits for the vector's direction to \
+                             mean anything); scale the vector up (cosine similarity does not \
+                             depend on its length) or check how it was computed",
+                            f32::MIN_POSITIVE
+                        ),
+                    ));
+                }
+                if crate::unit::unit(v).is_none() {
+                    return Err(Error::invalid(
+                        context,
+                        "the vector cannot be normalised to a unit f32 vector",
                     ));
                 }
                 Ok(())
@@ -347,7 +369,10 @@ impl EntryRef {
         }
     }
     /// Parses `name` or `name@N`. Names containing `@` can be addressed as `name@N` with the
-    /// last `@` separating the version, when what follows it is a number.
+    /// last `@` separating the version, when what follows it is a number. New names may not
+    /// end in `@` and a number; for such a name stored by an older taskdb, the database
+    /// resolves a reference that is exactly a stored name to that name (see
+    /// [`crate::TaskDb::entry_ref`]).
     pub fn parse(s: &str) -> Result<EntryRef> {
         if let Some((n, v)) = s.rsplit_once('@') {
             if let Ok(v) = v.parse::<u32>() {
@@ -409,5 +434,28 @@ pub(crate) fn validate_name(name: &str, context: &str) -> Result<()> {
             "name has leading or trailing whitespace",
         ));
     }
+    // A name must read back as itself: `a@1` would be version 1 of `a` in every reference
+    // (`show`, `knn`, `rm`), so `rm a@1` would delete the wrong entry.
+    let reads_back =
+        matches!(EntryRef::parse(name), Ok(r) if r.version.is_none() && r.name == name);
+    if !reads_back && !crate::testing::unvalidated() {
+        let (base, version) = name.rsplit_once('@').unwrap_or((name, ""));
+        return Err(Error::invalid(
+            context,
+            format!(
+                "name {name:?} ends in '@' and a number, which taskdb reads as a version \
+                 (`{name}` means version {version} of {base:?} in `show`, `knn` and `rm`); \
+                 use another name, e.g. {:?}",
+                format!("{base}-{version}")
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// Checks that `name` can be the name of a new entry (see [`EntryRef::parse`]): not empty,
+/// at most 512 bytes, no control characters, no leading or trailing whitespace, and not ending
+/// in `@` and a number (which references read as a version). `context` prefixes the error.
+pub fn validate_name_for_new_entry(name: &str, context: &str) -> Result<()> {
+    validate_name(name, context)
 }

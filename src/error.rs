@@ -163,6 +163,57 @@ pub enum Error {
     Internal(String),
 }
 
+thread_local! {
+    static CONTAINED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether the current thread is inside a taskdb storage read or write that turns a panic of
+/// the storage layer into [`Error::Corrupt`] (redb unwraps the UTF-8 decoding of text keys
+/// and values, so a damaged byte in one panics). A host program's panic hook may stay quiet
+/// then: the panic's message is in the error that follows.
+pub fn panic_is_contained() -> bool {
+    CONTAINED.with(|c| c.get() > 0)
+}
+
+/// Runs `f`, an access to `what` (e.g. `table spaces`), turning a panic into
+/// [`Error::Corrupt`] naming it.
+pub(crate) fn contain<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    contain_at(|| what.to_string(), f)
+}
+
+/// [`contain`], with `what` computed after a panic (so that it can say how far `f` got).
+pub(crate) fn contain_at<T>(
+    what: impl FnOnce() -> String,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    struct Depth;
+    impl Drop for Depth {
+        fn drop(&mut self) {
+            CONTAINED.with(|c| c.set(c.get().saturating_sub(1)));
+        }
+    }
+    CONTAINED.with(|c| c.set(c.get() + 1));
+    let depth = Depth;
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    drop(depth);
+    r.unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(Error::Corrupt {
+            what: what(),
+            detail: format!(
+                "the storage layer failed reading it ({msg}): the database file is damaged \
+                 there; restore it from a backup, or import or ingest the entries again into \
+                 a new database (where the database still opens, `taskdb check` lists the \
+                 damage it finds)"
+            ),
+        })
+    })
+}
+
 impl Error {
     /// The process exit code the CLI uses for this error (see [`exit`]).
     pub fn exit_code(&self) -> i32 {

@@ -34,11 +34,14 @@ mod reflib;
 pub mod space;
 mod spread;
 mod store;
+#[doc(hidden)]
+pub mod testing;
+mod unit;
 
 pub use db::{CheckReport, CompactReport, OpenOptions, SpaceStats, Stats, TaskDb, DEFAULT_METHOD};
 pub use entry::{
-    Embedding, Entry, EntryId, EntryRef, EntrySummary, Kind, LowRank, NewEntry, NewVector,
-    Provenance,
+    validate_name_for_new_entry, Embedding, Entry, EntryId, EntryRef, EntrySummary, Kind, LowRank,
+    NewEntry, NewVector, Provenance,
 };
 pub use error::{Error, Result};
 pub use index::IndexParams;

@@ -16,6 +16,7 @@ use taskdb_methods::{
 
 use crate::entry::Embedding;
 use crate::error::{Error, Result};
+use crate::unit;
 
 /// Identifier of a space in one database.
 pub type SpaceId = u32;
@@ -475,6 +476,22 @@ impl Space {
         }
     }
 
+    /// The unit vector of a dense value of this space (see [`crate::unit`]).
+    fn unit_of(&self, v: &[f32]) -> Result<Vec<f32>> {
+        unit::unit(v).ok_or_else(|| self.not_normalisable())
+    }
+
+    /// The error for a stored dense vector without a unit vector (zero or not finite: only a
+    /// damaged or foreign database holds one; `check` names it, `rm` removes it).
+    fn not_normalisable(&self) -> Error {
+        Error::Corrupt {
+            what: format!("a vector of space {:?}", self.def.name),
+            detail: "it is zero or not finite, so it has no direction; `taskdb check` names \
+                     the entry, `taskdb rm` removes it"
+                .into(),
+        }
+    }
+
     /// The vector inserted into the HNSW graph for `e` (dense: L2-normalised, scaled by
     /// [`INDEX_SCALE`]). `e` must have passed [`Space::check`].
     ///
@@ -489,11 +506,11 @@ impl Space {
             return Ok(z.iter().map(|x| x * INDEX_SCALE).collect());
         }
         match e {
-            Embedding::Dense(v) => {
-                let n = norm(v);
-                let s = INDEX_SCALE / n;
-                Ok(v.iter().map(|x| x * s).collect())
-            }
+            Embedding::Dense(v) => Ok(self
+                .unit_of(v)?
+                .into_iter()
+                .map(|x| x * INDEX_SCALE)
+                .collect()),
             Embedding::LowRank(_) => Err(Error::Internal(format!(
                 "low-rank value in non-task space {:?}",
                 self.def.name
@@ -509,10 +526,7 @@ impl Space {
             return Ok(Prepared::Task(Box::new(p)));
         }
         match q {
-            Embedding::Dense(v) => {
-                let n = norm(v);
-                Ok(Prepared::Dense(v.iter().map(|x| x / n).collect()))
-            }
+            Embedding::Dense(v) => Ok(Prepared::Dense(self.unit_of(v)?)),
             Embedding::LowRank(_) => Err(Error::Internal(format!(
                 "low-rank value in non-task space {:?}",
                 self.def.name
@@ -553,10 +567,10 @@ impl Space {
                 let c = q.cosine(&other).map_err(method_err(&self.def.name))?;
                 Ok((c as f32).clamp(-1.0, 1.0))
             }
-            (Prepared::Dense(q), Embedding::Dense(x)) => {
-                let n = norm(x);
-                Ok((dot(q, x) / n).clamp(-1.0, 1.0))
-            }
+            (Prepared::Dense(q), Embedding::Dense(x)) => match unit::cosine_unit(q, x) {
+                Some(c) => Ok((c as f32).clamp(-1.0, 1.0)),
+                None => Err(self.not_normalisable()),
+            },
             (Prepared::Dense(_), Embedding::LowRank(_)) => Err(Error::Internal(format!(
                 "low-rank value in dense space {:?}",
                 self.def.name
@@ -572,41 +586,4 @@ pub enum Prepared {
     Dense(Vec<f32>),
     /// A task-space query with its exact-scoring constants.
     Task(Box<methods::Prepared>),
-}
-
-/// Dot product in f32 with eight independent accumulators (auto-vectorises).
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
-}
-
-pub(crate) fn norm(v: &[f32]) -> f32 {
-    let n = dot(v, v).sqrt();
-    if n > 0.0 && n.is_finite() {
-        n
-    } else {
-        // Only reachable for vectors that failed validation; keep the maths finite.
-        let n64: f64 = v
-            .iter()
-            .map(|&x| (x as f64) * (x as f64))
-            .sum::<f64>()
-            .sqrt();
-        if n64 > 0.0 {
-            n64 as f32
-        } else {
-            1.0
-        }
-    }
 }

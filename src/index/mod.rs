@@ -61,6 +61,10 @@ pub(crate) struct SpaceIndex {
     pub generation: u64,
     /// True when the graph differs from the persisted file.
     pub dirty: bool,
+    /// Why the graph could not be built or updated (an insertion failed or panicked), if it
+    /// could not: the space is then searched by exact scan only, and its graph is neither
+    /// used nor persisted until a rebuild (the next open or `compact`) succeeds.
+    pub unusable: Option<String>,
 }
 
 pub(crate) fn new_graph(params: &IndexParams, capacity: usize) -> Graph {
@@ -82,46 +86,102 @@ impl SpaceIndex {
             points: HashSet::new(),
             generation,
             dirty: true,
+            unusable: None,
         }
     }
 
-    /// Builds a graph from scratch (parallel insertion).
+    /// An index that could not be built, for `reason`: no graph, exact scan only.
+    pub fn unusable(
+        space: Space,
+        params: &IndexParams,
+        generation: u64,
+        reason: String,
+    ) -> SpaceIndex {
+        SpaceIndex {
+            unusable: Some(reason),
+            ..SpaceIndex::empty(space, params, generation)
+        }
+    }
+
+    /// Builds a graph from scratch (parallel insertion). Never fails: when a vector cannot be
+    /// indexed or the insertion panics, the index is [`SpaceIndex::unusable`].
     pub fn build(
         space: Space,
         params: &IndexParams,
         items: &[(EntryId, Embedding)],
         generation: u64,
-    ) -> Result<SpaceIndex> {
-        let graph = new_graph(params, items.len());
+    ) -> SpaceIndex {
+        match Self::try_build(&space, params, items) {
+            Ok(graph) => SpaceIndex {
+                space,
+                graph,
+                points: items.iter().map(|(id, _)| *id).collect(),
+                generation,
+                dirty: true,
+                unusable: None,
+            },
+            Err(e) => SpaceIndex::unusable(space, params, generation, e.to_string()),
+        }
+    }
+
+    fn try_build(
+        space: &Space,
+        params: &IndexParams,
+        items: &[(EntryId, Embedding)],
+    ) -> Result<Graph> {
         use rayon::prelude::*;
         let vecs: Vec<(Vec<f32>, usize)> = items
             .par_iter()
-            .map(|(id, e)| Ok((space.index_vector(e)?, *id as usize)))
+            .map(|(id, e)| {
+                let v = space
+                    .index_vector(e)
+                    .map_err(|e| Error::Internal(format!("entry {id} cannot be indexed: {e}")))?;
+                Ok((v, *id as usize))
+            })
             .collect::<Result<_>>()?;
         let refs: Vec<(&Vec<f32>, usize)> = vecs.iter().map(|(v, id)| (v, *id)).collect();
-        catch_unwind(AssertUnwindSafe(|| graph.parallel_insert(&refs)))
-            .map_err(|_| Error::Internal("HNSW insertion panicked".into()))?;
-        Ok(SpaceIndex {
-            space,
-            graph,
-            points: items.iter().map(|(id, _)| *id).collect(),
-            generation,
-            dirty: true,
-        })
+        // Built in its own scope so that a panic leaves no half-built graph behind.
+        catch_unwind(AssertUnwindSafe(|| {
+            let graph = new_graph(params, items.len());
+            crate::testing::maybe_panic_in_graph_insert();
+            graph.parallel_insert(&refs);
+            graph
+        }))
+        .map_err(|p| Error::Internal(format!("HNSW insertion panicked: {}", panic_text(&p))))
     }
 
-    /// Inserts points (already validated against the space).
-    pub fn insert(&mut self, items: &[(EntryId, Embedding)]) -> Result<()> {
+    /// Inserts points (already validated against the space). Never fails: when a vector
+    /// cannot be indexed or the insertion panics, the index becomes unusable (exact scan only)
+    /// until it is rebuilt. Nothing is inserted into an unusable index.
+    pub fn insert(&mut self, items: &[(EntryId, Embedding)]) {
+        if self.unusable.is_some() {
+            return;
+        }
+        if let Err(e) = self.try_insert(items) {
+            self.unusable = Some(e.to_string());
+            self.points.clear();
+            self.dirty = true;
+        }
+    }
+
+    fn try_insert(&mut self, items: &[(EntryId, Embedding)]) -> Result<()> {
         let vecs: Vec<(Vec<f32>, usize)> = items
             .iter()
             .filter(|(id, _)| !self.points.contains(id))
-            .map(|(id, e)| Ok((self.space.index_vector(e)?, *id as usize)))
+            .map(|(id, e)| {
+                let v = self
+                    .space
+                    .index_vector(e)
+                    .map_err(|e| Error::Internal(format!("entry {id} cannot be indexed: {e}")))?;
+                Ok((v, *id as usize))
+            })
             .collect::<Result<_>>()?;
         if vecs.is_empty() {
             return Ok(());
         }
         let graph = &self.graph;
         catch_unwind(AssertUnwindSafe(|| {
+            crate::testing::maybe_panic_in_graph_insert();
             if vecs.len() >= 64 {
                 let refs: Vec<(&Vec<f32>, usize)> = vecs.iter().map(|(v, id)| (v, *id)).collect();
                 graph.parallel_insert(&refs);
@@ -131,7 +191,7 @@ impl SpaceIndex {
                 }
             }
         }))
-        .map_err(|_| Error::Internal("HNSW insertion panicked".into()))?;
+        .map_err(|p| Error::Internal(format!("HNSW insertion panicked: {}", panic_text(&p))))?;
         self.points
             .extend(vecs.iter().map(|(_, id)| *id as EntryId));
         self.dirty = true;
@@ -141,6 +201,11 @@ impl SpaceIndex {
     /// Candidate ids for `query` (an index vector), nearest first, unfiltered: tombstones
     /// included; the caller filters.
     pub fn search(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<EntryId>> {
+        if let Some(why) = &self.unusable {
+            return Err(Error::Internal(format!(
+                "search of an unusable graph ({why})"
+            )));
+        }
         if self.points.is_empty() {
             return Ok(Vec::new());
         }
@@ -160,4 +225,12 @@ impl SpaceIndex {
             .map(|p| p.get_origin_id() as EntryId)
             .collect()
     }
+}
+
+/// The message of a caught panic.
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into())
 }

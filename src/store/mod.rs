@@ -15,6 +15,7 @@
 
 pub(crate) mod codec;
 
+use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 
 use redb::{
@@ -38,9 +39,37 @@ pub(crate) const SPACE_NAMES: TableDefinition<&str, u32> = TableDefinition::new(
 pub(crate) const SPACE_GEN: TableDefinition<u32, u64> = TableDefinition::new("space_gen");
 
 /// A redb database opened read-write or read-only.
+///
+/// The database is dropped by hand, under `catch_unwind`: redb's drop (which records a clean
+/// shutdown in the file) can panic on a damaged file, for instance after a failed write.
 pub(crate) enum Db {
-    Rw(Database),
-    Ro(ReadOnlyDatabase),
+    Rw(ManuallyDrop<Database>),
+    Ro(ManuallyDrop<ReadOnlyDatabase>),
+}
+
+impl Db {
+    fn rw(d: Database) -> Db {
+        Db::Rw(ManuallyDrop::new(d))
+    }
+    fn ro(d: ReadOnlyDatabase) -> Db {
+        Db::Ro(ManuallyDrop::new(d))
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let _ = crate::error::contain("the redb file (closing it)", || {
+            // SAFETY: this is the only place the database is dropped, once, and it is not used
+            // afterwards (`self` is being dropped).
+            unsafe {
+                match self {
+                    Db::Rw(d) => ManuallyDrop::drop(d),
+                    Db::Ro(d) => ManuallyDrop::drop(d),
+                }
+            }
+            Ok(())
+        });
+    }
 }
 
 impl Db {
@@ -119,15 +148,15 @@ pub(crate) fn open_db(path: &Path, read_only: bool, create: bool) -> Result<(Db,
     }
     let guarded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if read_only {
-            builder.open_read_only(path).map(Db::Ro)
+            builder.open_read_only(path).map(Db::ro)
         } else if exists
             && std::fs::metadata(path)
                 .map(|m| m.len() > 0)
                 .unwrap_or(false)
         {
-            builder.open(path).map(Db::Rw)
+            builder.open(path).map(Db::rw)
         } else {
-            builder.create(path).map(Db::Rw)
+            builder.create(path).map(Db::rw)
         }
     }));
     match guarded {
@@ -144,7 +173,7 @@ pub(crate) fn open_db(path: &Path, read_only: bool, create: bool) -> Result<(Db,
 fn probe(path: &Path) -> Result<()> {
     let ro = std::panic::catch_unwind(|| Builder::new().open_read_only(path));
     let db = match ro {
-        Ok(Ok(db)) => Db::Ro(db),
+        Ok(Ok(db)) => Db::ro(db),
         Ok(Err(e)) => return Err(map_open_error(path, e)),
         Err(_) => {
             return Err(Error::NotTaskDb {
@@ -154,7 +183,9 @@ fn probe(path: &Path) -> Result<()> {
         }
     };
     let txn = db.begin_read()?;
-    if read_meta(&txn, path)?.is_none() && has_foreign_tables(&txn)? {
+    let meta = crate::error::contain("table meta", || read_meta(&txn, path))?;
+    if meta.is_none() && crate::error::contain("the table directory", || has_foreign_tables(&txn))?
+    {
         return Err(Error::NotTaskDb {
             path: path.to_path_buf(),
             reason: "a redb file without taskdb tables".into(),

@@ -2,7 +2,6 @@
 
 use clap::Args;
 use serde::Serialize;
-use taskdb::EntryRef;
 
 use crate::output;
 use crate::read::JsonArg;
@@ -17,7 +16,7 @@ pub struct RmArgs {
 
 pub fn rm(ctx: &Ctx, a: RmArgs) -> taskdb::Result<i32> {
     let db = ctx.open_existing_rw()?;
-    let ids = db.delete(&EntryRef::parse(&a.name)?)?;
+    let ids = db.delete(&db.entry_ref(&a.name)?)?;
     db.flush()?;
     println!("deleted {} version(s) of {}", ids.len(), a.name);
     Ok(0)

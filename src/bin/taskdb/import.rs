@@ -2,7 +2,12 @@
 //! `{"name", "kind", "space", "vector", "tags"?, "provenance"?, "method"?}`.
 //!
 //! Two passes: the whole file is validated first (so a bad line changes nothing), then written
-//! in batches of `--batch-size`, each batch one transaction. After each commit a line
+//! in batches of `--batch-size`, each batch one transaction.
+//!
+//! A line whose name exists makes a new version of that entry. When the new version would have
+//! another kind or another set of spaces than the latest one, the old version would silently
+//! drop out of knn in the spaces it leaves, so the line is refused unless `--replace` is given
+//! (and then a warning says what moved). After each commit a line
 //! `committed batch N (M entries)` goes to stderr (unless `--quiet`).
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,7 +17,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use taskdb::{Embedding, Error, Kind, NewEntry, NewVector, Provenance, SpaceRef, TaskDb};
+use taskdb::{
+    Embedding, EntryRef, Error, Kind, NewEntry, NewVector, Provenance, SpaceId, SpaceRef, TaskDb,
+};
 
 use crate::Ctx;
 
@@ -27,6 +34,11 @@ pub struct ImportArgs {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Allow a line to make a new version of an existing entry with another kind or in other
+    /// spaces than its latest version (that version then drops out of knn in the spaces it
+    /// leaves); without it such a line is refused.
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(Deserialize)]
@@ -119,6 +131,72 @@ fn sha256_file(file: &Path) -> taskdb::Result<(String, u64)> {
     Ok((hex::encode(h.finalize()), n))
 }
 
+/// When `e` would be a new version of an existing entry with another kind or another set of
+/// spaces: an error naming the line, the entry, what it is now and the flag, or (with
+/// `replace`) the warning to print. `None` for a new name or an ordinary new version.
+fn replaces(
+    db: &TaskDb,
+    space_names: &HashMap<SpaceId, String>,
+    e: &NewEntry,
+    space: &str,
+    line: &str,
+    replace: bool,
+) -> taskdb::Result<Option<String>> {
+    let old = match db.get(&EntryRef::latest(e.name.as_str())) {
+        Ok(old) => old,
+        Err(Error::NotFound { .. }) => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    let old_spaces: std::collections::BTreeSet<String> = old
+        .vectors
+        .values()
+        .map(|(sid, _)| {
+            space_names
+                .get(sid)
+                .cloned()
+                .unwrap_or_else(|| format!("#{sid}"))
+        })
+        .collect();
+    let same_spaces = old_spaces.len() == 1 && old_spaces.contains(space);
+    if old.kind == e.kind && same_spaces {
+        return Ok(None);
+    }
+    let quoted = |v: &mut dyn Iterator<Item = &String>| {
+        v.map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+    };
+    let plural = |n: usize| if n == 1 { "space" } else { "spaces" };
+    let was = format!(
+        "a {} in {} {}",
+        old.kind,
+        plural(old_spaces.len()),
+        quoted(&mut old_spaces.iter())
+    );
+    let would = format!("a {} in space {space:?}", e.kind);
+    let hidden = if same_spaces {
+        "changes its kind".to_string()
+    } else {
+        format!(
+            "hides the entry from knn in {}",
+            quoted(&mut old_spaces.iter().filter(|s| *s != space))
+        )
+    };
+    if replace {
+        return Ok(Some(format!(
+            "{line}: entry {:?} version {} was {was}; its new version is {would} (this {hidden})",
+            e.name, old.version
+        )));
+    }
+    Err(Error::invalid(
+        line,
+        format!(
+            "entry {:?} exists (version {}, {was}); this line would make its new version \
+             {would}, which {hidden}. Import it under another name, or pass --replace to make \
+             the new version anyway",
+            e.name, old.version
+        ),
+    ))
+}
+
 pub fn run(ctx: &Ctx, a: ImportArgs) -> taskdb::Result<i32> {
     let argv: Vec<String> = std::env::args().collect();
     let (sha, size) = sha256_file(&a.file)?;
@@ -127,6 +205,12 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> taskdb::Result<i32> {
     let mut dims: HashMap<String, (usize, String)> = HashMap::new();
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut count = 0usize;
+    let space_names: HashMap<SpaceId, String> = db
+        .spaces()?
+        .into_iter()
+        .map(|s| (s.id, s.def.name))
+        .collect();
+    let mut warnings = Vec::new();
     for (n, l) in lines(&a.file)? {
         let line = parse(&a.file, n, &l?)?;
         let space = line.space.clone();
@@ -139,6 +223,16 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> taskdb::Result<i32> {
                     e.name
                 ),
             ));
+        }
+        if let Some(w) = replaces(
+            &db,
+            &space_names,
+            &e,
+            &space,
+            &ctx_line(&a.file, n),
+            a.replace,
+        )? {
+            warnings.push(w);
         }
         let dim = e.vectors[0].embedding.dim();
         let expected = match dims.get(&space) {
@@ -173,6 +267,9 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> taskdb::Result<i32> {
             }
         }
         count += 1;
+    }
+    for w in &warnings {
+        eprintln!("warning: {w}");
     }
     // Pass 2: write in batches.
     let (sha2, _) = sha256_file(&a.file)?;

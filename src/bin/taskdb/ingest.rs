@@ -429,6 +429,7 @@ fn with_db<T>(
 pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
     match cmd {
         IngestCmd::Dataset(a) => {
+            taskdb::validate_name_for_new_entry(&a.name, "ingest dataset")?;
             let task = match a.task.as_str() {
                 "classification" => sources::TaskKind::Classification,
                 "regression" => sources::TaskKind::Regression,
@@ -449,6 +450,7 @@ pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
             report(ctx, &r, a.common.json)
         }
         IngestCmd::Model(a) => {
+            taskdb::validate_name_for_new_entry(&a.name, "ingest model")?;
             let verbalizers = if a.verbalizers.is_empty() {
                 None
             } else {

@@ -118,6 +118,14 @@ fn main() -> ExitCode {
     // grandchildren), out of reach of the terminal's Ctrl-C: on SIGINT/SIGTERM/SIGHUP/SIGQUIT
     // end them, then die of the signal as before.
     taskdb_sources::install_signal_cleanup();
+    // A panic of the storage layer on a damaged file is turned into a "corrupt" error (exit 7)
+    // that carries its message; the default hook's report of it would only confuse.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !taskdb::error::panic_is_contained() {
+            default_hook(info);
+        }
+    }));
     let cli = Cli::parse();
     // Commands that need no database.
     let res = match cli.command {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use clap::Args;
 use serde::Serialize;
-use taskdb::{Centring, Embedding, EntryRef, Filter, Kind, Query, SearchOptions};
+use taskdb::{Centring, Embedding, Filter, Kind, Query, SearchOptions};
 
 use crate::output::{self, parse_tag};
 use crate::Ctx;
@@ -152,7 +152,7 @@ struct ShowEntry {
 
 pub fn show(ctx: &Ctx, a: ShowArgs) -> taskdb::Result<i32> {
     let db = ctx.open_ro()?;
-    let e = db.get(&EntryRef::parse(&a.name)?)?;
+    let e = db.get(&db.entry_ref(&a.name)?)?;
     let spaces: BTreeMap<u32, String> = db
         .spaces()?
         .into_iter()
@@ -266,7 +266,7 @@ pub fn knn(ctx: &Ctx, a: KnnArgs) -> taskdb::Result<i32> {
             CentreArg::Live => Centring::Live,
         },
     };
-    let (hits, _) = db.nearest_with(&Query::Entry(EntryRef::parse(&a.name)?), a.k, &f, &opts)?;
+    let (hits, _) = db.nearest_with(&Query::Entry(db.entry_ref(&a.name)?), a.k, &f, &opts)?;
     if a.json {
         output::json(&hits)?;
     } else {

@@ -1,0 +1,53 @@
+//! Fault injection for taskdb's own reliability tests (`tests/reliability_*.rs`). Not part of
+//! the API: hidden from the docs, may change or go away in any release. Nothing here can be
+//! reached through the `taskdb` binary.
+//!
+//! * [`put_unvalidated`] writes entries skipping the checks of names and vectors that a
+//!   database written by an older taskdb (or by another program) may not have passed, so that
+//!   tests can build such a database and check that it still opens, is reported by `check`
+//!   and can be repaired.
+//! * [`set_graph_insert_panics`] makes every HNSW insertion panic (as hnsw_rs's assertions
+//!   do on a vector that is not unit length), to test that no command depends on a graph
+//!   being buildable.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::{EntryId, NewEntry, Result, TaskDb};
+
+thread_local! {
+    static UNVALIDATED: Cell<bool> = const { Cell::new(false) };
+}
+
+static GRAPH_INSERT_PANICS: AtomicBool = AtomicBool::new(false);
+
+/// Like [`TaskDb::put`], but without the name and vector checks added by issue 10 (on this
+/// thread only, for this call only).
+pub fn put_unvalidated(db: &TaskDb, entries: Vec<NewEntry>) -> Result<Vec<EntryId>> {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            UNVALIDATED.with(|c| c.set(false));
+        }
+    }
+    UNVALIDATED.with(|c| c.set(true));
+    let _reset = Reset;
+    db.put(entries)
+}
+
+/// Whether the current thread is inside [`put_unvalidated`].
+pub(crate) fn unvalidated() -> bool {
+    UNVALIDATED.with(|c| c.get())
+}
+
+/// Makes every HNSW insertion in this process panic (`true`) or behave (`false`).
+pub fn set_graph_insert_panics(on: bool) {
+    GRAPH_INSERT_PANICS.store(on, Ordering::SeqCst);
+}
+
+/// Panics when [`set_graph_insert_panics`] is on (called inside graph insertion).
+pub(crate) fn maybe_panic_in_graph_insert() {
+    if GRAPH_INSERT_PANICS.load(Ordering::SeqCst) {
+        panic!("injected HNSW insertion panic (taskdb::testing)");
+    }
+}
