@@ -553,21 +553,26 @@ impl Ingestor {
         Ok(value)
     }
 
-    /// Embeds the task in the space of each wanted method. `x_for(mode)` gives the task's
-    /// feature rows as a space featurising text pairs by `mode` sees them (asked once per
-    /// mode the spaces use).
+    /// Embeds the task in the space of each wanted method. `xs` holds the task's feature rows
+    /// per pair featurisation computed in advance; `x_for(mode)` computes (and the stage
+    /// "features…" times) a featurisation a space asks for that `xs` lacks.
     fn embed_all(
         &self,
         db: &TaskDb,
         methods_wanted: &[MethodKind],
         opts: &IngestOptions,
-        (x_for, has_pairs, y, what): (&mut XFor<'_>, bool, &methods::Targets, &str),
+        (xs, x_for, has_pairs, y, what): (
+            &mut FeatureSets,
+            &mut XFor<'_>,
+            bool,
+            &methods::Targets,
+            &str,
+        ),
         stages: &mut Stages,
         notes: &mut Vec<String>,
     ) -> Result<(Vec<NewVector>, serde_json::Value)> {
         let d = self.surrogate.dim();
         let mut probe_x = ProbeX::new();
-        let mut xs: BTreeMap<PairFeatures, Vec<f32>> = BTreeMap::new();
         let mut vectors = Vec::new();
         let mut details = serde_json::Map::new();
         for &m in methods_wanted {
@@ -586,11 +591,7 @@ impl Ingestor {
             let x = match xs.entry(mode) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(e) => {
-                    let stage = match mode {
-                        PairFeatures::Joint => "features",
-                        PairFeatures::AbsDiff => "features (pairs: absdiff)",
-                    };
-                    e.insert(stages.time(stage, || x_for(mode))?)
+                    e.insert(stages.time(features_stage(mode), || x_for(mode))?)
                 }
             };
             let f = methods::Features::new(x.len() / d, d, x).map_err(method_err(what))?;
@@ -619,7 +620,8 @@ impl Ingestor {
         Ok((vectors, serde_json::Value::Object(details)))
     }
 
-    /// Ingests a dataset file as a new entry (or a new version of `name`).
+    /// Ingests a dataset file as a new entry (or a new version of `name`):
+    /// [`Ingestor::prepare_dataset`] then [`Ingestor::write_dataset`].
     pub fn dataset(
         &self,
         db: &TaskDb,
@@ -628,19 +630,91 @@ impl Ingestor {
         dopts: &sources::DatasetOptions,
         opts: &IngestOptions,
     ) -> Result<IngestReport> {
+        let prepared = self.prepare_dataset(path, dopts, opts)?;
+        self.write_dataset(db, name, prepared, opts)
+    }
+
+    /// The slow half of a dataset ingestion, which needs no database: reads the file and
+    /// encodes its rows (through the feature cache) for the featurisations the default spaces
+    /// of `opts`'s methods use. Run it before opening the database for writing, so that readers
+    /// are not locked out while the surrogate works.
+    pub fn prepare_dataset(
+        &self,
+        path: &Path,
+        dopts: &sources::DatasetOptions,
+        opts: &IngestOptions,
+    ) -> Result<PreparedDataset> {
         let t0 = Instant::now();
         let mut stages = Stages(Vec::new());
-        let methods_wanted = if opts.methods.is_empty() {
-            MethodKind::ALL.to_vec()
-        } else {
-            opts.methods.clone()
-        };
         self.progress
             .stage(&format!("reading {}", path.display()), None);
         let ds: Dataset = stages.time("read", || {
             sources::read_dataset(path, dopts).map_err(Error::from)
         })?;
         self.progress.done();
+        let has_pairs = ds.rows.iter().any(|r| r.text_pair.is_some());
+        let mut modes = std::collections::BTreeSet::new();
+        for m in dataset_methods(opts) {
+            let params = opts
+                .params
+                .clone()
+                .unwrap_or_else(|| self.default_params(m));
+            modes.insert(match has_pairs {
+                true => params.pair_features(m),
+                false => PairFeatures::Joint,
+            });
+        }
+        let mut xs = FeatureSets::new();
+        let (mut cache, mut truncated) = (CacheStats::default(), 0);
+        {
+            let inputs: Vec<FeatureInput<'_>> = ds
+                .rows
+                .iter()
+                .map(|r| FeatureInput {
+                    text: &r.text,
+                    pair: r.text_pair.as_deref(),
+                })
+                .collect();
+            for mode in modes {
+                let (x, c, t) = stages.time(features_stage(mode), || {
+                    self.features_in(&inputs, mode, "dataset rows")
+                })?;
+                add_stats(&mut cache, c);
+                truncated += t;
+                xs.insert(mode, x);
+            }
+        }
+        Ok(PreparedDataset {
+            path: path.to_path_buf(),
+            ds,
+            xs,
+            cache,
+            truncated,
+            stages,
+            t0,
+        })
+    }
+
+    /// The quick half of a dataset ingestion: embeds a [`PreparedDataset`] in each method's
+    /// space of `db` (features a stored space needs that were not prepared are computed
+    /// here) and writes it as one entry in one transaction.
+    pub fn write_dataset(
+        &self,
+        db: &TaskDb,
+        name: &str,
+        prepared: PreparedDataset,
+        opts: &IngestOptions,
+    ) -> Result<IngestReport> {
+        let methods_wanted = dataset_methods(opts);
+        let PreparedDataset {
+            path,
+            ds,
+            mut xs,
+            mut cache,
+            mut truncated,
+            mut stages,
+            t0,
+        } = prepared;
         let inputs: Vec<FeatureInput<'_>> = ds
             .rows
             .iter()
@@ -650,13 +724,9 @@ impl Ingestor {
             })
             .collect();
         let has_pairs = inputs.iter().any(|i| i.pair.is_some());
-        let mut cache = CacheStats::default();
-        let mut truncated = 0;
         let mut x_for = |mode| {
             let (x, c, t) = self.features_in(&inputs, mode, "dataset rows")?;
-            cache.hits += c.hits;
-            cache.computed += c.computed;
-            cache.repaired += c.repaired;
+            add_stats(&mut cache, c);
             truncated += t;
             Ok(x)
         };
@@ -667,7 +737,7 @@ impl Ingestor {
             db,
             &methods_wanted,
             opts,
-            (&mut x_for, has_pairs, &y, &what),
+            (&mut xs, &mut x_for, has_pairs, &y, &what),
             &mut stages,
             &mut warnings,
         )?;
@@ -702,6 +772,8 @@ impl Ingestor {
 
     /// Ingests a black-box model: its predictions on U become the targets of a
     /// pseudo-dataset embedded exactly like a dataset (FUTE's model task embedding).
+    ///
+    /// [`Ingestor::prepare_model`] then [`Ingestor::write_model`].
     pub fn model(
         &self,
         db: &TaskDb,
@@ -709,6 +781,18 @@ impl Ingestor {
         source: &ModelSource,
         opts: &IngestOptions,
     ) -> Result<IngestReport> {
+        let prepared = self.prepare_model(source, opts)?;
+        self.write_model(db, name, source, prepared, opts)
+    }
+
+    /// The slow half of a model ingestion, which needs no database: U's features (through the
+    /// feature cache) and the model's run over U (up to its timeout). Run it before opening the
+    /// database for writing, so that readers are not locked out while the model works.
+    pub fn prepare_model(
+        &self,
+        source: &ModelSource,
+        opts: &IngestOptions,
+    ) -> Result<PreparedModel> {
         let t0 = Instant::now();
         let mut stages = Stages(Vec::new());
         if opts.methods.contains(&MethodKind::TextEmb) {
@@ -719,14 +803,6 @@ impl Ingestor {
                  or tuned",
             ));
         }
-        let methods_wanted: Vec<MethodKind> = if opts.methods.is_empty() {
-            MethodKind::ALL
-                .into_iter()
-                .filter(|m| m.uses_targets())
-                .collect()
-        } else {
-            opts.methods.clone()
-        };
         // Features first: a warm cache makes this milliseconds, and a broken surrogate should
         // fail before a slow model runs.
         let (ux, cache, truncated) = stages.time("features", || self.probe_features())?;
@@ -742,6 +818,43 @@ impl Ingestor {
             ModelSource::Onnx(c) => self.run_classifier(c),
         })?;
         self.progress.done();
+        Ok(PreparedModel {
+            outputs,
+            ux,
+            cache,
+            truncated,
+            stages,
+            t0,
+        })
+    }
+
+    /// The quick half of a model ingestion: embeds a [`PreparedModel`]'s predictions in each
+    /// method's space of `db` and writes them as one entry in one transaction. `source` must be
+    /// the one the predictions came from (it is recorded in the provenance).
+    pub fn write_model(
+        &self,
+        db: &TaskDb,
+        name: &str,
+        source: &ModelSource,
+        prepared: PreparedModel,
+        opts: &IngestOptions,
+    ) -> Result<IngestReport> {
+        let methods_wanted: Vec<MethodKind> = if opts.methods.is_empty() {
+            MethodKind::ALL
+                .into_iter()
+                .filter(|m| m.uses_targets())
+                .collect()
+        } else {
+            opts.methods.clone()
+        };
+        let PreparedModel {
+            outputs,
+            ux,
+            cache,
+            truncated,
+            mut stages,
+            t0,
+        } = prepared;
         let targets = sources::to_targets(&outputs, sources::ScoreKind::Probabilities)
             .map_err(Error::from)?;
         // Rows of U the model answered (verbalizer misses are left out).
@@ -776,6 +889,7 @@ impl Ingestor {
             &methods_wanted,
             opts,
             (
+                &mut FeatureSets::new(),
                 &mut x_for,
                 self.probe_mode(PairFeatures::AbsDiff) != PairFeatures::Joint,
                 &y,
@@ -1008,6 +1122,62 @@ pub fn space_name(
     };
     format!("{method}:{}:{}", short(surrogate_fp), short(probe_fp))
 }
+
+/// A dataset read and encoded by [`Ingestor::prepare_dataset`], to be written by
+/// [`Ingestor::write_dataset`] (holds the rows and their features; a few MB for 2,000 rows).
+pub struct PreparedDataset {
+    path: PathBuf,
+    ds: Dataset,
+    xs: FeatureSets,
+    cache: CacheStats,
+    truncated: usize,
+    stages: Stages,
+    t0: Instant,
+}
+
+impl PreparedDataset {
+    /// Rows read from the file and kept.
+    pub fn rows(&self) -> usize {
+        self.ds.rows.len()
+    }
+}
+
+/// A model's predictions on U and U's features, from [`Ingestor::prepare_model`], to be
+/// written by [`Ingestor::write_model`].
+pub struct PreparedModel {
+    outputs: ModelOutputs,
+    ux: Vec<f32>,
+    cache: CacheStats,
+    truncated: usize,
+    stages: Stages,
+    t0: Instant,
+}
+
+/// The methods a dataset ingestion computes: `opts.methods`, or all four.
+fn dataset_methods(opts: &IngestOptions) -> Vec<MethodKind> {
+    if opts.methods.is_empty() {
+        MethodKind::ALL.to_vec()
+    } else {
+        opts.methods.clone()
+    }
+}
+
+/// The stage name of computing features in a pair featurisation.
+fn features_stage(mode: PairFeatures) -> &'static str {
+    match mode {
+        PairFeatures::Joint => "features",
+        PairFeatures::AbsDiff => "features (pairs: absdiff)",
+    }
+}
+
+fn add_stats(acc: &mut CacheStats, c: CacheStats) {
+    acc.hits += c.hits;
+    acc.computed += c.computed;
+    acc.repaired += c.repaired;
+}
+
+/// Feature rows of a task per pair featurisation.
+type FeatureSets = BTreeMap<PairFeatures, Vec<f32>>;
 
 /// Feature rows of a task for a pair featurisation (see `Ingestor::embed_all`).
 type XFor<'a> = dyn FnMut(PairFeatures) -> Result<Vec<f32>> + 'a;

@@ -183,3 +183,72 @@ fn killing_taskdb_ends_the_models_process_group() {
         );
     }
 }
+
+/// Issue 10, defect 9: the database is opened for writing only for the commit, so while a
+/// model labels U (here: sleeps, then labels) another process can read the database.
+#[test]
+fn readers_are_not_locked_out_while_a_model_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("r.taskdb");
+    let tiny = [
+        "--surrogate".to_string(),
+        fx("surrogate/tiny"),
+        "--probe".to_string(),
+        fx("probe/probe_small.jsonl"),
+        "--quiet".to_string(),
+    ];
+    let run = |args: &[String]| -> Output {
+        Command::new(BIN)
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let mut a: Vec<String> = ["ingest", "dataset", "s"].map(String::from).to_vec();
+    a.push(fx("datasets/sentiment_a.jsonl"));
+    a.extend(tiny.iter().cloned());
+    let o = run(&a);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let model = format!("sleep 3; exec python3 {}", fx("models/sentiment_rule.py"));
+    let mut child = Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .args(["ingest", "model", "m", "--command", &model])
+        .args(&tiny)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the model should still be sleeping"
+    );
+    let t = Instant::now();
+    let o = run(&["list".to_string(), "--json".to_string()]);
+    assert!(
+        o.status.success(),
+        "list during a model's run: {:?} {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let listing: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(listing.as_array().unwrap().len(), 1, "{listing}");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "list waited {:?}",
+        t.elapsed()
+    );
+    // ... and the ingestion still lands.
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let o = run(&["list".to_string(), "--json".to_string()]);
+    let listing: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(listing.as_array().unwrap().len(), 2, "{listing}");
+}

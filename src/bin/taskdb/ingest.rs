@@ -409,6 +409,16 @@ fn fmt_secs(t: f64) -> String {
     }
 }
 
+/// Fails early, before minutes of encoding or of a model's run, when an existing database
+/// cannot be opened (not a taskdb file, damaged, locked by a writer): it is opened read-only
+/// and closed again. The write itself opens it later, for as long as the commit takes.
+fn precheck_db(ctx: &Ctx) -> taskdb::Result<()> {
+    if ctx.db.exists() {
+        drop(ctx.open_ro()?);
+    }
+    Ok(())
+}
+
 /// Runs `f` on the database opened for writing. When the database did not exist before and `f`
 /// fails, the new empty database is removed again: a failed ingestion leaves nothing behind.
 fn with_db<T>(
@@ -444,9 +454,12 @@ pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
                 seed: a.seed,
             };
             let ing = ingestor(ctx, &a.common)?;
-            let r = with_db(ctx, |db| {
-                ing.dataset(db, &a.name, &a.file, &dopts, &options(&a.common))
-            })?;
+            let opts = options(&a.common);
+            // The slow part (reading, encoding) runs before the database is opened for
+            // writing, so readers are not locked out meanwhile (issue 10, defect 9).
+            precheck_db(ctx)?;
+            let prepared = ing.prepare_dataset(&a.file, &dopts, &opts)?;
+            let r = with_db(ctx, |db| ing.write_dataset(db, &a.name, prepared, &opts))?;
             report(ctx, &r, a.common.json)
         }
         IngestCmd::Model(a) => {
@@ -529,8 +542,13 @@ pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
                 }
             };
             let ing = ingestor(ctx, &a.common)?;
+            let opts = options(&a.common);
+            // The model's run over U (up to --timeout) happens before the database is opened
+            // for writing, so readers are not locked out meanwhile (issue 10, defect 9).
+            precheck_db(ctx)?;
+            let prepared = ing.prepare_model(&source, &opts)?;
             let r = with_db(ctx, |db| {
-                ing.model(db, &a.name, &source, &options(&a.common))
+                ing.write_model(db, &a.name, &source, prepared, &opts)
             })?;
             report(ctx, &r, a.common.json)
         }
