@@ -107,6 +107,9 @@ pub struct IngestReport {
     pub warnings: Vec<String>,
 }
 
+/// More distinct model labels than this get a warning in the ingestion report.
+const MANY_LABELS: usize = 100;
+
 /// Probe rows a space's whitening is built from (the default U has 3,000; measured there).
 const WHITENING_ROWS: usize = 3000;
 
@@ -884,6 +887,15 @@ impl Ingestor {
         };
         let y = model_targets(&targets);
         let mut warnings = Vec::new();
+        if targets.labels.len() > MANY_LABELS {
+            warnings.push(format!(
+                "the model gave {} distinct labels on U (more than {MANY_LABELS}): a task \
+                 embedding has one direction per class, so this is slow and rarely what a \
+                 classifier means; check its output (a label per text, not a free-text reply), \
+                 or map replies to classes with --verbalizers",
+                targets.labels.len()
+            ));
+        }
         let (vectors, details) = self.embed_all(
             db,
             &methods_wanted,
@@ -1090,6 +1102,10 @@ impl Ingestor {
         let id = ids[0];
         let got = db.get(&crate::EntryRef::latest(name))?;
         debug_assert_eq!(got.id, id);
+        // The surrogate's own warnings (a CUDA fallback, a second ONNX Runtime) belong in the
+        // report too: a `--json` caller has no other place to see them.
+        let mut warnings = warnings;
+        warnings.extend(self.surrogate.info().warnings.iter().cloned());
         Ok(IngestReport {
             id,
             name: got.name,

@@ -283,5 +283,70 @@ fn quiet_does_not_hide_surrogate_warnings() {
     for w in &warnings {
         let head: String = w.chars().take(40).collect();
         assert!(err.contains(&head), "-q hid {w:?}: {err}");
+        // printed once, not again by the report
+        assert_eq!(err.matches(&head).count(), 1, "{w:?} repeated: {err}");
     }
+    // The --json report carries them too (it was empty on a CUDA fallback).
+    let mut a = a.clone();
+    a.push("--json".into());
+    let o = run(Some(&db), &refs(&a));
+    let (c, err) = code(&o, "ingest --device cuda --json");
+    assert_eq!(c, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let got: Vec<&str> = r["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    for w in &warnings {
+        assert!(
+            got.contains(&w.as_str()),
+            "{w:?} not in the report's warnings {got:?}"
+        );
+    }
+}
+
+/// Issue 10, defect 11: thousands of distinct model labels took minutes without a word; more
+/// than 100 now give a warning in the report (human and --json).
+#[test]
+fn a_model_with_very_many_labels_is_warned_about() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("t.taskdb");
+    let pred = d.path().join("pred.jsonl");
+    let lines: Vec<String> = (0..120)
+        .map(|i| format!("{{\"id\": {i}, \"label\": \"class-{}\"}}", i % 110))
+        .collect();
+    std::fs::write(&pred, lines.join("\n") + "\n").unwrap();
+    let a = tiny(&[
+        "ingest",
+        "model",
+        "m",
+        "--predictions",
+        pred.to_str().unwrap(),
+        "--method",
+        "scatter",
+        "--json",
+    ]);
+    let o = run(Some(&db), &refs(&a));
+    let (c, err) = code(&o, "ingest model with 110 labels");
+    assert_eq!(c, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let w = r["warnings"].to_string();
+    assert!(w.contains("110 distinct labels"), "{w}");
+    // a model with few labels gets no such warning
+    let few: Vec<String> = (0..120)
+        .map(|i| format!("{{\"id\": {i}, \"label\": \"c{}\"}}", i % 3))
+        .collect();
+    std::fs::write(&pred, few.join("\n") + "\n").unwrap();
+    let mut a = a.clone();
+    a[2] = "m2".into();
+    let o = run(Some(&db), &refs(&a));
+    let (c, err) = code(&o, "ingest model with 3 labels");
+    assert_eq!(c, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        !r["warnings"].to_string().contains("distinct labels"),
+        "{r}"
+    );
 }

@@ -19,7 +19,8 @@ pub fn quantile_bins(values: &[f32], bins: usize) -> Result<(Vec<u32>, usize), M
     }
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(MethodError::NonFinite(format!(
-            "regression target of row {i} is {}",
+            "regression target of row {} (1-based, in the order the rows were read) is {}",
+            i + 1,
             values[i]
         )));
     }
@@ -76,19 +77,22 @@ pub(crate) fn canonical(x: &Features, y: &Targets, bins: usize) -> Result<Canon,
                 for (k, &p) in row.iter().enumerate() {
                     if !p.is_finite() {
                         return Err(MethodError::NonFinite(format!(
-                            "soft target of row {i}, class {k} is {p}"
+                            "soft target of row {} (1-based), class {k} is {p}",
+                            i + 1
                         )));
                     }
                     if p < 0.0 {
                         return Err(MethodError::Target(format!(
-                            "soft target of row {i}, class {k} is negative ({p})"
+                            "soft target of row {} (1-based), class {k} is negative ({p})",
+                            i + 1
                         )));
                     }
                     sum += p as f64;
                 }
                 if sum <= 0.0 {
                     return Err(MethodError::Target(format!(
-                        "soft targets of row {i} sum to 0; give at least one positive score"
+                        "soft targets of row {} (1-based) sum to 0; give at least one positive score",
+                        i + 1
                     )));
                 }
                 for k in 0..c {
@@ -110,7 +114,8 @@ fn hard(labels: &[u32], c: usize, n: usize) -> Result<(Vec<f64>, usize), MethodE
     }
     if let Some(i) = labels.iter().position(|&l| l as usize >= c) {
         return Err(MethodError::Target(format!(
-            "label of row {i} is {} but n_classes is {c}",
+            "label of row {} (1-based) is {} but n_classes is {c}",
+            i + 1,
             labels[i]
         )));
     }

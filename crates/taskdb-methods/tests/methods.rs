@@ -319,7 +319,8 @@ fn bad_inputs_are_errors() {
         vals[3] = f32::NAN;
         let nan = embed(kind, &p, &f, &Targets::Regression { values: vals });
         assert!(
-            matches!(nan, Err(MethodError::NonFinite(ref m)) if m.contains("row 3")),
+            // vals[3] is the fourth row: errors count rows from 1 (issue 10, defect 11)
+            matches!(nan, Err(MethodError::NonFinite(ref m)) if m.contains("row 4 (1-based")),
             "{nan:?}"
         );
         let neg = embed(
@@ -746,4 +747,23 @@ fn a_reference_in_the_whitened_space_is_deterministic_and_differs_from_the_raw_o
     let (ea, eb) = (e(&labels), e(&swapped));
     let c = cosine_centred(&ea, &eb, Some(&r1)).unwrap();
     assert!((c - 1.0).abs() < 1e-5, "{c}");
+}
+
+#[test]
+fn target_errors_count_rows_from_one() {
+    // issue 10, defect 11: the row numbers of target errors were 0-based
+    let err = quantile_bins(&[1.0, f32::NAN, 2.0], 2)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("row 2 (1-based"), "{err}");
+    let (x, _) = clustered(3, 4, 1, 0.1, 1);
+    let f = Features::new(3, 4, &x).unwrap();
+    let soft = Targets::Soft {
+        probs: vec![0.5, 0.5, 1.0, 0.0, 0.0, 0.0],
+        n_classes: 2,
+    };
+    let err = embed(MethodKind::Fisher, &MethodParams::default(), &f, &soft)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("row 3 (1-based) sum to 0"), "{err}");
 }

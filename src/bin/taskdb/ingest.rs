@@ -363,12 +363,23 @@ fn options(c: &CommonIngestArgs) -> IngestOptions {
     }
 }
 
-fn report(ctx: &Ctx, r: &IngestReport, json: bool) -> taskdb::Result<i32> {
+fn report(
+    ctx: &Ctx,
+    r: &IngestReport,
+    surrogate_warnings: &[String],
+    json: bool,
+) -> taskdb::Result<i32> {
     if json {
         output::json(r)?;
         return Ok(0);
     }
-    for w in &r.warnings {
+    // The surrogate's warnings were printed when it was loaded; the report repeats them
+    // (for --json), so print only the others here.
+    for w in r
+        .warnings
+        .iter()
+        .filter(|w| !surrogate_warnings.contains(*w))
+    {
         eprintln!("warning: {w}");
     }
     println!(
@@ -460,7 +471,7 @@ pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
             precheck_db(ctx)?;
             let prepared = ing.prepare_dataset(&a.file, &dopts, &opts)?;
             let r = with_db(ctx, |db| ing.write_dataset(db, &a.name, prepared, &opts))?;
-            report(ctx, &r, a.common.json)
+            report(ctx, &r, &ing.surrogate().info().warnings, a.common.json)
         }
         IngestCmd::Model(a) => {
             taskdb::validate_name_for_new_entry(&a.name, "ingest model")?;
@@ -550,7 +561,7 @@ pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
             let r = with_db(ctx, |db| {
                 ing.write_model(db, &a.name, &source, prepared, &opts)
             })?;
-            report(ctx, &r, a.common.json)
+            report(ctx, &r, &ing.surrogate().info().warnings, a.common.json)
         }
     }
 }
