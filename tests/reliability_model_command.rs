@@ -155,16 +155,27 @@ fn killing_taskdb_ends_the_models_process_group() {
     for (sig, tag) in [(libc::SIGTERM, "4741"), (libc::SIGINT, "4742")] {
         // The model reads U, then starts a grandchild and waits on it.
         let cmd = format!("cat >/dev/null; sleep {tag}");
-        let mut child = Command::new(BIN)
-            .arg("--db")
+        let mut c = Command::new(BIN);
+        c.arg("--db")
             .arg(&db)
             .args(["ingest", "model", "m", "--command", &cmd])
             .args(["--surrogate", &fx("surrogate/tiny"), "--quiet", "--probe"])
             .arg(&probe)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::null());
+        // taskdb keeps an inherited "ignore" for these signals (nohup semantics), and a
+        // test harness started in the background by a non-interactive shell inherits an
+        // ignored SIGINT: give the child the default disposition, as a terminal would.
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            c.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                libc::signal(libc::SIGTERM, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = c.spawn().unwrap();
         let needle = format!("sleep {tag}");
         assert!(
             wait_for(|| !survivors(&needle).is_empty()),
