@@ -885,6 +885,10 @@ impl Ingestor {
             }
             Ok(x)
         };
+        // The joint featurisation (U's features, computed in `prepare_model`) is at hand: only
+        // another featurisation of a U with text pairs is computed (and timed) in embed_all.
+        let mut prepared_x = FeatureSets::new();
+        prepared_x.insert(PairFeatures::Joint, x_for(PairFeatures::Joint)?);
         let y = model_targets(&targets);
         let mut warnings = Vec::new();
         if targets.labels.len() > MANY_LABELS {
@@ -901,7 +905,7 @@ impl Ingestor {
             &methods_wanted,
             opts,
             (
-                &mut FeatureSets::new(),
+                &mut prepared_x,
                 &mut x_for,
                 self.probe_mode(PairFeatures::AbsDiff) != PairFeatures::Joint,
                 &y,

@@ -286,6 +286,13 @@ fn textemb_is_refused_for_a_model_and_nothing_is_written() {
         r.spaces.keys().collect::<Vec<_>>(),
         ["fisher", "scatter", "tuned"]
     );
+    // U's features are one stage (timed once, so the provenance keeps its real time).
+    let stages: Vec<&str> = r.stages.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        stages.iter().filter(|s| s.starts_with("features")).count(),
+        1,
+        "{stages:?}"
+    );
     // Asking knn for a model's textemb says why there is none.
     let err = db
         .nearest(
