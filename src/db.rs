@@ -725,7 +725,7 @@ impl TaskDb {
                         .get(id)
                         .map_err(se("reading entry"))?
                         .ok_or_else(|| Error::Internal(format!("entry {id} missing")))?;
-                    codec::decode_entry(id, g.value())?
+                    codec::decode_entry_unverified(id, g.value())?
                 };
                 rec.deleted_at_ms = Some(now);
                 names_t
@@ -1229,7 +1229,9 @@ impl TaskDb {
                 d.check_integrity().map_err(se("checking redb integrity"))
             }) {
                 Ok(ok) => Some(ok),
-                Err(e @ Error::Corrupt { .. }) => {
+                // redb's "DB corrupted" (a page checksum) is a finding like any other: record it
+                // and run the other checks, which can name the entry it belongs to.
+                Err(e @ (Error::Corrupt { .. } | Error::Storage { .. })) => {
                     problems.push(e.to_string());
                     Some(false)
                 }
@@ -1261,7 +1263,12 @@ impl TaskDb {
                         Ok(r) => r,
                         Err(e) => {
                             problems.push(e.to_string());
-                            continue;
+                            // A record failing its checksum may still decode: check the rest
+                            // of what it names (its vectors, the name index) too.
+                            match codec::decode_entry_unverified(id, v.value()) {
+                                Ok(r) => r,
+                                Err(_) => continue,
+                            }
                         }
                     };
                     if let Err(e) = rec.kind(id) {
@@ -1562,7 +1569,7 @@ fn load_entries(txn: &ReadTransaction, c: &mut Catalog) -> Result<()> {
     for row in ent_t.iter().map_err(se("reading entries"))? {
         let (k, v) = row.map_err(se("reading entries"))?;
         let id = k.value();
-        let rec = codec::decode_entry(id, v.value())?;
+        let rec = codec::decode_entry_unverified(id, v.value())?;
         let kind = rec.kind(id)?;
         c.add(
             id,

@@ -194,3 +194,69 @@ fn check_works_on_a_read_only_database_and_reports_without_writing() {
     assert_eq!(v["repaired"][0]["done"], true, "{v}");
     assert_eq!(v["repaired"][0]["space"], "ext", "{v}");
 }
+
+/// Entry records carry a checksum (issue 10, defect 10): a flipped byte in a record's
+/// provenance is a corruption error for `show` (exit 7, naming the record) instead of the
+/// altered provenance; the database still opens (`list` works), `check` names the record, and
+/// `rm` removes it.
+#[test]
+fn a_damaged_entry_record_is_refused_by_show_reported_by_check_and_removable() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("t.taskdb");
+    let marker = "provenance-marker-QZXW-0123456789";
+    let file = d.path().join("in.jsonl");
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"name\": \"a\", \"kind\": \"dataset\", \"space\": \"ext\", \"vector\": [1, 0, 0], \
+             \"provenance\": {{\"note\": \"{marker}\"}}}}\n\
+             {{\"name\": \"b\", \"kind\": \"model\", \"space\": \"ext\", \"vector\": [0, 1, 0]}}\n"
+        ),
+    )
+    .unwrap();
+    let (c, _, err) = out(&run(&db, &["import", file.to_str().unwrap()]), "import");
+    assert_eq!(c, 0, "{err}");
+    let (c, stdout, _) = out(&run(&db, &["show", "a", "--json"]), "show");
+    assert_eq!(c, 0);
+    assert!(stdout.contains(marker));
+
+    // Flip one byte of the provenance text ('Q' -> 'P': still valid UTF-8 and JSON) wherever
+    // the record is in the file.
+    let mut bytes = std::fs::read(&db).unwrap();
+    let m = marker.as_bytes();
+    let at: Vec<usize> = (0..bytes.len() - m.len())
+        .filter(|&i| &bytes[i..i + m.len()] == m)
+        .collect();
+    assert!(!at.is_empty(), "the provenance is stored as text");
+    for i in at {
+        bytes[i + 18] ^= 0x01;
+    }
+    std::fs::write(&db, bytes).unwrap();
+
+    let (c, stdout, err) = out(&run(&db, &["show", "a", "--json"]), "show a");
+    assert_eq!(
+        c, 7,
+        "a damaged record is corruption, not altered provenance: {stdout}{err}"
+    );
+    assert!(
+        err.contains("entry record") && err.contains("checksum"),
+        "{err}"
+    );
+    assert!(!stdout.contains("provenance-marker-PZXW"), "{stdout}");
+    let (c, _, err) = out(&run(&db, &["show", "b"]), "show b");
+    assert_eq!(c, 0, "the other entries still read: {err}");
+    let (c, _, err) = out(&run(&db, &["list"]), "list");
+    assert_eq!(c, 0, "the database still opens: {err}");
+    let (c, stdout, _) = out(&run(&db, &["check"]), "check");
+    assert_eq!(c, 7, "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("problem:") && l.contains("entry record")),
+        "{stdout}"
+    );
+    let (c, _, err) = out(&run(&db, &["rm", "a"]), "rm a");
+    assert_eq!(c, 0, "the damaged entry can be removed: {err}");
+    let (c, stdout, _) = out(&run(&db, &["check"]), "check after rm");
+    assert_eq!(c, 0, "{stdout}");
+}
