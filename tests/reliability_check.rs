@@ -161,6 +161,39 @@ fn assert_read_only_check(db: &Path, args: &[&str], what: &str) {
     );
 }
 
+/// A read-only bind mount of `src` at `at`, unmounted on drop.
+struct ReadOnlyMount {
+    at: PathBuf,
+}
+
+impl ReadOnlyMount {
+    fn new(src: &Path, at: &Path) -> Option<ReadOnlyMount> {
+        let ok = |args: &[&std::ffi::OsStr]| {
+            Command::new("mount")
+                .args(args)
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        };
+        if !ok(&["--bind".as_ref(), src.as_os_str(), at.as_os_str()]) {
+            return None;
+        }
+        let m = ReadOnlyMount {
+            at: at.to_path_buf(),
+        };
+        if !ok(&["-o".as_ref(), "remount,bind,ro".as_ref(), at.as_os_str()]) {
+            return None; // (dropping `m` unmounts)
+        }
+        Some(m)
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.at).output();
+    }
+}
+
 #[test]
 fn check_works_on_a_read_only_database_and_reports_without_writing() {
     let d = tempfile::tempdir().unwrap();
@@ -186,6 +219,24 @@ fn check_works_on_a_read_only_database_and_reports_without_writing() {
         assert_read_only_check(&db, &["--read-only"], "check --read-only on a 0444 file");
     }
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    // A read-only mount, where the automatic choice holds for root too. Mounting needs
+    // privileges: where a bind mount cannot be made, the cases above are what is tested.
+    let mnt = tempfile::tempdir().unwrap();
+    match ReadOnlyMount::new(d.path(), mnt.path()) {
+        Some(m) => {
+            let on_mount = m.at.join("t.taskdb");
+            assert!(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&on_mount)
+                    .is_err(),
+                "the mount is read-only"
+            );
+            assert_read_only_check(&on_mount, &[], "check on a read-only mount");
+        }
+        None => eprintln!("note: no read-only bind mount possible here (not privileged)"),
+    }
 
     // A writable check afterwards makes the repair the read-only one announced.
     let (c, stdout, err) = out(&run(&db, &["check", "--json"]), "check");
