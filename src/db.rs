@@ -194,6 +194,27 @@ pub struct CheckReport {
     pub spaces_checked: u64,
     /// Every problem found; empty when the database is sound.
     pub problems: Vec<String>,
+    /// Whether the check ran on a read-only handle: nothing was written, so the repairs in
+    /// [`CheckReport::repaired`] were not made (`done: false`).
+    pub read_only: bool,
+    /// Derived state found damaged or stale and rebuilt from the store (or, read-only, that a
+    /// writable check would rebuild). A repair is not a problem: the store is the truth.
+    pub repaired: Vec<Repair>,
+}
+
+/// One repair in [`CheckReport::repaired`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Repair {
+    /// Space id.
+    pub space_id: SpaceId,
+    /// Space name.
+    pub space: String,
+    /// What was (or would be) done.
+    pub action: String,
+    /// Why: what was found.
+    pub reason: String,
+    /// True when the repair was made and saved; false on a read-only check.
+    pub done: bool,
 }
 
 impl CheckReport {
@@ -704,7 +725,7 @@ impl TaskDb {
                         .get(id)
                         .map_err(se("reading entry"))?
                         .ok_or_else(|| Error::Internal(format!("entry {id} missing")))?;
-                    codec::decode_entry(id, g.value())?
+                    codec::decode_entry_unverified(id, g.value())?
                 };
                 rec.deleted_at_ms = Some(now);
                 names_t
@@ -1208,7 +1229,9 @@ impl TaskDb {
                 d.check_integrity().map_err(se("checking redb integrity"))
             }) {
                 Ok(ok) => Some(ok),
-                Err(e @ Error::Corrupt { .. }) => {
+                // redb's "DB corrupted" (a page checksum) is a finding like any other: record it
+                // and run the other checks, which can name the entry it belongs to.
+                Err(e @ (Error::Corrupt { .. } | Error::Storage { .. })) => {
                     problems.push(e.to_string());
                     Some(false)
                 }
@@ -1240,7 +1263,12 @@ impl TaskDb {
                         Ok(r) => r,
                         Err(e) => {
                             problems.push(e.to_string());
-                            continue;
+                            // A record failing its checksum may still decode: check the rest
+                            // of what it names (its vectors, the name index) too.
+                            match codec::decode_entry_unverified(id, v.value()) {
+                                Ok(r) => r,
+                                Err(_) => continue,
+                            }
                         }
                     };
                     if let Err(e) = rec.kind(id) {
@@ -1359,12 +1387,43 @@ impl TaskDb {
                 problems.push(e.to_string());
             }
         }
+        // Graphs the open found damaged or stale and rebuilt from the store (saved by a
+        // writable open before this check; kept in memory only by a read-only one).
+        let read_only = self.read_only;
+        let repaired = st
+            .index_events
+            .iter()
+            .filter_map(|(sid, ev)| {
+                let reason = ev.strip_prefix("rebuilt: ")?;
+                if reason == "compact" {
+                    return None;
+                }
+                Some(Repair {
+                    space_id: *sid,
+                    space: st
+                        .catalog
+                        .spaces
+                        .get(sid)
+                        .map(|s| s.def.name.clone())
+                        .unwrap_or_default(),
+                    action: if read_only {
+                        "its graph would be rebuilt from the store".into()
+                    } else {
+                        "its graph was rebuilt from the store and saved".into()
+                    },
+                    reason: reason.to_string(),
+                    done: !read_only,
+                })
+            })
+            .collect();
         Ok(CheckReport {
             redb_integrity,
             entries_checked,
             vectors_checked,
             spaces_checked,
             problems,
+            read_only,
+            repaired,
         })
     }
 
@@ -1510,7 +1569,7 @@ fn load_entries(txn: &ReadTransaction, c: &mut Catalog) -> Result<()> {
     for row in ent_t.iter().map_err(se("reading entries"))? {
         let (k, v) = row.map_err(se("reading entries"))?;
         let id = k.value();
-        let rec = codec::decode_entry(id, v.value())?;
+        let rec = codec::decode_entry_unverified(id, v.value())?;
         let kind = rec.kind(id)?;
         c.add(
             id,

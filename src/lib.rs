@@ -38,7 +38,9 @@ mod store;
 pub mod testing;
 mod unit;
 
-pub use db::{CheckReport, CompactReport, OpenOptions, SpaceStats, Stats, TaskDb, DEFAULT_METHOD};
+pub use db::{
+    CheckReport, CompactReport, OpenOptions, Repair, SpaceStats, Stats, TaskDb, DEFAULT_METHOD,
+};
 pub use entry::{
     validate_name_for_new_entry, Embedding, Entry, EntryId, EntryRef, EntrySummary, Kind, LowRank,
     NewEntry, NewVector, Provenance,

@@ -45,12 +45,75 @@ impl EntryRecord {
     }
 }
 
+/// Marks an entry record that ends with its checksum: `[postcard record][ENTRY_CRC_MAGIC][CRC32
+/// of the postcard bytes, u32 LE]` (issue 10, defect 10). Records written before it have no
+/// trailer and are read as they are (unverified); postcard ignores trailing bytes, so older
+/// taskdb versions read the new records too.
+const ENTRY_CRC_MAGIC: [u8; 4] = *b"TDc1";
+
 pub(crate) fn encode_entry(r: &EntryRecord) -> Result<Vec<u8>> {
-    postcard::to_stdvec(r).map_err(|e| Error::Internal(format!("encoding entry record: {e}")))
+    let mut out = postcard::to_stdvec(r)
+        .map_err(|e| Error::Internal(format!("encoding entry record: {e}")))?;
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&ENTRY_CRC_MAGIC);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
 }
 
+/// Decodes an entry record, verifying its checksum when it has one (every record this version
+/// writes). A record without a trailer (written before it) must decode to exactly its bytes,
+/// so a damaged trailer is not mistaken for an old record.
 pub(crate) fn decode_entry(id: u64, bytes: &[u8]) -> Result<EntryRecord> {
-    postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
+    let corrupt = |detail: String| Error::Corrupt {
+        what: format!("entry record {id}"),
+        detail,
+    };
+    let n = bytes.len();
+    if n >= 8 && bytes[n - 8..n - 4] == ENTRY_CRC_MAGIC {
+        let body = &bytes[..n - 8];
+        let stored = u32::from_le_bytes(bytes[n - 4..].try_into().expect("4 bytes"));
+        let actual = crc32fast::hash(body);
+        if stored != actual {
+            // Name the entry as the damaged record reads, when it still decodes.
+            let (named, rm) = match postcard::from_bytes::<EntryRecord>(body) {
+                Ok(r) => (
+                    format!(
+                        ", which reads as {}@{} (possibly damaged too)",
+                        r.name, r.version
+                    ),
+                    format!("`taskdb rm {}@{}`", r.name, r.version),
+                ),
+                Err(_) => (String::new(), "`taskdb rm` the entry".to_string()),
+            };
+            return Err(corrupt(format!(
+                "checksum mismatch (stored {stored:08x}, computed {actual:08x}){named}: the \
+                 record (name, tags, provenance or vector list) was damaged on disk; restore \
+                 the database from a backup, or {rm} and ingest or import it again"
+            )));
+        }
+        return postcard::from_bytes(body).map_err(|e| corrupt(format!("undecodable: {e}")));
+    }
+    match postcard::take_from_bytes::<EntryRecord>(bytes) {
+        Ok((r, [])) => Ok(r),
+        Ok((_, rest)) => Err(corrupt(format!(
+            "{} unexpected bytes after the record (a damaged checksum trailer?)",
+            rest.len()
+        ))),
+        Err(e) => Err(corrupt(format!("undecodable: {e}"))),
+    }
+}
+
+/// Decodes an entry record without verifying its checksum: for opening (the catalog) and
+/// for deleting, so that a database holding a damaged record still opens, `check` reports
+/// it, `show` refuses it (through [`decode_entry`]) and `rm` can remove it.
+pub(crate) fn decode_entry_unverified(id: u64, bytes: &[u8]) -> Result<EntryRecord> {
+    let n = bytes.len();
+    let body = if n >= 8 && bytes[n - 8..n - 4] == ENTRY_CRC_MAGIC {
+        &bytes[..n - 8]
+    } else {
+        bytes
+    };
+    postcard::from_bytes(body).map_err(|e| Error::Corrupt {
         what: format!("entry record {id}"),
         detail: format!("undecodable: {e}"),
     })
@@ -213,6 +276,22 @@ mod tests {
                 prep: Some((1.5, -0.25)),
             }],
         };
-        assert_eq!(decode_entry(1, &encode_entry(&r).unwrap()).unwrap(), r);
+        let bytes = encode_entry(&r).unwrap();
+        assert_eq!(decode_entry(1, &bytes).unwrap(), r);
+        // A record written before the checksum (plain postcard) still reads.
+        let old = postcard::to_stdvec(&r).unwrap();
+        assert_eq!(decode_entry(1, &old).unwrap(), r);
+        // Any flipped bit of a new record is a corruption error (or, in the trailer's magic,
+        // trailing bytes after an old-style record: an error too).
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x04;
+            let e = decode_entry(1, &b).expect_err("a flipped bit is detected");
+            assert!(e.to_string().contains("entry record 1"), "{e}");
+        }
+        // The unverified decode (open, delete) reads a record whose checksum fails.
+        let mut b = bytes.clone();
+        b[bytes.len() - 1] ^= 1;
+        assert_eq!(decode_entry_unverified(1, &b).unwrap(), r);
     }
 }

@@ -36,6 +36,21 @@ pub fn compact(ctx: &Ctx, a: JsonArg) -> taskdb::Result<i32> {
     Ok(0)
 }
 
+/// `check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// Machine-readable JSON output (shape documented in schema/cli-json.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Check without writing: verify everything a read-only open can (every record and
+    /// vector checksum, the name index, each graph against the store; not redb's own
+    /// integrity check, which needs write access) and report what a writable check would
+    /// repair, without repairing it. Chosen automatically when the database file, its graph
+    /// directory or the directory holding it cannot be written.
+    #[arg(long)]
+    pub read_only: bool,
+}
+
 #[derive(Serialize)]
 struct CheckOut<'a> {
     ok: bool,
@@ -43,8 +58,70 @@ struct CheckOut<'a> {
     report: &'a taskdb::CheckReport,
 }
 
-pub fn check(ctx: &Ctx, a: JsonArg) -> taskdb::Result<i32> {
-    let mut db = ctx.open_existing_rw()?;
+/// Why `path` cannot be written by this process, if it cannot (`access(2)` with `W_OK`: a
+/// mode that forbids it, or a read-only mount).
+fn not_writable(path: &std::path::Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `c` is a valid NUL-terminated path; access(2) only reads it.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0 {
+        None
+    } else {
+        Some(format!(
+            "{}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+/// Why a writable check is impossible here: the database file, its graph directory (or,
+/// when that does not exist yet, the directory that would hold it) cannot be written.
+fn read_only_reason(db: &std::path::Path) -> Option<String> {
+    if let Some(why) = not_writable(db) {
+        return Some(why);
+    }
+    let idx = taskdb::files::index_dir(db);
+    if idx.exists() {
+        return not_writable(&idx);
+    }
+    let parent = match db.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    not_writable(&parent)
+}
+
+pub fn check(ctx: &Ctx, a: CheckArgs) -> taskdb::Result<i32> {
+    if !ctx.db.exists() {
+        return Err(taskdb::Error::NotFound {
+            what: format!("database file {}", ctx.db.display()),
+        });
+    }
+    let read_only = a.read_only || {
+        match read_only_reason(&ctx.db) {
+            Some(why) => {
+                eprintln!(
+                    "note: cannot write ({why}); checking read-only: nothing is repaired \
+                     (pass --read-only to choose this yourself)"
+                );
+                true
+            }
+            None => false,
+        }
+    };
+    let mut db = if read_only {
+        taskdb::TaskDb::open_with(
+            &ctx.db,
+            taskdb::OpenOptions {
+                read_only: true,
+                ..taskdb::OpenOptions::default()
+            },
+        )?
+        // (After a crash, recovery needs a writable open: NeedsRecovery, exit 5, says so.)
+    } else {
+        ctx.open_existing_rw()?
+    };
     let r = db.check()?;
     if a.json {
         output::json(&CheckOut {
@@ -52,12 +129,15 @@ pub fn check(ctx: &Ctx, a: JsonArg) -> taskdb::Result<i32> {
             report: &r,
         })?;
     } else {
+        if r.read_only {
+            println!("read-only check: nothing was written");
+        }
         println!(
             "redb integrity: {}",
             match r.redb_integrity {
                 Some(true) => "ok",
                 Some(false) => "FAILED",
-                None => "not run",
+                None => "not run (read-only check; it needs write access)",
             }
         );
         println!(
@@ -66,6 +146,22 @@ pub fn check(ctx: &Ctx, a: JsonArg) -> taskdb::Result<i32> {
         );
         for p in &r.problems {
             println!("problem: {p}");
+        }
+        for f in &r.repaired {
+            println!(
+                "{}: space {} ({}): {} ({})",
+                if f.done { "repaired" } else { "would repair" },
+                f.space_id,
+                f.space,
+                f.action,
+                f.reason
+            );
+        }
+        if r.read_only && !r.repaired.is_empty() {
+            println!(
+                "run `taskdb check` with write access to make the repairs above (the store is \
+                 sound; only derived graphs are rebuilt)"
+            );
         }
         println!("{}", if r.ok() { "ok" } else { "FAILED" });
     }

@@ -48,7 +48,7 @@ pub enum Command {
     /// Purge deleted entries, rebuild graphs, compact the file.
     Compact(read::JsonArg),
     /// Verify integrity: redb, every vector checksum, index agreement.
-    Check(read::JsonArg),
+    Check(admin::CheckArgs),
     /// Compute and store a task embedding of a dataset or a model.
     #[command(subcommand)]
     Ingest(Box<ingest::IngestCmd>),
