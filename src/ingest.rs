@@ -670,14 +670,7 @@ impl Ingestor {
         let mut xs = FeatureSets::new();
         let (mut cache, mut truncated) = (CacheStats::default(), 0);
         {
-            let inputs: Vec<FeatureInput<'_>> = ds
-                .rows
-                .iter()
-                .map(|r| FeatureInput {
-                    text: &r.text,
-                    pair: r.text_pair.as_deref(),
-                })
-                .collect();
+            let inputs = dataset_inputs(&ds);
             for mode in modes {
                 let (x, c, t) = stages.time(features_stage(mode), || {
                     self.features_in(&inputs, mode, "dataset rows")
@@ -718,14 +711,7 @@ impl Ingestor {
             mut stages,
             t0,
         } = prepared;
-        let inputs: Vec<FeatureInput<'_>> = ds
-            .rows
-            .iter()
-            .map(|r| FeatureInput {
-                text: &r.text,
-                pair: r.text_pair.as_deref(),
-            })
-            .collect();
+        let inputs = dataset_inputs(&ds);
         let has_pairs = inputs.iter().any(|i| i.pair.is_some());
         let mut x_for = |mode| {
             let (x, c, t) = self.features_in(&inputs, mode, "dataset rows")?;
@@ -1171,6 +1157,17 @@ pub struct PreparedModel {
     truncated: usize,
     stages: Stages,
     t0: Instant,
+}
+
+/// The feature-cache inputs of a dataset's rows (a text, or a text pair).
+fn dataset_inputs(ds: &Dataset) -> Vec<FeatureInput<'_>> {
+    ds.rows
+        .iter()
+        .map(|r| FeatureInput {
+            text: &r.text,
+            pair: r.text_pair.as_deref(),
+        })
+        .collect()
 }
 
 /// The methods a dataset ingestion computes: `opts.methods`, or all four.

@@ -25,15 +25,19 @@ fn max_abs(v: &[f32]) -> Option<f64> {
 /// [`unit`].
 pub(crate) fn norm64(v: &[f32]) -> Option<f64> {
     let m = max_abs(v)?;
-    let s: f64 = v
-        .iter()
+    let n = m * scaled_norm(v, m);
+    (n > 0.0 && n.is_finite()).then_some(n)
+}
+
+/// ‖v / m‖ in f64 (`m` = the largest |x|, so no square under- or overflows).
+fn scaled_norm(v: &[f32], m: f64) -> f64 {
+    v.iter()
         .map(|&x| {
             let y = x as f64 / m;
             y * y
         })
-        .sum();
-    let n = m * s.sqrt();
-    (n > 0.0 && n.is_finite()).then_some(n)
+        .sum::<f64>()
+        .sqrt()
 }
 
 /// `v / ‖v‖` as f32, computed in f64 after scaling by the largest |x|; `None` when `v` is
@@ -41,14 +45,7 @@ pub(crate) fn norm64(v: &[f32]) -> Option<f64> {
 /// unit length.
 pub(crate) fn unit(v: &[f32]) -> Option<Vec<f32>> {
     let m = max_abs(v)?;
-    let s: f64 = v
-        .iter()
-        .map(|&x| {
-            let y = x as f64 / m;
-            y * y
-        })
-        .sum::<f64>()
-        .sqrt();
+    let s = scaled_norm(v, m);
     let u: Vec<f32> = v.iter().map(|&x| ((x as f64 / m) / s) as f32).collect();
     let n2: f64 = u.iter().map(|&x| (x as f64) * (x as f64)).sum();
     ((n2.sqrt() - 1.0).abs() <= UNIT_TOLERANCE).then_some(u)
