@@ -396,8 +396,9 @@ impl TaskDb {
         let db = self.rw("put")?;
         // 1. Validate what needs no store access.
         let mut seen = HashMap::new();
+        let n = entries.len();
         for (i, e) in entries.iter().enumerate() {
-            let ctx = format!("entry {} ({:?})", i + 1, e.name);
+            let ctx = entry_ctx(i, n, &e.name);
             e.validate(&ctx)?;
             if let Some(j) = seen.insert(e.name.as_str(), i) {
                 return Err(Error::invalid(
@@ -459,8 +460,9 @@ impl TaskDb {
                 .map_err(se("opening spaces"))?;
             let mut touched: BTreeSet<SpaceId> = BTreeSet::new();
 
+            let n = entries.len();
             for (i, e) in entries.into_iter().enumerate() {
-                let ctx = format!("entry {} ({:?})", i + 1, e.name);
+                let ctx = entry_ctx(i, n, &e.name);
                 let mut vmeta = Vec::new();
                 let mut vals = Vec::new();
                 for v in e.vectors {
@@ -1739,5 +1741,16 @@ fn open_space_index(
             };
             Ok((idx, event))
         }
+    }
+}
+
+/// How an error names entry `i` of a batch of `n`: by name alone when it is the only one
+/// (`entry "sst2"`), else with its place in the batch (`entry 3 of 40 in this batch
+/// ("sst2")`), so a single ingestion's error carries no meaningless "entry 1".
+fn entry_ctx(i: usize, n: usize, name: &str) -> String {
+    if n == 1 {
+        format!("entry {name:?}")
+    } else {
+        format!("entry {} of {n} in this batch ({name:?})", i + 1)
     }
 }

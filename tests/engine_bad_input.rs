@@ -297,3 +297,21 @@ fn newer_format_version() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("upgrade taskdb"));
     assert!(std::fs::read(&p).unwrap() == before, "file was modified");
 }
+
+/// Issue 10, defect 11: an error about the only entry of a write names it without a
+/// meaningless "entry 1"; in a batch it says which entry of how many.
+#[test]
+fn entry_errors_name_the_entry_and_its_place_only_in_a_batch() {
+    let (_d, p) = base();
+    let db = TaskDb::open(&p).unwrap();
+    let bad = || NewEntry::external("bad", Kind::Dataset, "s", vec![f32::NAN, 0.0, 0.0, 1.0]);
+    let err = db.put(vec![bad()]).unwrap_err().to_string();
+    assert!(err.contains("entry \"bad\""), "{err}");
+    assert!(!err.contains("entry 1"), "{err}");
+    let good = NewEntry::external("good", Kind::Dataset, "s", vec![1.0, 0.0, 0.0, 0.0]);
+    let err = db.put(vec![good, bad()]).unwrap_err().to_string();
+    assert!(
+        err.contains("entry 2 of 2 in this batch (\"bad\")"),
+        "{err}"
+    );
+}
