@@ -309,11 +309,8 @@ impl Ingestor {
                 None => out.extend_from_slice(ra),
             }
         }
-        let stats = CacheStats {
-            hits: sa.hits + sb.hits,
-            computed: sa.computed + sb.computed,
-            repaired: sa.repaired + sb.repaired,
-        };
+        let mut stats = sa;
+        add_stats(&mut stats, sb);
         Ok((out, stats, ta + tb))
     }
 
@@ -332,10 +329,15 @@ impl Ingestor {
         self.features(&self.probe_inputs(), "probe set U")
     }
 
+    /// Whether U holds text pairs (the default U does not).
+    fn probe_has_pairs(&self) -> bool {
+        self.probe.texts.iter().any(|t| t.text_pair.is_some())
+    }
+
     /// The pair featurisation that matters for U: `Joint` when U has no text pairs (the
     /// default U), where every mode gives the same features.
     fn probe_mode(&self, mode: PairFeatures) -> PairFeatures {
-        if self.probe.texts.iter().any(|t| t.text_pair.is_some()) {
+        if self.probe_has_pairs() {
             mode
         } else {
             PairFeatures::Joint
@@ -893,7 +895,7 @@ impl Ingestor {
             (
                 &mut prepared_x,
                 &mut x_for,
-                self.probe_mode(PairFeatures::AbsDiff) != PairFeatures::Joint,
+                self.probe_has_pairs(),
                 &y,
                 &format!("model {name}'s predictions on U"),
             ),
@@ -1139,13 +1141,6 @@ pub struct PreparedDataset {
     truncated: usize,
     stages: Stages,
     t0: Instant,
-}
-
-impl PreparedDataset {
-    /// Rows read from the file and kept.
-    pub fn rows(&self) -> usize {
-        self.ds.rows.len()
-    }
 }
 
 /// A model's predictions on U and U's features, from [`Ingestor::prepare_model`], to be

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rand::{Rng, SeedableRng};
@@ -43,11 +43,9 @@ fn find_all(hay: &[u8], needle: &[u8]) -> Vec<usize> {
         .collect()
 }
 
-#[test]
-fn flipped_bytes_in_the_database_file_never_panic() {
-    let d = tempfile::tempdir().unwrap();
-    let db = d.path().join("t.taskdb");
-    let input = d.path().join("in.jsonl");
+/// An import file of 20 entries in 3 spaces, both kinds, with tags, written into `dir`.
+fn twenty_entries(dir: &Path) -> PathBuf {
+    let input = dir.join("in.jsonl");
     let lines: Vec<String> = (0..20)
         .map(|i| {
             let space = ["space_one", "space_two", "third"][i % 3];
@@ -62,6 +60,14 @@ fn flipped_bytes_in_the_database_file_never_panic() {
         })
         .collect();
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    input
+}
+
+#[test]
+fn flipped_bytes_in_the_database_file_never_panic() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("t.taskdb");
+    let input = twenty_entries(d.path());
     for args in [
         vec!["import", input.to_str().unwrap()],
         vec!["rm", "entry7"],
@@ -182,21 +188,7 @@ fn flipped_bytes_in_the_database_file_never_panic() {
 fn a_damaged_meta_leaf_is_corruption_for_writable_opens_too() {
     let d = tempfile::tempdir().unwrap();
     let db = d.path().join("t.taskdb");
-    let input = d.path().join("in.jsonl");
-    let lines: Vec<String> = (0..20)
-        .map(|i| {
-            let space = ["space_one", "space_two", "third"][i % 3];
-            serde_json::json!({
-                "name": format!("entry{i}"),
-                "kind": if i % 2 == 0 { "dataset" } else { "model" },
-                "space": space,
-                "vector": [i as f32 + 1.0, 1.0, (i % 3) as f32, 0.5],
-                "tags": {"k": i.to_string()},
-            })
-            .to_string()
-        })
-        .collect();
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let input = twenty_entries(d.path());
     for _ in 0..2 {
         for args in [
             vec!["import", input.to_str().unwrap()],
