@@ -17,9 +17,9 @@ use taskdb_methods::{self as methods, MethodKind, MethodParams, PairFeatures, Ta
 use taskdb_sources::{self as sources, Dataset, ModelOutputs, ProbeSet};
 use taskdb_surrogate::{Surrogate, TextInput};
 
-use crate::entry::{Embedding, EntryId, Kind, NewEntry, NewVector, Provenance};
 use crate::error::{Error, Result};
 use crate::features::{CacheStats, FeatureCache, FeatureInput};
+use crate::model::{Embedding, EntryId, Kind, NewEntry, NewVector, Provenance};
 use crate::reflib::ReferenceLibrary;
 use crate::space::{SpaceDef, SpaceRef, StoredReference, StoredWhitening, TaskSpaceParams};
 use crate::TaskDb;

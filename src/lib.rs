@@ -23,14 +23,16 @@
 
 #![warn(missing_docs)]
 
+mod bytes;
+mod catalog;
 mod db;
-mod entry;
 pub mod error;
 pub mod features;
 pub mod index;
 pub mod ingest;
-mod query;
+mod model;
 mod reflib;
+mod search;
 pub mod space;
 mod spread;
 mod store;
@@ -39,16 +41,17 @@ pub mod testing;
 mod unit;
 
 pub use db::{
-    CheckReport, CompactReport, OpenOptions, Repair, SpaceStats, Stats, TaskDb, DEFAULT_METHOD,
-};
-pub use entry::{
-    validate_name_for_new_entry, Embedding, Entry, EntryId, EntryRef, EntrySummary, Kind, LowRank,
-    NewEntry, NewVector, Provenance,
+    CheckReport, CompactReport, OpenOptions, Repair, SpaceStats, Stats, TaskDb, Written,
+    DEFAULT_METHOD,
 };
 pub use error::{Error, Result};
 pub use index::IndexParams;
-pub use query::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};
+pub use model::{
+    validate_name_for_new_entry, Embedding, Entry, EntryId, EntryRef, EntrySummary, Kind, LowRank,
+    NewEntry, NewVector, Provenance,
+};
 pub use reflib::{ReferenceLibrary, ReferenceTask};
+pub use search::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};
 pub use space::{EmbeddingKind, Space, SpaceDef, SpaceId, SpaceRef, TaskSpaceParams};
 pub use spread::{score_noise, tied_with_best, tied_within, SCORE_NOISE};
 pub use store::FORMAT_VERSION;

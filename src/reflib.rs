@@ -19,13 +19,12 @@ use taskdb_methods::{
     self as methods, LowRank, MethodKind, MethodParams, Reference, TaskEmbedding,
 };
 
-use crate::entry::{Embedding, EntryRef, Kind};
+use crate::bytes;
 use crate::error::{Error, Result};
-use crate::query::Filter;
+use crate::model::{Embedding, EntryRef, Kind};
+use crate::search::Filter;
 use crate::space::TaskSpaceParams;
 use crate::TaskDb;
-
-use base64::Engine as _;
 
 /// Current file format of a reference library.
 pub const FORMAT: u32 = 1;
@@ -74,8 +73,7 @@ pub struct ReferenceTask {
 impl ReferenceTask {
     fn low_rank(&self, what: &str) -> Result<LowRank> {
         let bad = |m: String| Error::invalid(what, m);
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(&self.u_b64)
+        let bytes = bytes::b64_decode(&self.u_b64)
             .map_err(|e| bad(format!("task {:?}: u_b64 is not base64: {e}", self.name)))?;
         if bytes.len() != self.dim * self.s.len() * 4 {
             return Err(bad(format!(
@@ -86,10 +84,7 @@ impl ReferenceTask {
                 self.s.len()
             )));
         }
-        let u: Vec<f32> = bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let u = bytes::f32_from_le(&bytes).unwrap_or_default();
         if self.s.is_empty() || u.iter().chain(&self.s).any(|v| !v.is_finite()) {
             return Err(bad(format!(
                 "task {:?}: empty or non-finite embedding",
@@ -162,8 +157,7 @@ impl ReferenceLibrary {
 
     /// sha256 (hex) of [`to_json`](Self::to_json), for provenance.
     pub fn sha256(&self) -> String {
-        use sha2::{Digest, Sha256};
-        hex::encode(Sha256::digest(self.to_json().unwrap_or_default()))
+        bytes::sha256_hex(&self.to_json().unwrap_or_default())
     }
 
     /// Whether this library was computed in exactly the space a new space would be.
@@ -280,7 +274,7 @@ impl ReferenceLibrary {
                     .unwrap_or_default(),
                 dim: l.dim,
                 s: l.s.clone(),
-                u_b64: base64::engine::general_purpose::STANDARD.encode(&bytes),
+                u_b64: bytes::b64_encode(&bytes),
             });
         }
         let Some(sp) = space else {

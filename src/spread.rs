@@ -9,7 +9,7 @@
 //! [`score_noise`] picks the figure for a space, [`tied_with_best`] counts the hits a result
 //! list cannot tell apart from its first one.
 
-use crate::query::Hit;
+use crate::search::Hit;
 
 /// Scores of one query closer than this are within sampling noise of each other in the
 /// default task space (scatter, `scatter-kmeans-absdiff:…`). Other methods have other scales

@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::entry::{Embedding, Kind};
 use crate::error::{Error, Result};
-use crate::space::SpaceId;
+use crate::model::{Embedding, Kind};
+use crate::space::{ScoreConsts, SpaceId};
 
 /// One vector reference inside an entry record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,7 +18,7 @@ pub(crate) struct VecMeta {
     /// Task spaces: the entry's exact-scoring constants `(‖e‖, ⟨e/‖e‖, R⟩)` against the space's
     /// frozen reference R, computed once on write (derived from the vector and the space; `check`
     /// recomputes them). `None` for external spaces.
-    pub prep: Option<(f64, f64)>,
+    pub prep: Option<ScoreConsts>,
 }
 
 /// The stored form of an entry (everything but the vectors themselves).
@@ -154,9 +154,7 @@ pub(crate) fn encode_vector(e: &Embedding) -> (Vec<u8>, u32) {
 }
 
 fn f32s(data: &[u8]) -> Vec<f32> {
-    data.chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-        .collect()
+    crate::bytes::f32_from_le(data).expect("callers pass whole f32 values")
 }
 
 /// Decodes and verifies a vector record. `what` names it in errors.
@@ -211,7 +209,7 @@ pub(crate) fn decode_vector(bytes: &[u8], what: impl Fn() -> String) -> Result<(
             let all = f32s(data);
             let (u, s) = all.split_at(dim * rank);
             Ok((
-                Embedding::LowRank(crate::entry::LowRank {
+                Embedding::LowRank(crate::model::LowRank {
                     dim,
                     u: u.to_vec(),
                     s: s.to_vec(),
@@ -226,6 +224,23 @@ pub(crate) fn decode_vector(bytes: &[u8], what: impl Fn() -> String) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn score_constants_keep_the_bytes_of_the_old_tuple() {
+        // Records written before ScoreConsts had a name stored `Option<(f64, f64)>`.
+        let named = Some(ScoreConsts {
+            norm: 1.5,
+            ref_dot: -0.25,
+        });
+        let old: Option<(f64, f64)> = Some((1.5, -0.25));
+        assert_eq!(
+            postcard::to_allocvec(&named).unwrap(),
+            postcard::to_allocvec(&old).unwrap()
+        );
+        let back: Option<ScoreConsts> =
+            postcard::from_bytes(&postcard::to_allocvec(&old).unwrap()).unwrap();
+        assert_eq!(back, named);
+    }
 
     #[test]
     fn vector_roundtrip_and_checksum() {
@@ -243,7 +258,7 @@ mod tests {
 
     #[test]
     fn low_rank_roundtrip_and_checksum() {
-        let e = Embedding::LowRank(crate::entry::LowRank {
+        let e = Embedding::LowRank(crate::model::LowRank {
             dim: 3,
             u: vec![1.0, 0.0, 0.0, 0.0, 0.6, 0.8],
             s: vec![2.0, 0.5],
@@ -273,7 +288,10 @@ mod tests {
                 method: "m".into(),
                 space: 3,
                 crc: 9,
-                prep: Some((1.5, -0.25)),
+                prep: Some(ScoreConsts {
+                    norm: 1.5,
+                    ref_dot: -0.25,
+                }),
             }],
         };
         let bytes = encode_entry(&r).unwrap();

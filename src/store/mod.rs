@@ -14,6 +14,7 @@
 //!   or the space is compacted; persisted graphs record the generation they reflect.
 
 pub(crate) mod codec;
+pub(crate) mod tables;
 
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};

@@ -1,10 +1,12 @@
 //! Queries: filters, query forms and hits.
 
+pub(crate) mod plan;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::entry::{Embedding, EntryRef, Kind};
+use crate::model::{Embedding, EntryRef, Kind};
 use crate::space::SpaceId;
 
 /// Which entries a `list` or `nearest` may return. All set conditions must hold.

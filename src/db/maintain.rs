@@ -1,0 +1,441 @@
+//! Maintenance: [`TaskDb::flush`] (persist changed graphs), [`TaskDb::compact`] (purge
+//! tombstones, rebuild graphs, compact the file) and [`TaskDb::check`] (verify everything the
+//! store holds and everything derived from it).
+
+use std::cell::Cell;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
+use serde::Serialize;
+
+use super::open::rebuild_space;
+use super::{hex, poisoned, State, TaskDb};
+use crate::error::{contain, contain_at, Error, Result};
+use crate::index::{persist, SpaceIndex};
+use crate::model::EntryId;
+use crate::space::{ScoreConsts, SpaceId, TaskSpaceParams};
+use crate::store::codec;
+use crate::store::tables::{
+    bump_generation, bump_space_generations, open_read, open_write, storage,
+};
+use crate::store::{self, Db, ENTRIES, NAMES, VECTORS};
+
+/// Result of [`TaskDb::check`].
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// redb's own integrity check: `Some(true)` passed, `None` not run (read-only open).
+    pub redb_integrity: Option<bool>,
+    /// Entry records checked (including tombstones).
+    pub entries_checked: u64,
+    /// Vectors whose checksum was verified.
+    pub vectors_checked: u64,
+    /// Spaces whose in-memory graph was compared with the store.
+    pub spaces_checked: u64,
+    /// Every problem found; empty when the database is sound.
+    pub problems: Vec<String>,
+    /// Whether the check ran on a read-only handle: nothing was written, so the repairs in
+    /// [`CheckReport::repaired`] were not made (`done: false`).
+    pub read_only: bool,
+    /// Derived state found damaged or stale and rebuilt from the store (or, read-only, that a
+    /// writable check would rebuild). A repair is not a problem: the store is the truth.
+    pub repaired: Vec<Repair>,
+}
+
+/// One repair in [`CheckReport::repaired`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Repair {
+    /// Space id.
+    pub space_id: SpaceId,
+    /// Space name.
+    pub space: String,
+    /// What was (or would be) done.
+    pub action: String,
+    /// Why: what was found.
+    pub reason: String,
+    /// True when the repair was made and saved; false on a read-only check.
+    pub done: bool,
+}
+
+impl CheckReport {
+    /// True when no problem was found.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty() && self.redb_integrity != Some(false)
+    }
+}
+
+/// Result of [`TaskDb::compact`].
+#[derive(Debug, Clone, Serialize)]
+pub struct CompactReport {
+    /// Deleted entries purged from the store.
+    pub purged: u64,
+    /// File size before.
+    pub bytes_before: u64,
+    /// File size after.
+    pub bytes_after: u64,
+}
+
+impl TaskDb {
+    /// Saves every graph changed since it was last persisted (no-op when read-only).
+    /// Called automatically on drop (errors ignored there).
+    pub fn flush(&self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        let mut st = self.write()?;
+        let dir = store::index_dir(&self.path);
+        let uuid = hex(&st.meta.db_uuid);
+        let State {
+            catalog, indexes, ..
+        } = &mut *st;
+        for (sid, idx) in indexes.iter_mut() {
+            if !idx.dirty {
+                continue;
+            }
+            let (count, digest) = catalog.digest(*sid);
+            if count == 0 || idx.unusable.is_some() {
+                persist::remove_space(&dir, *sid);
+                idx.dirty = false;
+                continue;
+            }
+            let expect = persist::Expect {
+                db_uuid: uuid.clone(),
+                space_id: *sid,
+                generation: catalog.generation(*sid),
+                count,
+                digest,
+            };
+            persist::save(&dir, &idx.graph, &expect)?;
+            idx.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Purges deleted entries, rebuilds every graph without tombstones, and compacts the redb
+    /// file. Needs exclusive access (`&mut self`).
+    pub fn compact(&mut self) -> Result<CompactReport> {
+        self.rw("compact")?;
+        let st = self.state.get_mut().map_err(|_| poisoned())?;
+        let dead: Vec<EntryId> = st
+            .catalog
+            .entries
+            .iter()
+            .filter(|(_, e)| e.deleted)
+            .map(|(id, _)| *id)
+            .collect();
+        let Db::Rw(db) = &mut self.db else {
+            unreachable!("checked by rw()")
+        };
+        let gens = contain("tables entries, vectors or space_gen", || {
+            let txn = db.begin_write().map_err(storage("starting a write"))?;
+            {
+                let mut ent_t = open_write(&txn, ENTRIES)?;
+                let mut vec_t = open_write(&txn, VECTORS)?;
+                for id in &dead {
+                    for v in &st.catalog.entries[id].vectors {
+                        vec_t
+                            .remove((*id, v.method.as_str()))
+                            .map_err(storage("removing vector"))?;
+                    }
+                    ent_t.remove(*id).map_err(storage("removing entry"))?;
+                }
+            }
+            let gens = bump_space_generations(&txn, st.catalog.spaces.keys().copied())?;
+            bump_generation(&txn)?;
+            txn.commit().map_err(storage("committing"))?;
+            Ok(gens)
+        })?;
+        st.meta.generation += 1;
+        st.catalog.space_gen.extend(gens);
+        for id in &dead {
+            st.catalog.purge(*id);
+        }
+        // Rebuild graphs from the store.
+        let txn = self.db.begin_read()?;
+        let sids: Vec<SpaceId> = st.catalog.spaces.keys().copied().collect();
+        for sid in sids {
+            let idx = rebuild_space(&txn, st, sid, &self.params);
+            let event = match &idx.unusable {
+                Some(why) => format!("unusable: {why}"),
+                None => "rebuilt: compact".into(),
+            };
+            st.indexes.insert(sid, idx);
+            st.index_events.insert(sid, event);
+        }
+        drop(txn);
+        let Db::Rw(db) = &mut self.db else {
+            unreachable!("checked by rw()")
+        };
+        let before = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        contain("the redb file (compaction)", || {
+            db.compact().map_err(storage("compacting the redb file"))
+        })?;
+        let after = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        self.flush()?;
+        Ok(CompactReport {
+            purged: dead.len() as u64,
+            bytes_before: before,
+            bytes_after: after,
+        })
+    }
+
+    /// Verifies redb integrity (writable opens only), every record and vector checksum, the
+    /// name index, and that each space's graph holds exactly the store's vectors.
+    pub fn check(&mut self) -> Result<CheckReport> {
+        // Every read of the store runs contained: a panic of the storage layer (a damaged text
+        // key or value) becomes a problem naming the table, and the other checks still run.
+        let mut problems = Vec::new();
+        let redb_integrity = self.redb_integrity(&mut problems)?;
+        let read_only = self.read_only;
+        let st = self.state.get_mut().map_err(|_| poisoned())?;
+        let txn = self.db.begin_read()?;
+        let mut tally = Tally::default();
+        let at = Cell::new("entries");
+        let scanned = contain_at(
+            || format!("table {}", at.get()),
+            || scan_store(&txn, st, &at, &mut tally, &mut problems),
+        );
+        let scanned_all = scanned.is_ok();
+        if let Err(e) = scanned {
+            problems.push(e.to_string());
+        }
+        // Graphs are compared with the store only when the whole store could be read.
+        let spaces_checked = if scanned_all {
+            compare_graphs(st, tally.space_ids, &mut problems)
+        } else {
+            0
+        };
+        verify_frozen(st, &mut problems);
+        Ok(CheckReport {
+            redb_integrity,
+            entries_checked: tally.entries,
+            vectors_checked: tally.vectors,
+            spaces_checked,
+            problems,
+            read_only,
+            repaired: repairs(st, read_only),
+        })
+    }
+
+    /// redb's own integrity check (`None` on a read-only handle, which cannot run it).
+    fn redb_integrity(&mut self, problems: &mut Vec<String>) -> Result<Option<bool>> {
+        let Db::Rw(d) = &mut self.db else {
+            return Ok(None);
+        };
+        match contain("the redb file (integrity check)", || {
+            d.check_integrity()
+                .map_err(storage("checking redb integrity"))
+        }) {
+            Ok(ok) => Ok(Some(ok)),
+            // redb's "DB corrupted" (a page checksum) is a finding like any other: record it
+            // and run the other checks, which can name the entry it belongs to.
+            Err(e @ (Error::Corrupt { .. } | Error::Storage { .. })) => {
+                problems.push(e.to_string());
+                Ok(Some(false))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// What [`scan_store`] counted.
+#[derive(Default)]
+struct Tally {
+    entries: u64,
+    vectors: u64,
+    /// Space -> ids with a vector in it, as the store says.
+    space_ids: HashMap<SpaceId, BTreeSet<EntryId>>,
+}
+
+/// Reads every entry record and vector, verifying checksums, the name index, each vector
+/// against its space and its cached scoring constants. `at` says which table is being read
+/// (for the message should the storage layer panic).
+fn scan_store(
+    txn: &ReadTransaction,
+    st: &State,
+    at: &Cell<&'static str>,
+    tally: &mut Tally,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    let ent_t = open_read(txn, ENTRIES)?;
+    let vec_t = open_read(txn, VECTORS)?;
+    let names_t = open_read(txn, NAMES)?;
+    for row in ent_t.iter().map_err(storage("reading entries"))? {
+        let (k, v) = row.map_err(storage("reading entries"))?;
+        let id = k.value();
+        tally.entries += 1;
+        let rec = match codec::decode_entry(id, v.value()) {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(e.to_string());
+                // A record failing its checksum may still decode: check the rest of what it
+                // names (its vectors, the name index) too.
+                match codec::decode_entry_unverified(id, v.value()) {
+                    Ok(r) => r,
+                    Err(_) => continue,
+                }
+            }
+        };
+        if let Err(e) = rec.kind(id) {
+            problems.push(e.to_string());
+        }
+        if rec.deleted_at_ms.is_none() {
+            at.set("names");
+            match names_t.get((rec.name.as_str(), rec.version)) {
+                Ok(Some(g)) if g.value() == id => {}
+                _ => problems.push(format!(
+                    "entry {id} ({}@{}) is missing from the name index",
+                    rec.name, rec.version
+                )),
+            }
+            at.set("entries");
+        }
+        for vm in &rec.vectors {
+            at.set("vectors");
+            let what = || {
+                format!(
+                    "vector of entry {id} ({}), method {:?}",
+                    rec.name, vm.method
+                )
+            };
+            match vec_t.get((id, vm.method.as_str())) {
+                Ok(Some(g)) => {
+                    if check_vector(st, g.value(), vm, &what, problems) {
+                        tally.vectors += 1;
+                    }
+                }
+                Ok(None) => problems.push(format!("{}: missing", what())),
+                Err(e) => problems.push(format!("{}: {e}", what())),
+            }
+            at.set("entries");
+            tally.space_ids.entry(vm.space).or_default().insert(id);
+        }
+    }
+    at.set("names");
+    let n_names = names_t.len().map_err(storage("reading names"))?;
+    let live_versions: usize = st.catalog.names.values().map(|m| m.len()).sum();
+    if n_names as usize != live_versions {
+        problems.push(format!(
+            "name index has {n_names} rows but {live_versions} live versions are stored"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks one stored vector record against its entry record (checksum) and its space (the
+/// value fits, the cached scoring constants agree). Returns whether the record decoded (it is
+/// then counted as checked, whatever else is found).
+fn check_vector(
+    st: &State,
+    bytes: &[u8],
+    vm: &codec::VecMeta,
+    what: &dyn Fn() -> String,
+    problems: &mut Vec<String>,
+) -> bool {
+    let (emb, crc) = match codec::decode_vector(bytes, what) {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(e.to_string());
+            return false;
+        }
+    };
+    if crc != vm.crc {
+        problems.push(format!(
+            "{}: checksum differs from the entry record",
+            what()
+        ));
+    }
+    let Some(s) = st.catalog.spaces.get(&vm.space) else {
+        problems.push(format!("{}: unknown space {}", what(), vm.space));
+        return true;
+    };
+    if let Err(e) = s.check(&emb, &what()) {
+        problems.push(e.to_string());
+    }
+    // The cached exact-scoring constants are derived: recompute.
+    match s.prep(&emb) {
+        Ok(p) if ScoreConsts::agree(p, vm.prep) => {}
+        Ok(_) => problems.push(format!(
+            "{}: cached scoring constants disagree with the vector",
+            what()
+        )),
+        Err(e) => problems.push(e.to_string()),
+    }
+    true
+}
+
+/// Compares each space's graph with the store's points; returns the spaces compared.
+fn compare_graphs(
+    st: &State,
+    mut space_ids: HashMap<SpaceId, BTreeSet<EntryId>>,
+    problems: &mut Vec<String>,
+) -> u64 {
+    let mut spaces_checked = 0;
+    for (sid, idx) in st.indexes.iter() {
+        spaces_checked += 1;
+        let in_store = space_ids.remove(sid).unwrap_or_default();
+        if let Some(why) = &idx.unusable {
+            problems.push(format!(
+                "space {sid} ({}): its graph could not be built ({why}); knn scans the \
+                 space exactly until a rebuild succeeds (`taskdb compact`, or the next open \
+                 after the entry named above is removed with `taskdb rm`)",
+                idx.space.def.name
+            ));
+            continue;
+        }
+        let in_graph = SpaceIndex::graph_ids(&idx.graph);
+        let in_store: HashSet<EntryId> = in_store.into_iter().collect();
+        if in_graph != in_store || idx.points != in_store {
+            let missing = in_store.difference(&in_graph).count();
+            let extra = in_graph.difference(&in_store).count();
+            problems.push(format!(
+                "space {sid} ({}): graph and store disagree ({missing} vectors missing from \
+                 the graph, {extra} extra)",
+                idx.space.def.name
+            ));
+        }
+    }
+    for sid in space_ids.keys() {
+        problems.push(format!("space {sid} has vectors but no index"));
+    }
+    spaces_checked
+}
+
+/// Frozen space statistics: references are verified through the scorer (every vector's
+/// constants above); the whitening is only used by ingestion, so it is verified here.
+fn verify_frozen(st: &State, problems: &mut Vec<String>) {
+    for s in st.catalog.spaces.values().filter(|s| s.is_task_space()) {
+        if let Err(e) = TaskSpaceParams::from_def(&s.def).and_then(|p| p.whitening(&s.def.name)) {
+            problems.push(e.to_string());
+        }
+    }
+}
+
+/// Graphs the open found damaged or stale and rebuilt from the store (saved by a writable
+/// open before this check; kept in memory only by a read-only one).
+fn repairs(st: &State, read_only: bool) -> Vec<Repair> {
+    st.index_events
+        .iter()
+        .filter_map(|(sid, ev)| {
+            let reason = ev.strip_prefix("rebuilt: ")?;
+            if reason == "compact" {
+                return None;
+            }
+            Some(Repair {
+                space_id: *sid,
+                space: st
+                    .catalog
+                    .spaces
+                    .get(sid)
+                    .map(|s| s.def.name.clone())
+                    .unwrap_or_default(),
+                action: if read_only {
+                    "its graph would be rebuilt from the store".into()
+                } else {
+                    "its graph was rebuilt from the store and saved".into()
+                },
+                reason: reason.to_string(),
+                done: !read_only,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,190 @@
+//! Opening a database: the meta record (initialised on first open), the catalog, and each
+//! space's graph, loaded from its persisted file when that file matches the store exactly
+//! (database uuid, space generation, point count and digest), rebuilt from the store otherwise.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Mutex, RwLock};
+
+use redb::ReadTransaction;
+
+use super::{hex, poisoned, State, TaskDb};
+use crate::catalog::Catalog;
+use crate::error::{contain, Error, Result};
+use crate::index::{persist, IndexParams, SpaceIndex};
+use crate::model::{Embedding, EntryId};
+use crate::space::SpaceId;
+use crate::store::tables::read_vector;
+use crate::store::{self, Db, Meta};
+use crate::OpenOptions;
+
+impl TaskDb {
+    /// Opens the database at `path` for reading and writing, creating it if missing.
+    pub fn open(path: impl AsRef<Path>) -> Result<TaskDb> {
+        Self::open_with(path, OpenOptions::default())
+    }
+
+    /// Opens an existing database read-only. Fails with [`Error::Locked`] while another
+    /// process has it open for writing, and with [`Error::NeedsRecovery`] after a crash until a
+    /// writer has opened it once.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<TaskDb> {
+        Self::open_with(
+            path,
+            OpenOptions {
+                read_only: true,
+                ..OpenOptions::default()
+            },
+        )
+    }
+
+    /// Opens with explicit options.
+    pub fn open_with(path: impl AsRef<Path>, opts: OpenOptions) -> Result<TaskDb> {
+        let path = path.as_ref().to_path_buf();
+        let (db, _created) = store::open_db(&path, opts.read_only, true)?;
+        let meta = read_or_init_meta(&db, &path)?;
+        let txn = db.begin_read()?;
+        let catalog = Catalog::load(&txn)?;
+        let mut tdb = TaskDb {
+            path,
+            db,
+            read_only: opts.read_only,
+            params: opts.index,
+            state: RwLock::new(State {
+                catalog,
+                indexes: BTreeMap::new(),
+                meta,
+                index_events: BTreeMap::new(),
+            }),
+            live_centres: Mutex::new(HashMap::new()),
+        };
+        let dir = store::index_dir(&tdb.path);
+        if !tdb.read_only {
+            persist::clean_temporaries(&dir);
+        }
+        {
+            let st = tdb.state.get_mut().map_err(|_| poisoned())?;
+            let space_ids: Vec<SpaceId> = st.catalog.spaces.keys().copied().collect();
+            for sid in space_ids {
+                let (idx, event) = open_space_index(&txn, &dir, st, sid, &tdb.params)?;
+                st.indexes.insert(sid, idx);
+                st.index_events.insert(sid, event);
+            }
+        }
+        drop(txn);
+        if !tdb.read_only {
+            tdb.flush()?;
+        }
+        Ok(tdb)
+    }
+}
+
+/// The meta record; a new, empty file is initialised (writable opens only).
+fn read_or_init_meta(db: &Db, path: &Path) -> Result<Meta> {
+    let txn = db.begin_read()?;
+    if let Some(m) = contain("table meta", || store::read_meta(&txn, path))? {
+        return Ok(m);
+    }
+    if contain("the table directory", || store::has_foreign_tables(&txn))? {
+        return Err(Error::NotTaskDb {
+            path: path.to_path_buf(),
+            reason: "a redb file without taskdb tables".into(),
+        });
+    }
+    drop(txn);
+    match db {
+        Db::Rw(d) => store::init(d)?,
+        Db::Ro(_) => {
+            return Err(Error::NotTaskDb {
+                path: path.to_path_buf(),
+                reason: "empty redb file".into(),
+            })
+        }
+    }
+    let txn = db.begin_read()?;
+    store::read_meta(&txn, path)?.ok_or_else(|| Error::Internal("meta missing after init".into()))
+}
+
+fn space_items(
+    txn: &ReadTransaction,
+    c: &Catalog,
+    sid: SpaceId,
+) -> Result<Vec<(EntryId, Embedding)>> {
+    let mut items = Vec::new();
+    if let Some(ids) = c.space_points.get(&sid) {
+        for &id in ids {
+            for vm in c.entries[&id].vectors.iter().filter(|v| v.space == sid) {
+                items.push((id, read_vector(txn, id, &vm.method)?));
+            }
+        }
+    }
+    Ok(items)
+}
+
+/// Rebuilds a space's graph from the store. Never fails: when a vector cannot be read or
+/// indexed, or the graph cannot be built, the index is unusable (exact scan only) and says why.
+pub(super) fn rebuild_space(
+    txn: &ReadTransaction,
+    st: &State,
+    sid: SpaceId,
+    params: &IndexParams,
+) -> SpaceIndex {
+    let space = st.catalog.spaces[&sid].clone();
+    let gen = st.catalog.generation(sid);
+    match space_items(txn, &st.catalog, sid) {
+        Ok(items) => SpaceIndex::build(space, params, &items, gen),
+        Err(e) => SpaceIndex::unusable(space, params, gen, e.to_string()),
+    }
+}
+
+fn open_space_index(
+    txn: &ReadTransaction,
+    dir: &Path,
+    st: &State,
+    sid: SpaceId,
+    params: &IndexParams,
+) -> Result<(SpaceIndex, String)> {
+    let (count, digest) = st.catalog.digest(sid);
+    let gen = st.catalog.generation(sid);
+    let space = st.catalog.spaces[&sid].clone();
+    if count == 0 {
+        let mut idx = SpaceIndex::empty(space, params, gen);
+        idx.dirty = true;
+        return Ok((idx, "empty".into()));
+    }
+    let expect = persist::Expect {
+        db_uuid: hex(&st.meta.db_uuid),
+        space_id: sid,
+        generation: gen,
+        count,
+        digest,
+    };
+    match persist::load(dir, &expect) {
+        Ok(graph) => {
+            let points = st
+                .catalog
+                .space_points
+                .get(&sid)
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
+            Ok((
+                SpaceIndex {
+                    space,
+                    graph,
+                    points,
+                    generation: gen,
+                    dirty: false,
+                    unusable: None,
+                },
+                "loaded".into(),
+            ))
+        }
+        Err(reason) => {
+            let idx = rebuild_space(txn, st, sid, params);
+            let event = match &idx.unusable {
+                Some(why) => format!("unusable: {why}"),
+                None => format!("rebuilt: {reason}"),
+            };
+            Ok((idx, event))
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! knn: resolves the query to a space and a value, follows the plan of
+//! [`crate::search::plan`], and scores candidates exactly through the space's scorer
+//! ([`crate::space`]'s `score.rs`), frozen or live-centred.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use redb::ReadTransaction;
+
+use super::{poisoned, TaskDb, DEFAULT_METHOD};
+use crate::catalog::{CatEntry, Catalog};
+use crate::error::{Error, Result};
+use crate::model::{Embedding, EntryId, Kind};
+use crate::search::plan::{self, Plan, Shape, Step};
+use crate::search::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};
+use crate::space::{EmbeddingKind, LiveCentre, Prepared, Space, SpaceId};
+use crate::store::codec::VecMeta;
+use crate::store::tables::read_vector;
+
+/// Vectors are read in blocks of this many (one read transaction, sequential); each block is
+/// then scored on rayon's pool.
+const BLOCK: usize = 1024;
+
+/// One knn query being executed: everything the scoring of a candidate needs.
+struct Run<'a> {
+    c: &'a Catalog,
+    txn: &'a ReadTransaction,
+    sid: SpaceId,
+    space: &'a Space,
+    prepared: Prepared,
+    live: Option<Arc<LiveCentre>>,
+}
+
+impl TaskDb {
+    /// The `k` nearest live entries to `query` passing `filter`, best first (exact scores).
+    /// Only latest versions of non-deleted entries are returned; an entry query leaves out
+    /// exactly the queried entry id. Returns exactly `min(k, matching entries)` hits.
+    pub fn nearest(&self, query: &Query, k: usize, filter: &Filter) -> Result<Vec<Hit>> {
+        Ok(self.nearest_explain(query, k, filter)?.0)
+    }
+
+    /// Like [`TaskDb::nearest`], also saying which search path answered.
+    pub fn nearest_explain(
+        &self,
+        query: &Query,
+        k: usize,
+        filter: &Filter,
+    ) -> Result<(Vec<Hit>, SearchPath)> {
+        self.nearest_with(query, k, filter, &SearchOptions::default())
+    }
+
+    /// Like [`TaskDb::nearest_explain`], with [`SearchOptions`] (e.g. centring on the live
+    /// library, [`Centring::Live`]).
+    pub fn nearest_with(
+        &self,
+        query: &Query,
+        k: usize,
+        filter: &Filter,
+        opts: &SearchOptions,
+    ) -> Result<(Vec<Hit>, SearchPath)> {
+        let st = self.read()?;
+        let c = &st.catalog;
+        let txn = self.db.begin_read()?;
+        let (sid, qemb, exclude) = resolve_query(c, &txn, query, filter)?;
+        if k == 0 {
+            return Ok((Vec::new(), SearchPath::BruteForce));
+        }
+        let idx = st
+            .indexes
+            .get(&sid)
+            .ok_or_else(|| Error::Internal(format!("no index for space {sid}")))?;
+        let space = &idx.space;
+        let keep = |id: EntryId| -> bool {
+            if Some(id) == exclude || !c.is_live(id) {
+                return false;
+            }
+            let e = &c.entries[&id];
+            filter.matches(&e.name, e.kind, &e.tags)
+        };
+        let empty = BTreeSet::new();
+        let points = c.space_points.get(&sid).unwrap_or(&empty);
+        let live = match opts.centring {
+            Centring::Frozen => None,
+            Centring::Live => Some(self.live_centre(&txn, c, space, points)?),
+        };
+        let prepared = match &live {
+            Some(l) => space.prepare_centred(&qemb, &l.reference)?,
+            None => space.prepare(&qemb)?,
+        };
+        let run = Run {
+            c,
+            txn: &txn,
+            sid,
+            space,
+            prepared,
+            live,
+        };
+        let exact = |path: SearchPath| -> Result<(Vec<Hit>, SearchPath)> {
+            let ids: Vec<EntryId> = points.iter().copied().filter(|&id| keep(id)).collect();
+            Ok((run.top(&ids, k)?, path))
+        };
+        let shape = Shape {
+            k,
+            total: points.len(),
+            trivial_filter: filter.is_trivial(),
+            sketched: space.def.embedding == EmbeddingKind::LowRank,
+            live_centring: run.live.is_some(),
+            graph_usable: idx.unusable.is_none(),
+        };
+        let mut search = match plan::plan(&self.params, shape, || {
+            points.iter().filter(|&&id| keep(id)).count()
+        }) {
+            Plan::Exact => return exact(SearchPath::BruteForce),
+            Plan::Graph(g) => g,
+        };
+        let qv = space.index_vector(&qemb)?;
+        let ids = loop {
+            let found = idx.search(&qv, search.want, search.ef(&self.params))?;
+            let n_found = found.len();
+            let kept: Vec<EntryId> = found
+                .into_iter()
+                .filter(|&id| keep(id))
+                .take(search.rerank)
+                .collect();
+            match search.next(n_found, kept.len()) {
+                Step::Done => break kept,
+                Step::Widen => continue,
+                Step::Exact => return exact(SearchPath::HnswThenBruteForce),
+            }
+        };
+        Ok((run.top(&ids, k)?, SearchPath::Hnsw))
+    }
+
+    /// The live library mean of a task space and its live entries' scoring constants, cached
+    /// until the set of live entries changes. Building it reads every live vector once.
+    fn live_centre(
+        &self,
+        txn: &ReadTransaction,
+        c: &Catalog,
+        space: &Space,
+        points: &BTreeSet<EntryId>,
+    ) -> Result<Arc<LiveCentre>> {
+        LiveCentre::applies(space)?;
+        let live: Vec<EntryId> = points.iter().copied().filter(|&id| c.is_live(id)).collect();
+        let key = LiveCentre::key_of(&live);
+        let mut cache = self.live_centres.lock().map_err(|_| poisoned())?;
+        if let Some(l) = cache.get(&space.id).filter(|l| l.key == key) {
+            return Ok(l.clone());
+        }
+        let mut values = Vec::with_capacity(live.len());
+        for &id in &live {
+            let vm = c.entries[&id].vector_in(id, space.id)?;
+            values.push(read_vector(txn, id, &vm.method)?.to_task());
+        }
+        let l = Arc::new(LiveCentre::build(space, &live, &values)?);
+        cache.insert(space.id, l.clone());
+        Ok(l)
+    }
+}
+
+impl Run<'_> {
+    /// Scores `ids` exactly and returns the best `k`, best first, ties broken by id. Every
+    /// score depends only on its own pair, so the answer is the same whatever the thread count.
+    fn top(&self, ids: &[EntryId], k: usize) -> Result<Vec<Hit>> {
+        use rayon::prelude::*;
+        let mut hits = Vec::new();
+        for block in ids.chunks(BLOCK) {
+            let mut rows = Vec::with_capacity(block.len());
+            for &id in block {
+                let e = &self.c.entries[&id];
+                let vm = e.vector_in(id, self.sid)?;
+                let x = read_vector(self.txn, id, &vm.method)?;
+                rows.push((id, e, vm, x));
+            }
+            let score = |r: &(EntryId, &CatEntry, &VecMeta, Embedding)| {
+                let consts = match &self.live {
+                    Some(l) => l.consts.get(&r.0).copied(),
+                    None => r.2.prep,
+                };
+                self.space.score(&self.prepared, &r.3, consts)
+            };
+            let scores: Vec<Result<f32>> = if rows.len() >= 64 {
+                rows.par_iter().map(score).collect()
+            } else {
+                rows.iter().map(score).collect()
+            };
+            for ((id, e, vm, _), sc) in rows.into_iter().zip(scores) {
+                hits.push(Hit {
+                    id,
+                    name: e.name.clone(),
+                    version: e.version,
+                    kind: e.kind,
+                    score: sc?,
+                    space: self.space.def.name.clone(),
+                    method: vm.method.clone(),
+                });
+            }
+        }
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        hits.truncate(k);
+        Ok(hits)
+    }
+}
+
+/// The space, value and excluded id (an entry query leaves itself out) of a query.
+fn resolve_query(
+    c: &Catalog,
+    txn: &ReadTransaction,
+    query: &Query,
+    filter: &Filter,
+) -> Result<(SpaceId, Embedding, Option<EntryId>)> {
+    match query {
+        Query::Entry(r) => {
+            let id = c.resolve(r)?;
+            let vm = query_vector(&c.entries[&id], r, filter)?;
+            let emb = read_vector(txn, id, &vm.method)?;
+            Ok((vm.space, emb, Some(id)))
+        }
+        Query::Vector { space, embedding } => {
+            let sid = match space {
+                SpaceSel::Id(id) => *id,
+                SpaceSel::Name(n) => *c.space_by_name.get(n).ok_or_else(|| Error::NotFound {
+                    what: format!("space {n:?}"),
+                })?,
+            };
+            let s = c.spaces.get(&sid).ok_or_else(|| Error::NotFound {
+                what: format!("space id {sid}"),
+            })?;
+            s.check(
+                embedding,
+                &format!("query vector for space {:?}", s.def.name),
+            )
+            .map_err(|e| match e {
+                Error::InvalidInput { context, message }
+                    if message.starts_with("wrong dimension") =>
+                {
+                    Error::SpaceMismatch(format!("{context}: {message}"))
+                }
+                other => other,
+            })?;
+            Ok((sid, embedding.clone(), None))
+        }
+    }
+}
+
+/// Which of an entry's vectors a query by that entry uses: the filter's method, its only one,
+/// or the default method.
+fn query_vector<'a>(
+    e: &'a CatEntry,
+    r: &crate::model::EntryRef,
+    filter: &Filter,
+) -> Result<&'a VecMeta> {
+    match &filter.method {
+        Some(m) => e.vectors.iter().find(|v| &v.method == m).ok_or_else(|| {
+            let why = if e.kind == Kind::Model && m == "textemb" {
+                " (textemb is the mean feature of the inputs, which for a model are \
+                 the probe set U: it would be identical for every model, so models \
+                 never get one)"
+            } else {
+                ""
+            };
+            Error::SpaceMismatch(format!(
+                "entry {r} has no vector for method {m:?}{why}; it has: {}",
+                e.methods()
+            ))
+        }),
+        None if e.vectors.len() == 1 => Ok(&e.vectors[0]),
+        None => e
+            .vectors
+            .iter()
+            .find(|v| v.method == DEFAULT_METHOD)
+            .ok_or_else(|| {
+                Error::SpaceMismatch(format!(
+                    "entry {r} has several methods ({}); choose one",
+                    e.methods()
+                ))
+            }),
+    }
+}

@@ -1,0 +1,442 @@
+//! Writes: [`TaskDb::put`] (one batch, one transaction) and [`TaskDb::delete`]. Each writes the
+//! store under the state lock, commits, and only then updates the catalog and graphs, so
+//! readers never see the store ahead of the index and a failed write changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use redb::{ReadableTable, Table, WriteTransaction};
+use serde::Serialize;
+
+use super::{State, TaskDb};
+use crate::catalog::{CatEntry, Catalog};
+use crate::error::{contain, Error, Result};
+use crate::index::SpaceIndex;
+use crate::model::{Embedding, EntryId, EntryRef, NewEntry, NewVector, Provenance};
+use crate::space::{Space, SpaceDef, SpaceId, SpaceRef};
+use crate::store::codec::{self, EntryRecord, VecMeta};
+use crate::store::tables::{
+    bump_generation, bump_space_generations, open_write, storage, Counters,
+};
+use crate::store::{self, ENTRIES, META, NAMES, NAME_SEQ, SPACES, SPACE_NAMES, VECTORS};
+
+/// One entry as [`TaskDb::put_versioned`] wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Written {
+    /// Its id.
+    pub id: EntryId,
+    /// Its name.
+    pub name: String,
+    /// The version it got (1 for a new name, else one more than the name's last version).
+    pub version: u32,
+}
+
+/// An entry written by `put`: its id, catalog entry and vectors per space.
+type Added = (EntryId, CatEntry, Vec<(SpaceId, Embedding)>);
+
+/// What one `put` transaction wrote, applied to the catalog and graphs after its commit.
+#[derive(Default)]
+struct Batch {
+    /// Spaces created by this batch.
+    spaces: BTreeMap<SpaceId, Space>,
+    space_names: HashMap<String, SpaceId>,
+    /// Entries written, with their vectors per space.
+    added: Vec<Added>,
+    /// Spaces that got a vector.
+    touched: BTreeSet<SpaceId>,
+}
+
+/// The tables a `put` writes.
+struct PutTables<'t> {
+    meta: Table<'t, &'static str, &'static [u8]>,
+    entries: Table<'t, u64, &'static [u8]>,
+    vectors: Table<'t, (u64, &'static str), &'static [u8]>,
+    names: Table<'t, (&'static str, u32), u64>,
+    name_seq: Table<'t, &'static str, u32>,
+    spaces: Table<'t, u32, &'static str>,
+    space_names: Table<'t, &'static str, u32>,
+}
+
+impl<'t> PutTables<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<PutTables<'t>> {
+        Ok(PutTables {
+            meta: open_write(txn, META)?,
+            entries: open_write(txn, ENTRIES)?,
+            vectors: open_write(txn, VECTORS)?,
+            names: open_write(txn, NAMES)?,
+            name_seq: open_write(txn, NAME_SEQ)?,
+            spaces: open_write(txn, SPACES)?,
+            space_names: open_write(txn, SPACE_NAMES)?,
+        })
+    }
+}
+
+/// The space a new vector names, as resolved against the catalog and the batch so far.
+enum Resolved {
+    /// A stored space or one created earlier in this batch.
+    Existing(SpaceId),
+    /// A space to create with this definition.
+    New(SpaceDef),
+}
+
+impl TaskDb {
+    /// Writes a batch of entries in one transaction: all land or none does. Everything is
+    /// validated before anything is written. Returns the new ids in input order.
+    pub fn put(&self, entries: Vec<NewEntry>) -> Result<Vec<EntryId>> {
+        Ok(self
+            .put_versioned(entries)?
+            .into_iter()
+            .map(|w| w.id)
+            .collect())
+    }
+
+    /// [`TaskDb::put`], returning each entry's id, name and the version it got (in input
+    /// order), as committed by this very transaction.
+    pub fn put_versioned(&self, entries: Vec<NewEntry>) -> Result<Vec<Written>> {
+        let db = self.rw("put")?;
+        validate_batch(&entries)?;
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Write under the state lock, so readers never see the store ahead of the index.
+        let mut st = self.write()?;
+        contain(
+            "tables names, name_seq, spaces, space_names or vectors",
+            || self.put_locked(db, &mut st, entries),
+        )
+    }
+
+    /// The transaction of [`TaskDb::put`], under the state lock.
+    fn put_locked(
+        &self,
+        db: &redb::Database,
+        st: &mut State,
+        entries: Vec<NewEntry>,
+    ) -> Result<Vec<Written>> {
+        let txn = db.begin_write().map_err(storage("starting a write"))?;
+        let now = store::now_ms();
+        let mut batch = Batch::default();
+        let mut written = Vec::with_capacity(entries.len());
+        let counters = {
+            let mut t = PutTables::open(&txn)?;
+            let mut counters = Counters::read(&t.meta)?;
+            counters.generation += 1;
+            let n = entries.len();
+            for (i, e) in entries.into_iter().enumerate() {
+                let ctx = entry_ctx(i, n, &e.name);
+                let w = write_entry(&mut t, &st.catalog, &mut batch, &mut counters, e, &ctx, now)?;
+                written.push(w);
+            }
+            counters.write(&mut t.meta)?;
+            counters
+        };
+        let space_gens = bump_space_generations(&txn, batch.touched.iter().copied())?;
+        txn.commit().map_err(storage("committing"))?;
+        self.apply_put(st, batch, space_gens, counters.generation);
+        Ok(written)
+    }
+
+    /// Applies a committed batch to the catalog and graphs.
+    fn apply_put(
+        &self,
+        st: &mut State,
+        batch: Batch,
+        space_gens: Vec<(SpaceId, u64)>,
+        generation: u64,
+    ) {
+        st.meta.generation = generation;
+        for (id, s) in batch.spaces {
+            st.catalog.space_by_name.insert(s.def.name.clone(), id);
+            st.indexes
+                .insert(id, SpaceIndex::empty(s.clone(), &self.params, 0));
+            st.index_events.insert(id, "new".into());
+            st.catalog.spaces.insert(id, s);
+        }
+        let mut per_space: BTreeMap<SpaceId, Vec<(EntryId, Embedding)>> = BTreeMap::new();
+        for (id, ce, vals) in batch.added {
+            st.catalog.add(id, ce);
+            for (sid, e) in vals {
+                per_space.entry(sid).or_default().push((id, e));
+            }
+        }
+        for (sid, g) in space_gens {
+            st.catalog.space_gen.insert(sid, g);
+            if let Some(idx) = st.indexes.get_mut(&sid) {
+                // Committed: a graph that cannot take the new vectors becomes unusable
+                // (queries scan exactly) instead of failing a write that has happened.
+                let was_usable = idx.unusable.is_none();
+                idx.insert(&per_space.remove(&sid).unwrap_or_default());
+                idx.generation = g;
+                if let (true, Some(why)) = (was_usable, &idx.unusable) {
+                    let event = format!("unusable: {why}");
+                    st.index_events.insert(sid, event);
+                }
+            }
+        }
+    }
+
+    /// Deletes `name` (all versions) or `name@N` (that version). Deleted entries become
+    /// tombstones until [`TaskDb::compact`]; if the latest version is deleted, the previous
+    /// remaining version becomes the latest. Returns the ids deleted.
+    pub fn delete(&self, r: &EntryRef) -> Result<Vec<EntryId>> {
+        let db = self.rw("delete")?;
+        let mut st = self.write()?;
+        let r = &st.catalog.exact(r);
+        contain("tables entries or names", || {
+            self.delete_locked(db, &mut st, r)
+        })
+    }
+
+    /// The transaction of [`TaskDb::delete`], under the state lock.
+    fn delete_locked(
+        &self,
+        db: &redb::Database,
+        st: &mut State,
+        r: &EntryRef,
+    ) -> Result<Vec<EntryId>> {
+        let ids: Vec<EntryId> = match r.version {
+            Some(_) => vec![st.catalog.resolve(r)?],
+            None => {
+                st.catalog.resolve(r)?;
+                st.catalog.names[&r.name].values().copied().collect()
+            }
+        };
+        let txn = db.begin_write().map_err(storage("starting a write"))?;
+        let now = store::now_ms();
+        {
+            let mut ent_t = open_write(&txn, ENTRIES)?;
+            let mut names_t = open_write(&txn, NAMES)?;
+            for &id in &ids {
+                let mut rec = {
+                    let g = ent_t
+                        .get(id)
+                        .map_err(storage("reading entry"))?
+                        .ok_or_else(|| Error::Internal(format!("entry {id} missing")))?;
+                    codec::decode_entry_unverified(id, g.value())?
+                };
+                rec.deleted_at_ms = Some(now);
+                names_t
+                    .remove((rec.name.as_str(), rec.version))
+                    .map_err(storage("removing name"))?;
+                ent_t
+                    .insert(id, codec::encode_entry(&rec)?.as_slice())
+                    .map_err(storage("writing entry"))?;
+            }
+            bump_generation(&txn)?;
+        }
+        txn.commit().map_err(storage("committing"))?;
+        st.meta.generation += 1;
+        for &id in &ids {
+            st.catalog.mark_deleted(id);
+        }
+        Ok(ids)
+    }
+}
+
+/// The checks of a batch that need no store access: each entry's own, and no name twice.
+fn validate_batch(entries: &[NewEntry]) -> Result<()> {
+    let mut seen = HashMap::new();
+    let n = entries.len();
+    for (i, e) in entries.iter().enumerate() {
+        let ctx = entry_ctx(i, n, &e.name);
+        e.validate(&ctx)?;
+        if let Some(j) = seen.insert(e.name.as_str(), i) {
+            return Err(Error::invalid(
+                ctx,
+                format!(
+                    "duplicate name in one batch (also entry {}); put each version in its own batch",
+                    j + 1
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Writes one entry of a batch (its vectors, name, version and record) into the open tables.
+#[allow(clippy::too_many_arguments)]
+fn write_entry(
+    t: &mut PutTables<'_>,
+    c: &Catalog,
+    batch: &mut Batch,
+    counters: &mut Counters,
+    e: NewEntry,
+    ctx: &str,
+    now: u64,
+) -> Result<Written> {
+    let id = counters.next_id;
+    let mut vmeta = Vec::new();
+    let mut vals = Vec::new();
+    for v in e.vectors {
+        let vctx = format!("{ctx}, method {:?}", v.method);
+        let sid = match resolve_space(c, batch, &v, &vctx)? {
+            Resolved::Existing(sid) => sid,
+            Resolved::New(def) => create_space(t, batch, counters, def, &vctx, now)?,
+        };
+        let space = c
+            .spaces
+            .get(&sid)
+            .or_else(|| batch.spaces.get(&sid))
+            .ok_or_else(|| Error::Internal(format!("space {sid} resolved but missing")))?;
+        space.check(&v.embedding, &vctx)?;
+        let prep = space.prep(&v.embedding)?;
+        let (bytes, crc) = codec::encode_vector(&v.embedding);
+        t.vectors
+            .insert((id, v.method.as_str()), bytes.as_slice())
+            .map_err(storage("writing vector"))?;
+        batch.touched.insert(sid);
+        vmeta.push(VecMeta {
+            method: v.method,
+            space: sid,
+            crc,
+            prep,
+        });
+        vals.push((sid, v.embedding));
+    }
+    let last = t
+        .name_seq
+        .get(e.name.as_str())
+        .map_err(storage("reading name sequence"))?
+        .map(|g| g.value())
+        .unwrap_or(0);
+    let version = last + 1;
+    t.name_seq
+        .insert(e.name.as_str(), version)
+        .map_err(storage("writing name sequence"))?;
+    t.names
+        .insert((e.name.as_str(), version), id)
+        .map_err(storage("writing name"))?;
+    let mut prov: Provenance = e.provenance;
+    if prov.taskdb_version.is_empty() {
+        prov.taskdb_version = env!("CARGO_PKG_VERSION").to_string();
+    }
+    let rec = EntryRecord {
+        name: e.name.clone(),
+        version,
+        kind: e.kind.to_u8(),
+        tags: e.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        provenance_json: serde_json::to_string(&prov)
+            .map_err(|e| Error::Internal(format!("provenance json: {e}")))?,
+        created_at_ms: now,
+        deleted_at_ms: None,
+        vectors: vmeta.clone(),
+    };
+    t.entries
+        .insert(id, codec::encode_entry(&rec)?.as_slice())
+        .map_err(storage("writing entry"))?;
+    let written = Written {
+        id,
+        name: e.name.clone(),
+        version,
+    };
+    batch.added.push((
+        id,
+        CatEntry {
+            name: e.name,
+            version,
+            kind: e.kind,
+            tags: e.tags,
+            deleted: false,
+            vectors: vmeta,
+            created_at_ms: now,
+        },
+        vals,
+    ));
+    counters.next_id += 1;
+    Ok(written)
+}
+
+/// Resolves the space `v` names against the stored spaces and those created earlier in the
+/// batch; a definition must equal the stored one of its name (spaces are immutable).
+fn resolve_space(c: &Catalog, batch: &Batch, v: &NewVector, vctx: &str) -> Result<Resolved> {
+    let lookup = |name: &str| -> Option<&Space> {
+        c.space_named(name).or_else(|| {
+            batch
+                .space_names
+                .get(name)
+                .and_then(|id| batch.spaces.get(id))
+        })
+    };
+    match &v.space {
+        SpaceRef::Id(id) => {
+            if c.spaces.contains_key(id) || batch.spaces.contains_key(id) {
+                Ok(Resolved::Existing(*id))
+            } else {
+                Err(Error::NotFound {
+                    what: format!("space id {id} ({vctx})"),
+                })
+            }
+        }
+        SpaceRef::Def(d) => match lookup(&d.name) {
+            Some(s) if &s.def == d => Ok(Resolved::Existing(s.id)),
+            Some(s) if s.def.dim != d.dim && s.def.embedding == d.embedding => Err(Error::invalid(
+                vctx,
+                format!(
+                    "wrong dimension for space {:?}: it has dimension {}, got {}",
+                    d.name, s.def.dim, d.dim
+                ),
+            )),
+            Some(_) => Err(Error::SpaceMismatch(format!(
+                "{vctx}: space {:?} already exists with a different definition; spaces are \
+                 immutable, use a new name",
+                d.name
+            ))),
+            None => Ok(Resolved::New(d.clone())),
+        },
+        SpaceRef::External(name) => {
+            if name.is_empty() {
+                return Err(Error::invalid(vctx, "empty space name"));
+            }
+            match lookup(name) {
+                Some(s) if !s.def.is_external() => Err(Error::SpaceMismatch(format!(
+                    "{vctx}: space {name:?} is a computed space (method {:?}), not an external \
+                     one; import into another space name",
+                    s.def.method.as_deref().unwrap_or("?")
+                ))),
+                Some(s) => Ok(Resolved::Existing(s.id)),
+                None => Ok(Resolved::New(SpaceDef::external(
+                    name,
+                    v.embedding.dim() as u32,
+                ))),
+            }
+        }
+    }
+}
+
+/// Creates a space of the batch (written now, in the catalog after commit).
+fn create_space(
+    t: &mut PutTables<'_>,
+    batch: &mut Batch,
+    counters: &mut Counters,
+    def: SpaceDef,
+    vctx: &str,
+    now: u64,
+) -> Result<SpaceId> {
+    if def.dim == 0 {
+        return Err(Error::invalid(vctx, "space dimension 0"));
+    }
+    let id = counters.next_space;
+    counters.next_space += 1;
+    let s = Space::new(id, def, now);
+    let json =
+        serde_json::to_string(&s).map_err(|e| Error::Internal(format!("space json: {e}")))?;
+    t.spaces
+        .insert(id, json.as_str())
+        .map_err(storage("writing space"))?;
+    t.space_names
+        .insert(s.def.name.as_str(), id)
+        .map_err(storage("writing space"))?;
+    batch.space_names.insert(s.def.name.clone(), id);
+    batch.spaces.insert(id, s);
+    Ok(id)
+}
+
+/// How an error names entry `i` of a batch of `n`: by name alone when it is the only one
+/// (`entry "sst2"`), else with its place in the batch (`entry 3 of 40 in this batch
+/// ("sst2")`), so a single ingestion's error carries no meaningless "entry 1".
+fn entry_ctx(i: usize, n: usize, name: &str) -> String {
+    if n == 1 {
+        format!("entry {name:?}")
+    } else {
+        format!("entry {} of {n} in this batch ({name:?})", i + 1)
+    }
+}

@@ -1,0 +1,146 @@
+//! Typed table access. Every table is opened through [`open_write`] or [`open_read`], whose
+//! errors name the table from its definition (so a message can never name the wrong one), and
+//! every read of a stored record goes through one helper here: the vector of an entry, the
+//! record of an entry, the counters of the meta table, the per-space generations.
+//!
+//! Reads that parse text keys or values run inside [`crate::error::contain`] at the caller, so a
+//! panic of the storage layer on a damaged record becomes an error naming the table.
+
+use redb::{
+    Key, ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableDefinition, TableHandle, Value,
+    WriteTransaction,
+};
+
+use super::codec::{self, EntryRecord};
+use super::{ENTRIES, META, SPACE_GEN, VECTORS};
+use crate::error::{contain, Error, Result};
+use crate::model::{Embedding, EntryId};
+use crate::space::SpaceId;
+
+/// Maps a redb error to [`Error::Storage`] with `ctx` saying what taskdb was doing.
+pub(crate) fn storage<E: std::fmt::Display>(ctx: &'static str) -> impl Fn(E) -> Error {
+    move |e| Error::storage(ctx, e)
+}
+
+/// Opens `def` for writing in `txn`.
+pub(crate) fn open_write<'t, K: Key + 'static, V: Value + 'static>(
+    txn: &'t WriteTransaction,
+    def: TableDefinition<'static, K, V>,
+) -> Result<Table<'t, K, V>> {
+    txn.open_table(def)
+        .map_err(|e| Error::storage(format!("opening table {}", def.name()), e))
+}
+
+/// Opens `def` for reading in `txn`.
+pub(crate) fn open_read<K: Key + 'static, V: Value + 'static>(
+    txn: &ReadTransaction,
+    def: TableDefinition<'static, K, V>,
+) -> Result<ReadOnlyTable<K, V>> {
+    txn.open_table(def)
+        .map_err(|e| Error::storage(format!("opening table {}", def.name()), e))
+}
+
+/// The counters of the meta table a write transaction updates.
+pub(crate) struct Counters {
+    /// The id the next entry gets.
+    pub next_id: u64,
+    /// The store generation (bumped by every committed write).
+    pub generation: u64,
+    /// The id the next space gets.
+    pub next_space: u32,
+}
+
+impl Counters {
+    /// Reads the counters inside a write transaction.
+    pub(crate) fn read(meta: &Table<&str, &[u8]>) -> Result<Counters> {
+        Ok(Counters {
+            next_id: u64::from_le_bytes(meta_value(meta, "next_id")?),
+            generation: u64::from_le_bytes(meta_value(meta, "generation")?),
+            next_space: u32::from_le_bytes(meta_value(meta, "next_space_id")?),
+        })
+    }
+
+    /// Writes the counters back.
+    pub(crate) fn write(&self, meta: &mut Table<&str, &[u8]>) -> Result<()> {
+        let w = storage("writing meta");
+        meta.insert("next_id", self.next_id.to_le_bytes().as_slice())
+            .map_err(&w)?;
+        meta.insert("generation", self.generation.to_le_bytes().as_slice())
+            .map_err(&w)?;
+        meta.insert("next_space_id", self.next_space.to_le_bytes().as_slice())
+            .map_err(&w)?;
+        Ok(())
+    }
+}
+
+/// A fixed-size value of the meta table, inside a write transaction.
+fn meta_value<const N: usize>(t: &Table<&str, &[u8]>, key: &str) -> Result<[u8; N]> {
+    let g = t
+        .get(key)
+        .map_err(storage("reading meta"))?
+        .ok_or_else(|| Error::Internal(format!("meta {key} missing")))?;
+    g.value()
+        .try_into()
+        .map_err(|_| Error::Internal(format!("meta {key} malformed")))
+}
+
+/// Bumps the store generation (a write that changes no other counter).
+pub(crate) fn bump_generation(txn: &WriteTransaction) -> Result<()> {
+    let mut m = open_write(txn, META)?;
+    let g = u64::from_le_bytes(meta_value(&m, "generation")?);
+    m.insert("generation", (g + 1).to_le_bytes().as_slice())
+        .map_err(storage("writing meta"))?;
+    Ok(())
+}
+
+/// Bumps the generation of each space in `spaces` (the graphs persisted for them become stale)
+/// and returns the new generations.
+pub(crate) fn bump_space_generations(
+    txn: &WriteTransaction,
+    spaces: impl IntoIterator<Item = SpaceId>,
+) -> Result<Vec<(SpaceId, u64)>> {
+    let mut t = open_write(txn, SPACE_GEN)?;
+    let mut out = Vec::new();
+    for sid in spaces {
+        let g = t
+            .get(sid)
+            .map_err(storage("reading space generation"))?
+            .map(|g| g.value())
+            .unwrap_or(0)
+            + 1;
+        t.insert(sid, g)
+            .map_err(storage("writing space generation"))?;
+        out.push((sid, g));
+    }
+    Ok(out)
+}
+
+/// The stored vector of entry `id` for `method`, checksum verified.
+pub(crate) fn read_vector(txn: &ReadTransaction, id: EntryId, method: &str) -> Result<Embedding> {
+    contain("table vectors", || {
+        let t = open_read(txn, VECTORS)?;
+        let what = || format!("vector of entry {id}, method {method:?}");
+        let g = t
+            .get((id, method))
+            .map_err(storage("reading vector"))?
+            .ok_or_else(|| Error::Corrupt {
+                what: what(),
+                detail: "missing".into(),
+            })?;
+        Ok(codec::decode_vector(g.value(), what)?.0)
+    })
+}
+
+/// The record of entry `id`, checksum verified.
+pub(crate) fn read_entry_record(txn: &ReadTransaction, id: EntryId) -> Result<EntryRecord> {
+    let t = open_read(txn, ENTRIES)?;
+    contain("table entries", || {
+        let g = t
+            .get(id)
+            .map_err(storage("reading entry"))?
+            .ok_or_else(|| Error::NotFound {
+                what: format!("entry id {id}"),
+            })?;
+        codec::decode_entry(id, g.value())
+    })
+}
