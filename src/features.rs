@@ -60,9 +60,7 @@ pub struct FeatureCache {
 impl FeatureCache {
     /// The cache file that belongs to the database at `db_path`.
     pub fn path_for(db_path: &Path) -> PathBuf {
-        let mut name = db_path.as_os_str().to_owned();
-        name.push(".features");
-        PathBuf::from(name)
+        crate::files::feature_cache(db_path)
     }
 
     /// Opens (creating if needed) the cache at `path`. A cache file that cannot be opened as a

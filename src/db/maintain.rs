@@ -18,7 +18,7 @@ use crate::store::codec;
 use crate::store::tables::{
     bump_generation, bump_space_generations, open_read, open_write, storage,
 };
-use crate::store::{self, Db, ENTRIES, NAMES, VECTORS};
+use crate::store::{Db, ENTRIES, NAMES, VECTORS};
 
 /// Result of [`TaskDb::check`].
 #[derive(Debug, Clone, Serialize)]
@@ -82,7 +82,7 @@ impl TaskDb {
             return Ok(());
         }
         let mut st = self.write()?;
-        let dir = store::index_dir(&self.path);
+        let dir = crate::files::index_dir(&self.path);
         let uuid = hex(&st.meta.db_uuid);
         let State {
             catalog, indexes, ..

@@ -57,7 +57,7 @@ impl TaskDb {
             }),
             live_centres: Mutex::new(HashMap::new()),
         };
-        let dir = store::index_dir(&tdb.path);
+        let dir = crate::files::index_dir(&tdb.path);
         if !tdb.read_only {
             persist::clean_temporaries(&dir);
         }

@@ -17,7 +17,7 @@ pub(crate) mod codec;
 pub(crate) mod tables;
 
 use std::mem::ManuallyDrop;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use redb::{
     Builder, Database, DatabaseError, ReadOnlyDatabase, ReadTransaction, ReadableDatabase,
@@ -315,13 +315,6 @@ pub(crate) fn init(db: &Database) -> Result<()> {
     }
     txn.commit()
         .map_err(|e| Error::storage("initialising the database", e))
-}
-
-/// The path of the directory holding persisted graphs for database `path`.
-pub(crate) fn index_dir(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".index");
-    PathBuf::from(s)
 }
 
 pub(crate) fn now_ms() -> u64 {

@@ -585,18 +585,10 @@ pub fn probe(cmd: ProbeCmd) -> taskdb::Result<i32> {
                     .map_err(io)?;
             } else {
                 // Write beside, then rename: a failed export never leaves half a file.
-                let dir = a
-                    .file
-                    .parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-                    .unwrap_or(std::path::Path::new("."));
-                let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-                {
-                    let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-                    p.export_with_prompt(&mut w, prompt.as_ref()).map_err(io)?;
-                    w.flush().map_err(io)?;
-                }
-                tmp.persist(&a.file).map_err(|e| io(e.error))?;
+                taskdb::files::write_atomic_with(&a.file, |w| {
+                    p.export_with_prompt(w, prompt.as_ref())
+                })
+                .map_err(io)?;
                 eprintln!("wrote {} probe texts to {}", p.len(), a.file.display());
             }
             Ok(0)
@@ -667,20 +659,19 @@ pub fn surrogate_cmd(quiet: bool, cmd: SurrogateCmd) -> taskdb::Result<i32> {
             let s = a.surrogate.load(quiet)?;
             let stats = match &a.output {
                 Some(path) => {
-                    let dir = path
-                        .parent()
-                        .filter(|d| !d.as_os_str().is_empty())
-                        .unwrap_or(std::path::Path::new("."));
-                    let io = |e: std::io::Error| Error::io(path, e);
-                    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-                    let st = {
-                        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-                        let st = surrogate::embed_jsonl(&s, &a.file, &mut w)?;
-                        w.flush().map_err(io)?;
-                        st
-                    };
-                    tmp.persist(path).map_err(|e| io(e.error))?;
-                    st
+                    // embed_jsonl's own errors pass through the io::Error unchanged.
+                    let mut failed = None;
+                    let st = taskdb::files::write_atomic_with(path, |w| {
+                        surrogate::embed_jsonl(&s, &a.file, w).map_err(|e| {
+                            failed = Some(e);
+                            std::io::Error::other("embedding failed")
+                        })
+                    });
+                    match (st, failed) {
+                        (_, Some(e)) => return Err(e.into()),
+                        (Ok(st), None) => st,
+                        (Err(e), None) => return Err(Error::io(path, e)),
+                    }
                 }
                 None => {
                     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
