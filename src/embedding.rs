@@ -4,6 +4,10 @@
 
 use crate::error::{Error, Result};
 
+/// Identifier of one stored entry (one version of one name). Never reused. It lives here, at
+/// the bottom, because spaces and graphs key vectors by it without knowing what an entry is.
+pub type EntryId = u64;
+
 /// The factors of a symmetric matrix `U diag(s) Uᵀ` (a matrix-valued task embedding).
 pub use taskdb_methods::LowRank;
 

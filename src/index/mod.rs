@@ -12,8 +12,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use hnsw_rs::prelude::{DistDot, Hnsw};
 
+use crate::embedding::{Embedding, EntryId};
 use crate::error::{Error, Result};
-use crate::model::{Embedding, EntryId};
 use crate::space::Space;
 
 /// Tuning knobs of the index and of the search strategy.

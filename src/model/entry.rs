@@ -6,12 +6,11 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::embedding::Embedding;
+use crate::embedding::Embedding;
 use crate::error::{Error, Result};
 use crate::space::{SpaceId, SpaceRef};
 
-/// Identifier of one stored entry (one version of one name). Never reused.
-pub type EntryId = u64;
+pub use crate::embedding::EntryId;
 
 /// What a task embedding describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

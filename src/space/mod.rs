@@ -16,11 +16,11 @@ mod score;
 
 use serde::{Deserialize, Serialize};
 
+use crate::embedding::Embedding;
 use crate::error::{Error, Result};
-use crate::model::Embedding;
 
 pub use params::{SketchSpec, StoredReference, StoredWhitening, TaskSpaceParams, SKETCH_DIM};
-pub use score::Prepared;
+pub(crate) use score::Prepared;
 pub(crate) use score::{LiveCentre, ScoreConsts, ScorerCell};
 
 /// Identifier of a space in one database.

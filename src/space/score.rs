@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use taskdb_methods::{self as methods, Reference, SketchBasis, Sketcher};
 
 use super::{Space, TaskSpaceParams};
+use crate::embedding::{Embedding, EntryId};
 use crate::error::{Error, Result};
-use crate::model::{Embedding, EntryId};
 use crate::unit;
 
 /// The constants of exact task-space scoring for one stored value: its norm and its inner

@@ -269,6 +269,23 @@ impl ProbeSet {
     }
 }
 
+impl PromptTemplate {
+    // Defined here, beside the probe set it checks, so that the template module stays below
+    // the probe module (no import loop: probe uses prompt, never the reverse).
+    /// Errors when the template uses `{text_pair}` but `probe` has no pairs.
+    pub fn check(&self, probe: &ProbeSet) -> Result<()> {
+        if self.uses_pair() && !probe.has_pairs() {
+            return Err(Error::Template {
+                msg: format!(
+                    "the template uses {{text_pair}} but the probe set {:?} has no text pairs; remove {{text_pair}} or use a probe set with pairs",
+                    probe.name
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// One input line (with '\n') for `t`.
 pub(crate) fn input_line(t: &ProbeText, prompt: Option<&PromptTemplate>) -> Vec<u8> {
     let (text, pair) = match prompt {

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::probe::ProbeSet;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
@@ -94,19 +93,6 @@ impl PromptTemplate {
     /// Whether the template uses `{text_pair}`.
     pub fn uses_pair(&self) -> bool {
         self.parts.contains(&Part::TextPair)
-    }
-
-    /// Errors when the template uses `{text_pair}` but `probe` has no pairs.
-    pub fn check(&self, probe: &ProbeSet) -> Result<()> {
-        if self.uses_pair() && !probe.has_pairs() {
-            return Err(Error::Template {
-                msg: format!(
-                    "the template uses {{text_pair}} but the probe set {:?} has no text pairs; remove {{text_pair}} or use a probe set with pairs",
-                    probe.name
-                ),
-            });
-        }
-        Ok(())
     }
 
     /// Fills in the template (`{text_pair}` becomes "" when `pair` is `None`).
