@@ -380,3 +380,90 @@ fn second_writer_in_process_is_refused() {
     assert!(matches!(err, Error::Locked { .. }), "{err}");
     assert!(err.to_string().contains("locked by another process"));
 }
+
+/// `TaskDb::import_jsonl`, the library side of `taskdb import`: events in order, a report, the
+/// provenance of each line, and a refused file that writes nothing.
+#[test]
+fn import_jsonl_validates_everything_then_commits_in_batches() {
+    use taskdb::{ImportEvent, ImportOptions};
+    let (d, p) = tmp();
+    let file = d.path().join("v.jsonl");
+    let vecs = clustered(5, 8, 2, 3);
+    let text: String = vecs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| jsonl_line(&format!("v{i}"), "model", "ext", v) + "\n")
+        .collect();
+    std::fs::write(&file, &text).unwrap();
+    let db = TaskDb::open(&p).unwrap();
+    let opts = ImportOptions {
+        batch_size: 2,
+        ..ImportOptions::default()
+    };
+    let mut events = Vec::new();
+    let report = db
+        .import_jsonl(&file, &opts, &mut |ev| events.push(format!("{ev:?}")))
+        .unwrap();
+    assert_eq!((report.imported, report.batches), (5, 3));
+    assert_eq!(report.sha256.len(), 64);
+    assert!(report.warnings.is_empty());
+    assert_eq!(
+        events,
+        [
+            "Committed { batch: 1, entries: 2 }",
+            "Committed { batch: 2, entries: 4 }",
+            "Committed { batch: 3, entries: 5 }"
+        ]
+    );
+    let e = db.get(&EntryRef::parse("v3").unwrap()).unwrap();
+    assert_eq!(e.vectors["ext"].1.as_dense().unwrap(), vecs[3].as_slice());
+    assert_eq!(
+        e.provenance.input_sha256.as_deref(),
+        Some(report.sha256.as_str())
+    );
+    assert_eq!(e.provenance.params["import"]["line"], 4);
+
+    // A bad last line: an error naming the file and line, and nothing of the file written.
+    let bad = d.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        jsonl_line("w0", "model", "ext", &vecs[0]) + "\n{\"name\": \"w1\"}\n",
+    )
+    .unwrap();
+    let err = db
+        .import_jsonl(&bad, &opts, &mut |_| panic!("no event for a refused file"))
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    assert!(err.to_string().contains("bad.jsonl line 2"), "{err}");
+    assert!(matches!(
+        db.get(&EntryRef::parse("w0").unwrap()),
+        Err(Error::NotFound { .. })
+    ));
+
+    // A new version in another space is refused without `replace`, and warned about with it.
+    let moved = d.path().join("moved.jsonl");
+    std::fs::write(&moved, jsonl_line("v0", "model", "other", &vecs[0]) + "\n").unwrap();
+    let err = db
+        .import_jsonl(&moved, &opts, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("hides the entry from knn in \"ext\""), "{err}");
+    let mut warned = Vec::new();
+    let r = db
+        .import_jsonl(
+            &moved,
+            &ImportOptions {
+                replace: true,
+                ..opts.clone()
+            },
+            &mut |ev| {
+                if let ImportEvent::Warning(w) = ev {
+                    warned.push(w.to_string())
+                }
+            },
+        )
+        .unwrap();
+    assert_eq!(r.imported, 1);
+    assert_eq!(warned, r.warnings);
+    assert!(warned[0].contains("entry \"v0\" version 1"), "{warned:?}");
+}

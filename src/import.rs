@@ -1,0 +1,359 @@
+//! Importing precomputed vectors from a JSON-lines file, one entry a line:
+//! `{"name", "kind", "space", "vector", "tags"?, "provenance"?, "method"?}` (schema/FORMAT.md).
+//!
+//! Two passes: the whole file is validated first (so a bad line changes nothing), then written
+//! in batches of [`ImportOptions::batch_size`], each batch one transaction. The file's sha256 is
+//! taken before the first pass and checked again before the second, so a file that changes
+//! while it is imported writes nothing.
+//!
+//! A line whose name exists makes a new version of that entry. When the new version would have
+//! another kind or another set of spaces than the latest one, the old version would silently
+//! drop out of knn in the spaces it leaves, so the line is refused unless
+//! [`ImportOptions::replace`] is set (and then a warning says what moved).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::model::{Embedding, EntryRef, Kind, NewEntry, NewVector, Provenance};
+use crate::space::{SpaceId, SpaceRef};
+use crate::TaskDb;
+
+/// How to import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Entries per write transaction (at least 1).
+    pub batch_size: usize,
+    /// Allow a line to make a new version of an existing entry with another kind or in other
+    /// spaces than its latest version; without it such a line is refused.
+    pub replace: bool,
+    /// The command line, for provenance.
+    pub command_line: Vec<String>,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            batch_size: 1000,
+            replace: false,
+            command_line: Vec::new(),
+        }
+    }
+}
+
+/// What an import reports while it runs (the CLI prints these on stderr).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImportEvent<'a> {
+    /// Validation passed with a warning (a replaced kind or set of spaces); sent before
+    /// anything is written.
+    Warning(&'a str),
+    /// A batch was committed: `batch` batches and `entries` entries so far are durable.
+    Committed {
+        /// Batches committed so far.
+        batch: u64,
+        /// Entries committed so far.
+        entries: u64,
+    },
+}
+
+/// The outcome of a finished import.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportReport {
+    /// Entries written.
+    pub imported: u64,
+    /// Write transactions.
+    pub batches: u64,
+    /// The file.
+    pub file: PathBuf,
+    /// Its sha256 (lower-case hex).
+    pub sha256: String,
+    /// The warnings sent as [`ImportEvent::Warning`].
+    pub warnings: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    name: String,
+    kind: String,
+    space: String,
+    vector: Vec<f64>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    provenance: Option<serde_json::Value>,
+    #[serde(default)]
+    method: Option<String>,
+}
+
+/// The file being imported, and what every line's provenance records of it.
+struct Source<'a> {
+    file: &'a Path,
+    sha256: String,
+    size: u64,
+    command_line: &'a [String],
+}
+
+impl Source<'_> {
+    fn at(&self, n: usize) -> String {
+        format!("{} line {n}", self.file.display())
+    }
+
+    fn lines(&self) -> Result<impl Iterator<Item = (usize, Result<String>)>> {
+        let f = std::fs::File::open(self.file).map_err(|e| Error::io(self.file, e))?;
+        let p = self.file.to_path_buf();
+        Ok(BufReader::new(f)
+            .lines()
+            .enumerate()
+            .map(move |(i, l)| (i + 1, l.map_err(|e| Error::io(&p, e))))
+            .filter(|(_, l)| !matches!(l, Ok(s) if s.trim().is_empty())))
+    }
+
+    /// Line `n` (text `s`) as an entry, validated on its own; also returns its space's name.
+    fn entry(&self, n: usize, s: &str) -> Result<(NewEntry, String)> {
+        let c = self.at(n);
+        let line: Line = serde_json::from_str(s)
+            .map_err(|e| Error::invalid(&c, format!("malformed JSON: {e}")))?;
+        let kind: Kind = line.kind.parse().map_err(|e| match e {
+            Error::InvalidInput { message, .. } => Error::invalid(&c, message),
+            e => e,
+        })?;
+        if line.space.is_empty() {
+            return Err(Error::invalid(&c, "empty space name"));
+        }
+        let v: Vec<f32> = line.vector.iter().map(|&x| x as f32).collect();
+        let method = line.method.unwrap_or_else(|| line.space.clone());
+        let space = line.space.clone();
+        let e = NewEntry {
+            name: line.name,
+            kind,
+            vectors: vec![NewVector {
+                method,
+                space: SpaceRef::External(line.space),
+                embedding: Embedding::Dense(v),
+            }],
+            tags: line.tags,
+            provenance: Provenance {
+                input_sha256: Some(self.sha256.clone()),
+                input_size: Some(self.size),
+                command_line: self.command_line.to_vec(),
+                params: serde_json::json!({
+                    "import": { "file": self.file.display().to_string(), "line": n }
+                }),
+                details: line.provenance.unwrap_or(serde_json::Value::Null),
+                ..Provenance::default()
+            },
+        };
+        e.validate(&c)?;
+        Ok((e, space))
+    }
+}
+
+impl TaskDb {
+    /// Imports the JSON-lines file `file` (see the [module docs](crate::import) and
+    /// schema/FORMAT.md): validates every line first, then writes in batches, telling `events`
+    /// about warnings and each commit. A bad line is an error naming the file and line, and
+    /// nothing is written; a failure while writing leaves the batches already committed (each
+    /// [`ImportEvent::Committed`] says how far it got) and nothing of the failed one.
+    ///
+    /// ```no_run
+    /// use taskdb::{ImportEvent, ImportOptions, TaskDb};
+    /// # fn main() -> taskdb::Result<()> {
+    /// let db = TaskDb::open("tasks.taskdb")?;
+    /// let report = db.import_jsonl("vectors.jsonl".as_ref(), &ImportOptions::default(), &mut |ev| {
+    ///     if let ImportEvent::Warning(w) = ev {
+    ///         eprintln!("warning: {w}");
+    ///     }
+    /// })?;
+    /// println!("imported {} entries", report.imported);
+    /// # Ok(()) }
+    /// ```
+    pub fn import_jsonl(
+        &self,
+        file: &Path,
+        opts: &ImportOptions,
+        events: &mut dyn FnMut(ImportEvent<'_>),
+    ) -> Result<ImportReport> {
+        let (sha256, size) = crate::files::sha256_file(file).map_err(|e| Error::io(file, e))?;
+        let src = Source {
+            file,
+            sha256,
+            size,
+            command_line: &opts.command_line,
+        };
+        let warnings = self.validate_import(&src, opts.replace)?;
+        for w in &warnings {
+            events(ImportEvent::Warning(w));
+        }
+        // The file must be the one that was validated.
+        let (again, _) = crate::files::sha256_file(file).map_err(|e| Error::io(file, e))?;
+        if again != src.sha256 {
+            return Err(Error::invalid(
+                file.display().to_string(),
+                "file changed while importing; nothing was written",
+            ));
+        }
+        let batch_size = opts.batch_size.max(1);
+        let mut batch = Vec::with_capacity(batch_size.min(1 << 16));
+        let (mut batches, mut written) = (0u64, 0u64);
+        let mut commit = |batch: &mut Vec<NewEntry>| -> Result<()> {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let n = batch.len() as u64;
+            self.put(std::mem::take(batch))?;
+            batches += 1;
+            written += n;
+            events(ImportEvent::Committed {
+                batch: batches,
+                entries: written,
+            });
+            Ok(())
+        };
+        for (n, l) in src.lines()? {
+            batch.push(src.entry(n, &l?)?.0);
+            if batch.len() >= batch_size {
+                commit(&mut batch)?;
+            }
+        }
+        commit(&mut batch)?;
+        self.flush()?;
+        Ok(ImportReport {
+            imported: written,
+            batches,
+            file: file.to_path_buf(),
+            sha256: src.sha256,
+            warnings,
+        })
+    }
+
+    /// Pass 1: every line parses and validates, names are unique in the file, dimensions agree
+    /// with existing and new spaces, and no line changes an entry's kind or spaces unless
+    /// `replace`. Returns the warnings of the replacements allowed.
+    fn validate_import(&self, src: &Source<'_>, replace: bool) -> Result<Vec<String>> {
+        let mut dims: HashMap<String, (usize, String)> = HashMap::new();
+        let mut names: HashMap<String, usize> = HashMap::new();
+        let space_names: HashMap<SpaceId, String> = self
+            .spaces()?
+            .into_iter()
+            .map(|s| (s.id, s.def.name))
+            .collect();
+        let mut warnings = Vec::new();
+        for (n, l) in src.lines()? {
+            let (e, space) = src.entry(n, &l?)?;
+            if let Some(prev) = names.insert(e.name.clone(), n) {
+                return Err(Error::invalid(
+                    src.at(n),
+                    format!(
+                        "duplicate name {:?} (also on line {prev}); import each version in its own file",
+                        e.name
+                    ),
+                ));
+            }
+            let old = self.replaced(&space_names, &e, &space, &src.at(n), replace)?;
+            warnings.extend(old);
+            let dim = e.vectors[0].embedding.dim();
+            let expected = match dims.get(&space) {
+                Some(d) => Some(d.clone()),
+                None => match self.space(&space) {
+                    Ok(s) => {
+                        if !s.def.is_external() {
+                            return Err(Error::SpaceMismatch(format!(
+                                "{}: space {space:?} is a computed space, not an external one",
+                                src.at(n)
+                            )));
+                        }
+                        let d = (s.def.dim as usize, "the database".to_string());
+                        dims.insert(space.clone(), d.clone());
+                        Some(d)
+                    }
+                    Err(Error::NotFound { .. }) => {
+                        dims.insert(space.clone(), (dim, format!("line {n}")));
+                        None
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            if let Some((d, from)) = expected {
+                if d != dim {
+                    return Err(Error::invalid(
+                        src.at(n),
+                        format!(
+                            "wrong dimension for space {space:?}: expected {d} (from {from}), got {dim}"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(warnings)
+    }
+
+    /// When `e` would be a new version of an existing entry with another kind or another set
+    /// of spaces: an error naming the line, the entry, what it is now and the option, or (with
+    /// `replace`) the warning to give. `None` for a new name or an ordinary new version.
+    fn replaced(
+        &self,
+        space_names: &HashMap<SpaceId, String>,
+        e: &NewEntry,
+        space: &str,
+        line: &str,
+        replace: bool,
+    ) -> Result<Option<String>> {
+        let old = match self.get(&EntryRef::latest(e.name.as_str())) {
+            Ok(old) => old,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        let old_spaces: BTreeSet<String> = old
+            .vectors
+            .values()
+            .map(|(sid, _)| {
+                space_names
+                    .get(sid)
+                    .cloned()
+                    .unwrap_or_else(|| format!("#{sid}"))
+            })
+            .collect();
+        let same_spaces = old_spaces.len() == 1 && old_spaces.contains(space);
+        if old.kind == e.kind && same_spaces {
+            return Ok(None);
+        }
+        let quoted = |v: &mut dyn Iterator<Item = &String>| {
+            v.map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+        };
+        let plural = |n: usize| if n == 1 { "space" } else { "spaces" };
+        let was = format!(
+            "a {} in {} {}",
+            old.kind,
+            plural(old_spaces.len()),
+            quoted(&mut old_spaces.iter())
+        );
+        let would = format!("a {} in space {space:?}", e.kind);
+        let hidden = if same_spaces {
+            "changes its kind".to_string()
+        } else {
+            format!(
+                "hides the entry from knn in {}",
+                quoted(&mut old_spaces.iter().filter(|s| *s != space))
+            )
+        };
+        if replace {
+            return Ok(Some(format!(
+                "{line}: entry {:?} version {} was {was}; its new version is {would} (this {hidden})",
+                e.name, old.version
+            )));
+        }
+        Err(Error::invalid(
+            line,
+            format!(
+                "entry {:?} exists (version {}, {was}); this line would make its new version \
+                 {would}, which {hidden}. Import it under another name, or pass --replace to \
+                 make the new version anyway",
+                e.name, old.version
+            ),
+        ))
+    }
+}
