@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use taskdb::features::{FeatureCache, FeatureInput};
-use taskdb::ingest::{space_name, IngestOptions, IngestReport, Ingestor, ModelSource};
+use taskdb::ingest::{IngestOptions, IngestReport, Ingestor, ModelSource};
+use taskdb::testing::{space_name, FeatureCache, FeatureInput};
 use taskdb::{
     Centring, Embedding, Filter, IndexParams, Kind, MethodKind, MethodParams, NewEntry, NewVector,
     OpenOptions, Provenance, Query, SearchOptions, SearchPath, SpaceRef, SpaceSel, TaskDb,
@@ -577,7 +577,7 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
         println!(
             "put: {n} entries in {put_s:.1} s = {:.0} entries/s ({batch} per put; validation, exact-scoring constants, sketch m = {}, HNSW insertion, redb write); graph save {:.2} s; db file {:.0} MB",
             n as f64 / put_s,
-            taskdb::space::SKETCH_DIM,
+            taskdb::SKETCH_DIM,
             tf.elapsed().as_secs_f64(),
             std::fs::metadata(&db_path).map(|m| m.len()).unwrap_or(0) as f64 / 1e6
         );
@@ -700,7 +700,7 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
     };
     println!(
         "| default IndexParams (HNSW sketch m = {} + exact re-rank above the exact threshold) | {} | **{:.2}** | **{:.2}** | {} |",
-        taskdb::space::SKETCH_DIM,
+        taskdb::SKETCH_DIM,
         hnsw_p50.len(),
         median(&hnsw_p50),
         median(&hnsw_p95),
@@ -770,7 +770,7 @@ fn sketch_oracle(
     exact: &[Vec<(String, f32)>],
     reference: Option<&methods::Reference>,
     d: usize,
-    spec: taskdb::space::SketchSpec,
+    spec: taskdb::SketchSpec,
     k: usize,
 ) -> Res<()> {
     let t = Instant::now();

@@ -23,17 +23,23 @@
 
 #![warn(missing_docs)]
 
+// The modules are private; the API is the list of re-exports below, plus three deliberate
+// namespaces: `ingest` (computing task embeddings from datasets and models), `files` (the
+// files beside a database, and atomic writes) and `exit` (the CLI's exit codes).
 mod bytes;
 mod catalog;
 mod db;
-pub mod error;
-pub mod features;
-pub mod index;
+mod embedding;
+mod error;
+mod features;
+pub mod files;
+mod import;
+mod index;
 pub mod ingest;
 mod model;
 mod reflib;
 mod search;
-pub mod space;
+mod space;
 mod spread;
 mod store;
 #[doc(hidden)]
@@ -44,7 +50,9 @@ pub use db::{
     CheckReport, CompactReport, OpenOptions, Repair, SpaceStats, Stats, TaskDb, Written,
     DEFAULT_METHOD,
 };
-pub use error::{Error, Result};
+pub use error::{exit, panic_is_contained, Error, Result};
+pub use features::CacheStats;
+pub use import::{ImportEvent, ImportOptions, ImportReport};
 pub use index::IndexParams;
 pub use model::{
     validate_name_for_new_entry, Embedding, Entry, EntryId, EntryRef, EntrySummary, Kind, LowRank,
@@ -52,17 +60,10 @@ pub use model::{
 };
 pub use reflib::{ReferenceLibrary, ReferenceTask};
 pub use search::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};
-pub use space::{EmbeddingKind, Space, SpaceDef, SpaceId, SpaceRef, TaskSpaceParams};
+pub use space::{
+    EmbeddingKind, SketchSpec, Space, SpaceDef, SpaceId, SpaceRef, StoredReference,
+    StoredWhitening, TaskSpaceParams, SKETCH_DIM,
+};
 pub use spread::{score_noise, tied_with_best, tied_within, SCORE_NOISE};
 pub use store::FORMAT_VERSION;
 pub use taskdb_methods::{MethodKind, MethodParams};
-
-/// Paths of derived files, for tools and tests.
-pub mod files {
-    use std::path::{Path, PathBuf};
-
-    /// The directory holding persisted graphs for the database at `db`.
-    pub fn index_dir(db: &Path) -> PathBuf {
-        crate::store::index_dir(db)
-    }
-}

@@ -51,3 +51,8 @@ pub(crate) fn maybe_panic_in_graph_insert() {
         panic!("injected HNSW insertion panic (taskdb::testing)");
     }
 }
+
+/// Internals that benches and tests measure or inspect directly (the feature cache, the name a
+/// computed space gets). Not part of the API.
+pub use crate::features::{FeatureCache, FeatureInput};
+pub use crate::ingest::spaces::space_name;

@@ -351,7 +351,7 @@ fn feature_cache_is_reported_and_survives_damage() {
     assert_eq!(r2["cache"]["hits"], 120, "{r2}");
     assert_eq!(r2["cache"]["computed"], 0, "{r2}");
     let v2 = vectors(&TaskDb::open(&db).unwrap(), "s");
-    let cache = taskdb::features::FeatureCache::path_for(&db);
+    let cache = taskdb::files::feature_cache(&db);
     // Damage everything past the first page (the cache also holds U's features, which the
     // first ingestion computed for the scatter space's whitening; where the dataset's rows
     // live depends on redb's layout).

@@ -47,7 +47,7 @@ fn api_rejects(entries: Vec<NewEntry>, expect: &str) {
         let err = db.put(entries).unwrap_err();
         assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
         assert!(err.to_string().contains(expect), "{err} lacks {expect:?}");
-        assert_eq!(err.exit_code(), taskdb::error::exit::INVALID_INPUT);
+        assert_eq!(err.exit_code(), taskdb::exit::INVALID_INPUT);
     }
     assert_eq!(snapshot(&p), before, "database changed after a failed put");
 }

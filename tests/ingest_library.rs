@@ -158,7 +158,7 @@ fn second_ingestion_hits_the_feature_cache_and_damaged_cache_is_recomputed() {
         vectors(&db, "topic")
     };
     // Damage the cache file in place (pages after the header), then ingest again.
-    let cache = taskdb::features::FeatureCache::path_for(&db_path);
+    let cache = taskdb::files::feature_cache(&db_path);
     let mut bytes = std::fs::read(&cache).unwrap();
     assert!(bytes.len() > 8192, "cache file is {} bytes", bytes.len());
     for b in &mut bytes[4096..4608] {
@@ -555,9 +555,7 @@ fn a_new_database_reuses_the_machine_cache_of_frozen_statistics() {
     for (sa, sb) in a.spaces().unwrap().iter().zip(b.spaces().unwrap().iter()) {
         assert_eq!(sa.def, sb.def);
     }
-    let cache =
-        taskdb::features::FeatureCache::open(&taskdb::features::FeatureCache::path_for(&pb))
-            .unwrap();
+    let cache = taskdb::testing::FeatureCache::open(&taskdb::files::feature_cache(&pb)).unwrap();
     let dataset_rows = std::fs::read_to_string(fx("datasets/sentiment_a.jsonl"))
         .unwrap()
         .lines()
@@ -571,7 +569,7 @@ fn pair_datasets_are_featurised_as_the_absolute_difference_in_the_default_scatte
     // The default scatter space encodes the two texts of a pair alone and takes
     // |h(a) − h(b)| (normalised); the other methods keep the joint encoding. The stored
     // vector must be exactly that embedding, and a second ingestion must hit the cache.
-    use taskdb::{space::TaskSpaceParams, Embedding};
+    use taskdb::{Embedding, TaskSpaceParams};
     use taskdb_methods as m;
     use taskdb_surrogate::TextInput;
     let d = tempfile::tempdir().unwrap();

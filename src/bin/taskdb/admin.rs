@@ -165,11 +165,7 @@ pub fn check(ctx: &Ctx, a: CheckArgs) -> taskdb::Result<i32> {
         }
         println!("{}", if r.ok() { "ok" } else { "FAILED" });
     }
-    Ok(if r.ok() {
-        0
-    } else {
-        taskdb::error::exit::CORRUPT
-    })
+    Ok(if r.ok() { 0 } else { taskdb::exit::CORRUPT })
 }
 
 /// `reference-library`.

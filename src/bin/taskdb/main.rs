@@ -122,7 +122,7 @@ fn main() -> ExitCode {
     // that carries its message; the default hook's report of it would only confuse.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if !taskdb::error::panic_is_contained() {
+        if !taskdb::panic_is_contained() {
             default_hook(info);
         }
     }));
@@ -144,7 +144,7 @@ fn main() -> ExitCode {
 fn run_db(db: Option<PathBuf>, quiet: bool, command: Command) -> ExitCode {
     let Some(db) = db else {
         eprintln!("error: no database given: pass --db PATH or set TASKDB_DB");
-        return ExitCode::from(taskdb::error::exit::USAGE as u8);
+        return ExitCode::from(taskdb::exit::USAGE as u8);
     };
     let ctx = Ctx { db, quiet };
     let res = match command {
