@@ -4,33 +4,13 @@
 //! `check` names it, and `rm` + `compact` repair it; scores are the true cosine at every
 //! scale.
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use taskdb::{Embedding, Filter, Kind, NewEntry, Query, SpaceSel, TaskDb};
 
-const BIN: &str = env!("CARGO_BIN_EXE_taskdb");
-
-fn run(db: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .env_remove("TASKDB_DB")
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-/// Exit code (asserting it is not a signal death), stdout, stderr.
-fn code(o: &Output, what: &str) -> (i32, String, String) {
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.signal(), None, "{what}: killed by a signal; {err}");
-    (o.status.code().unwrap(), out, err)
-}
+use crate::common::{code, run};
 
 fn ok(db: &Path, args: &[&str]) -> String {
     let o = run(db, args);

@@ -4,34 +4,12 @@
 //! writing): it verifies what it can and says what a writable check would repair, writing
 //! nothing.
 
-mod engine_common;
-
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_taskdb");
-
-fn run(db: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .env_remove("TASKDB_DB")
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn out(o: &Output, what: &str) -> (i32, String, String) {
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.signal(), None, "{what}: killed by a signal; {err}");
-    (
-        o.status.code().unwrap(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        err,
-    )
-}
+use crate::common::{code, run};
+use crate::engine_common;
 
 /// A database of 30 imported entries in space `ext`, whose graph file is then damaged.
 fn damaged_graph_db(d: &Path) -> (PathBuf, PathBuf) {
@@ -44,7 +22,7 @@ fn damaged_graph_db(d: &Path) -> (PathBuf, PathBuf) {
         .collect();
     let file = d.join("in.jsonl");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    let (c, _, err) = out(&run(&db, &["import", file.to_str().unwrap()]), "import");
+    let (c, _, err) = code(&run(&db, &["import", file.to_str().unwrap()]), "import");
     assert_eq!(c, 0, "{err}");
     let dir = taskdb::files::index_dir(&db);
     let graph = std::fs::read_dir(&dir)
@@ -67,7 +45,7 @@ fn json(s: &str) -> serde_json::Value {
 fn check_names_the_graph_it_rebuilt_in_text_and_json() {
     let d = tempfile::tempdir().unwrap();
     let (db, _) = damaged_graph_db(d.path());
-    let (c, stdout, err) = out(&run(&db, &["check", "--json"]), "check --json");
+    let (c, stdout, err) = code(&run(&db, &["check", "--json"]), "check --json");
     assert_eq!(c, 0, "{stdout}{err}");
     let v = json(&stdout);
     assert_eq!(v["ok"], true, "{v}");
@@ -82,14 +60,14 @@ fn check_names_the_graph_it_rebuilt_in_text_and_json() {
     );
     assert!(!rep[0]["reason"].as_str().unwrap().is_empty(), "{v}");
     // Repaired once: the next check has nothing to repair, and says ok.
-    let (c, stdout, _) = out(&run(&db, &["check", "--json"]), "check again");
+    let (c, stdout, _) = code(&run(&db, &["check", "--json"]), "check again");
     assert_eq!(c, 0);
     assert_eq!(json(&stdout)["repaired"], serde_json::json!([]), "{stdout}");
 
     // The text report names the space and the repair.
     let d2 = tempfile::tempdir().unwrap();
     let (db2, _) = damaged_graph_db(d2.path());
-    let (c, stdout, err) = out(&run(&db2, &["check"]), "check");
+    let (c, stdout, err) = code(&run(&db2, &["check"]), "check");
     assert_eq!(c, 0, "{stdout}{err}");
     assert!(
         stdout
@@ -123,7 +101,7 @@ fn assert_read_only_check(db: &Path, args: &[&str], what: &str) {
     let before = digest(&files_of(db));
     let mut a = vec!["check", "--json"];
     a.extend_from_slice(args);
-    let (c, stdout, err) = out(&run(db, &a), what);
+    let (c, stdout, err) = code(&run(db, &a), what);
     assert_eq!(c, 0, "{what}: {stdout}{err}");
     let v = json(&stdout);
     assert_eq!(v["ok"], true, "{what}: {v}");
@@ -145,7 +123,7 @@ fn assert_read_only_check(db: &Path, args: &[&str], what: &str) {
     // The text form says so.
     let mut a = vec!["check"];
     a.extend_from_slice(args);
-    let (c, stdout, err) = out(&run(db, &a), what);
+    let (c, stdout, err) = code(&run(db, &a), what);
     assert_eq!(c, 0, "{what}: {stdout}{err}");
     assert!(stdout.contains("read-only"), "{what}: {stdout}");
     assert!(
@@ -204,7 +182,7 @@ fn check_works_on_a_read_only_database_and_reports_without_writing() {
     // A file the user cannot write: `list` works, and so must `check`.
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
     let writes_stopped = std::fs::OpenOptions::new().write(true).open(&db).is_err();
-    let (c, _, err) = out(&run(&db, &["list"]), "list");
+    let (c, _, err) = code(&run(&db, &["list"]), "list");
     assert_eq!(c, 0, "{err}");
     if writes_stopped {
         assert_read_only_check(&db, &[], "check on a 0444 file");
@@ -239,7 +217,7 @@ fn check_works_on_a_read_only_database_and_reports_without_writing() {
     }
 
     // A writable check afterwards makes the repair the read-only one announced.
-    let (c, stdout, err) = out(&run(&db, &["check", "--json"]), "check");
+    let (c, stdout, err) = code(&run(&db, &["check", "--json"]), "check");
     assert_eq!(c, 0, "{err}");
     let v = json(&stdout);
     assert_eq!(v["repaired"][0]["done"], true, "{v}");
@@ -265,9 +243,9 @@ fn a_damaged_entry_record_is_refused_by_show_reported_by_check_and_removable() {
         ),
     )
     .unwrap();
-    let (c, _, err) = out(&run(&db, &["import", file.to_str().unwrap()]), "import");
+    let (c, _, err) = code(&run(&db, &["import", file.to_str().unwrap()]), "import");
     assert_eq!(c, 0, "{err}");
-    let (c, stdout, _) = out(&run(&db, &["show", "a", "--json"]), "show");
+    let (c, stdout, _) = code(&run(&db, &["show", "a", "--json"]), "show");
     assert_eq!(c, 0);
     assert!(stdout.contains(marker));
 
@@ -284,7 +262,7 @@ fn a_damaged_entry_record_is_refused_by_show_reported_by_check_and_removable() {
     }
     std::fs::write(&db, bytes).unwrap();
 
-    let (c, stdout, err) = out(&run(&db, &["show", "a", "--json"]), "show a");
+    let (c, stdout, err) = code(&run(&db, &["show", "a", "--json"]), "show a");
     assert_eq!(
         c, 7,
         "a damaged record is corruption, not altered provenance: {stdout}{err}"
@@ -294,11 +272,11 @@ fn a_damaged_entry_record_is_refused_by_show_reported_by_check_and_removable() {
         "{err}"
     );
     assert!(!stdout.contains("provenance-marker-PZXW"), "{stdout}");
-    let (c, _, err) = out(&run(&db, &["show", "b"]), "show b");
+    let (c, _, err) = code(&run(&db, &["show", "b"]), "show b");
     assert_eq!(c, 0, "the other entries still read: {err}");
-    let (c, _, err) = out(&run(&db, &["list"]), "list");
+    let (c, _, err) = code(&run(&db, &["list"]), "list");
     assert_eq!(c, 0, "the database still opens: {err}");
-    let (c, stdout, _) = out(&run(&db, &["check"]), "check");
+    let (c, stdout, _) = code(&run(&db, &["check"]), "check");
     assert_eq!(c, 7, "{stdout}");
     assert!(
         stdout
@@ -306,8 +284,8 @@ fn a_damaged_entry_record_is_refused_by_show_reported_by_check_and_removable() {
             .any(|l| l.starts_with("problem:") && l.contains("entry record")),
         "{stdout}"
     );
-    let (c, _, err) = out(&run(&db, &["rm", "a"]), "rm a");
+    let (c, _, err) = code(&run(&db, &["rm", "a"]), "rm a");
     assert_eq!(c, 0, "the damaged entry can be removed: {err}");
-    let (c, stdout, _) = out(&run(&db, &["check"]), "check after rm");
+    let (c, stdout, _) = code(&run(&db, &["check"]), "check after rm");
     assert_eq!(c, 0, "{stdout}");
 }

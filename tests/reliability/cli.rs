@@ -6,7 +6,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_taskdb");
+use crate::common::BIN;
 
 fn fx(rel: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -3,22 +3,11 @@
 //! reachable (an exact name wins); an import that would hide an ingested entry from its
 //! spaces (a new version of another kind or in other spaces) is refused unless asked for.
 
-mod ingest_common;
-
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::Output;
 
-use ingest_common::*;
+use crate::common::code;
+use crate::ingest_common::*;
 use taskdb::{Kind, NewEntry, TaskDb};
-
-/// Exit code (asserting it is not a signal death), stdout, stderr.
-fn code(o: &Output, what: &str) -> (i32, String, String) {
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.signal(), None, "{what}: killed by a signal; {err}");
-    (o.status.code().unwrap(), out, err)
-}
 
 fn line(name: &str, kind: &str, space: &str, v: &[f32]) -> String {
     serde_json::json!({"name": name, "kind": kind, "space": space, "vector": v}).to_string()
