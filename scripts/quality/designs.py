@@ -1,6 +1,8 @@
 """Candidate designs for heldout.py (issue 8). Each yields a Gram matrix of unit embeddings over
 the entries (plus label-free reference pseudo-tasks built from U alone), and is centred per fold.
 """
+import os
+
 import numpy as np
 import methods as M
 
@@ -242,6 +244,8 @@ def build(U, ents, which="all"):
                 refs = [unit_lr(M.scatter(U, q, None)) for q in kmQ]
                 by[g] = GramDesign(f"g={g}", gram_lr(embs + refs), n, ents, c, n_ref=len(refs))
             out.append(ParamGram(f"scatter+input column, {c}", by))
+    if on("round3") or any(on(k) for k in R3_KEYS):
+        out += round3(U, ents, W, kmQ, mu_U, on)
     if on("blend") or on("pairblend"):
         ws = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
         for key, c in [("scatter", "kmeans"), ("scatter", "library"), ("scatter-whitened", "kmeans"),
@@ -253,4 +257,119 @@ def build(U, ents, which="all"):
                 continue
             L = GramDesign(key, grams[key], n, ents, c, n_ref=len(kmQ))
             out.append(Blend(f"blend({key}, {c}; textemb-U)", L, I, ents, ws))
+    return out
+
+
+# ---------------------------------------------------------------- issue 8, round 3 (2026-12-06)
+# Small, label-free changes of the shipped default `scatter-whitened pairs=absdiff, kmeans`
+# (whitened scatter, pair datasets featurised as |h(a) - h(b)| of the two texts encoded alone,
+# centred on the frozen mean of U's k-means pseudo-tasks). Nothing here is fitted on datasets,
+# and nothing is chosen on the evaluation: every fixed weight is its own row.
+# Select with --designs round3 (all of them) or by the names in brackets, e.g. r3-default.
+
+R3_KEYS = ["r3-default", "r3-prod", "r3-cat", "r3-sum", "r3-blend", "r3-balanced"]
+_FD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".cache", "quality", "feat")
+
+
+def _unit_rows(Z):
+    return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-12)
+
+
+def pair_sides(e):
+    """The two sides of a pair dataset, each encoded alone (encode_pairs.py), as float64."""
+    key = f"{e['family']}__{e['name']}"
+    u = np.load(os.path.join(_FD, key + ".u.npy")).astype(np.float64)
+    v = np.load(os.path.join(_FD, key + ".v.npy")).astype(np.float64)
+    return u, v
+
+
+def pair_features(e, how):
+    """Features of an entry for the round-3 designs. Single-text datasets and models: X (in
+    the 'cat' designs, [x, x]/sqrt 2, so that their mutual scores are unchanged exactly).
+    Pair datasets: absdiff |a-b|, prod a*b, sum = unit(unit|a-b| + unit(a*b)) (384-d), cat =
+    [unit|a-b|, unit(a*b)]/sqrt 2 (768-d); every row unit."""
+    cat = how == "cat"
+    if e["kind"] != "dataset" or not e["pair"]:
+        X = e["X"]
+        return np.concatenate([X, X], 1) / np.sqrt(2) if cat else X
+    u, v = pair_sides(e)
+    A = _unit_rows(np.abs(u - v))
+    P = _unit_rows(u * v)
+    if how == "absdiff":
+        return A
+    if how == "prod":
+        return P
+    if how == "sum":
+        return _unit_rows(A + P)
+    if how == "cat":
+        return np.concatenate([A, P], 1) / np.sqrt(2)
+    raise ValueError(how)
+
+
+def scatter_balanced(X, Q, W=None, beta=0.0):
+    """Scatter with examples of class c weighted by pi_c^(-beta): class masses pi'_c ~ pi_c^(1-beta),
+    mean mu' = sum pi'_c m_c, M = [sqrt(pi'_c) (m_c - mu')]. beta 0 = M.scatter exactly (mu' = mean
+    of X for hard or soft targets); 0.5 = labels weighted by 1/sqrt(prior); 1 = every class equal."""
+    n = X.shape[0]
+    w = Q.sum(0)
+    pi = w / n
+    means = (Q.T @ X) / w[:, None]
+    pw = pi ** (1.0 - beta)
+    pw = pw / pw.sum()
+    mu = pw @ means
+    Mx = ((means - mu) * np.sqrt(pw)[:, None]).T
+    if W is not None:
+        Mx = W @ Mx
+    return M._sym_lowrank_from_factor(Mx)
+
+
+def round3(U, ents, W, kmQ, mu_U, on):
+    n = len(ents)
+    out = []
+    d = U.shape[1]
+    W2 = np.kron(np.eye(2), W)  # block-diagonal whitening for the 768-d 'cat' features
+
+    def sel(key):
+        return on("round3") or on(key)
+
+    def kmeans_design(name, feats, Wm, beta=0.0, Uref=U):
+        embs = [unit_lr(scatter_balanced(f, e["Q"], Wm, beta)) for f, e in zip(feats, ents)]
+        refs = [unit_lr(scatter_balanced(Uref, q, Wm, beta)) for q in kmQ]
+        return GramDesign(name, gram_lr(embs + refs), n, ents, "kmeans", n_ref=len(refs))
+
+    feats = {}
+
+    def F(how):
+        if how not in feats:
+            feats[how] = [pair_features(e, how) for e in ents]
+        return feats[how]
+
+    default = None
+    if sel("r3-default") or sel("r3-blend"):
+        # [r3-default] the shipped default, recomputed here (must equal `scatter-whitened pairs=absdiff, kmeans`)
+        default = kmeans_design("r3 default: scatter-whitened pairs=absdiff, kmeans", F("absdiff"), W)
+        if sel("r3-default"):
+            out.append(default)
+    if sel("r3-prod"):
+        # [r3-prod] (b) the default with pairs=prod
+        out.append(kmeans_design("r3 (b) scatter-whitened pairs=prod, kmeans", F("prod"), W))
+    if sel("r3-cat"):
+        # [r3-cat] (a) pair features [unit|a-b|, unit(a*b)]/sqrt2, whitened block-diagonally; singles [x,x]/sqrt2
+        Ucat = np.concatenate([U, U], 1) / np.sqrt(2)
+        out.append(kmeans_design("r3 (a) scatter-whitened pairs=cat(absdiff,prod), kmeans", F("cat"), W2, Uref=Ucat))
+    if sel("r3-sum"):
+        # [r3-sum] (a') the same two features summed in 384-d: unit(unit|a-b| + unit(a*b))
+        out.append(kmeans_design("r3 (a') scatter-whitened pairs=sum(absdiff,prod), kmeans", F("sum"), W))
+    if sel("r3-blend"):
+        # [r3-blend] (c) [sqrt(1-w) L, sqrt(w) I]: L = the default (k-means-centred, unit), I = unit W (mean(X) - mean(U))
+        # (the joint-encoded mean for pair datasets, as taskdb's textemb; zero for models). Fixed w, one row each.
+        Iw = gram_vec([W @ (e["X"].mean(0) - mu_U) for e in ents])
+        I = GramDesign("textemb-U whitened", Iw, n, ents, "none", datasets_only=True)
+        for w in [0.1, 0.2, 0.3]:
+            out.append(Blend(f"r3 (c) default + w={w:g} whitened textemb-U", default, I, ents, [w]))
+    if sel("r3-balanced"):
+        # [r3-balanced] (d) classes reweighted: examples of class c weighted by pi_c^-beta (datasets, models
+        # and the k-means pseudo-tasks alike)
+        for beta in [0.5, 1.0]:
+            out.append(kmeans_design(f"r3 (d) default, class weights pi^-{beta:g}", F("absdiff"), W, beta=beta))
     return out

@@ -373,12 +373,18 @@ fn compare_graphs(
     for (sid, idx) in st.indexes.iter() {
         spaces_checked += 1;
         let in_store = space_ids.remove(sid).unwrap_or_default();
+        let name = st
+            .catalog
+            .spaces
+            .get(sid)
+            .map(|s| s.def.name.as_str())
+            .unwrap_or("?");
         if let Some(why) = &idx.unusable {
             problems.push(format!(
                 "space {sid} ({}): its graph could not be built ({why}); knn scans the \
                  space exactly until a rebuild succeeds (`taskdb compact`, or the next open \
                  after the entry named above is removed with `taskdb rm`)",
-                idx.space.def.name
+                name
             ));
             continue;
         }
@@ -390,7 +396,7 @@ fn compare_graphs(
             problems.push(format!(
                 "space {sid} ({}): graph and store disagree ({missing} vectors missing from \
                  the graph, {extra} extra)",
-                idx.space.def.name
+                name
             ));
         }
     }

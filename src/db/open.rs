@@ -128,11 +128,10 @@ pub(super) fn rebuild_space(
     sid: SpaceId,
     params: &IndexParams,
 ) -> SpaceIndex {
-    let space = st.catalog.spaces[&sid].clone();
-    let gen = st.catalog.generation(sid);
+    let space = &st.catalog.spaces[&sid];
     match space_items(txn, &st.catalog, sid) {
-        Ok(items) => SpaceIndex::build(space, params, &items, gen),
-        Err(e) => SpaceIndex::unusable(space, params, gen, e.to_string()),
+        Ok(items) => SpaceIndex::build(space, params, &items),
+        Err(e) => SpaceIndex::unusable(params, e.to_string()),
     }
 }
 
@@ -145,11 +144,8 @@ fn open_space_index(
 ) -> Result<(SpaceIndex, String)> {
     let (count, digest) = st.catalog.digest(sid);
     let gen = st.catalog.generation(sid);
-    let space = st.catalog.spaces[&sid].clone();
     if count == 0 {
-        let mut idx = SpaceIndex::empty(space, params, gen);
-        idx.dirty = true;
-        return Ok((idx, "empty".into()));
+        return Ok((SpaceIndex::empty(params), "empty".into()));
     }
     let expect = persist::Expect {
         db_uuid: hex(&st.meta.db_uuid),
@@ -168,10 +164,8 @@ fn open_space_index(
                 .unwrap_or_default();
             Ok((
                 SpaceIndex {
-                    space,
                     graph,
                     points,
-                    generation: gen,
                     dirty: false,
                     unusable: None,
                 },

@@ -69,7 +69,10 @@ impl TaskDb {
             .indexes
             .get(&sid)
             .ok_or_else(|| Error::Internal(format!("no index for space {sid}")))?;
-        let space = &idx.space;
+        let space = c
+            .spaces
+            .get(&sid)
+            .ok_or_else(|| Error::Internal(format!("space {sid} not in the catalog")))?;
         let keep = |id: EntryId| -> bool {
             if Some(id) == exclude || !c.is_live(id) {
                 return false;

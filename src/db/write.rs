@@ -146,8 +146,7 @@ impl TaskDb {
         st.meta.generation = generation;
         for (id, s) in batch.spaces {
             st.catalog.space_by_name.insert(s.def.name.clone(), id);
-            st.indexes
-                .insert(id, SpaceIndex::empty(s.clone(), &self.params, 0));
+            st.indexes.insert(id, SpaceIndex::empty(&self.params));
             st.index_events.insert(id, "new".into());
             st.catalog.spaces.insert(id, s);
         }
@@ -160,12 +159,13 @@ impl TaskDb {
         }
         for (sid, g) in space_gens {
             st.catalog.space_gen.insert(sid, g);
-            if let Some(idx) = st.indexes.get_mut(&sid) {
+            if let (Some(idx), Some(space)) =
+                (st.indexes.get_mut(&sid), st.catalog.spaces.get(&sid))
+            {
                 // Committed: a graph that cannot take the new vectors becomes unusable
                 // (queries scan exactly) instead of failing a write that has happened.
                 let was_usable = idx.unusable.is_none();
-                idx.insert(&per_space.remove(&sid).unwrap_or_default());
-                idx.generation = g;
+                idx.insert(space, &per_space.remove(&sid).unwrap_or_default());
                 if let (true, Some(why)) = (was_usable, &idx.unusable) {
                     let event = format!("unusable: {why}");
                     st.index_events.insert(sid, event);

@@ -52,13 +52,14 @@ impl Default for IndexParams {
 pub(crate) type Graph = Hnsw<'static, f32, DistDot>;
 
 /// One space's in-memory graph.
+///
+/// The space's definition and generation are not held here: the catalog holds them (one copy
+/// of each), and every operation that needs the space is handed it.
 pub(crate) struct SpaceIndex {
-    pub space: Space,
     pub graph: Graph,
-    /// Entry ids present in the graph (live or tombstoned).
+    /// Entry ids present in the graph (live or tombstoned): the graph's own membership, which
+    /// `check` compares with the catalog's view of the store (`Catalog::space_points`).
     pub points: HashSet<EntryId>,
-    /// The store's space generation this graph reflects.
-    pub generation: u64,
     /// True when the graph differs from the persisted file.
     pub dirty: bool,
     /// Why the graph could not be built or updated (an insertion failed or panicked), if it
@@ -78,49 +79,39 @@ pub(crate) fn new_graph(params: &IndexParams, capacity: usize) -> Graph {
 }
 
 impl SpaceIndex {
-    /// An empty index for `space`.
-    pub fn empty(space: Space, params: &IndexParams, generation: u64) -> SpaceIndex {
+    /// An empty index.
+    pub fn empty(params: &IndexParams) -> SpaceIndex {
         SpaceIndex {
-            space,
             graph: new_graph(params, 0),
             points: HashSet::new(),
-            generation,
             dirty: true,
             unusable: None,
         }
     }
 
     /// An index that could not be built, for `reason`: no graph, exact scan only.
-    pub fn unusable(
-        space: Space,
-        params: &IndexParams,
-        generation: u64,
-        reason: String,
-    ) -> SpaceIndex {
+    pub fn unusable(params: &IndexParams, reason: String) -> SpaceIndex {
         SpaceIndex {
             unusable: Some(reason),
-            ..SpaceIndex::empty(space, params, generation)
+            ..SpaceIndex::empty(params)
         }
     }
 
     /// Builds a graph from scratch (parallel insertion). Never fails: when a vector cannot be
     /// indexed or the insertion panics, the index is [`SpaceIndex::unusable`].
     pub fn build(
-        space: Space,
+        space: &Space,
         params: &IndexParams,
         items: &[(EntryId, Embedding)],
-        generation: u64,
     ) -> SpaceIndex {
-        match Self::try_build(&space, params, items) {
+        match Self::try_build(space, params, items) {
             Ok(graph) => SpaceIndex {
-                space,
                 graph,
                 points: items.iter().map(|(id, _)| *id).collect(),
-                generation,
                 dirty: true,
                 unusable: None,
             },
-            Err(e) => SpaceIndex::unusable(space, params, generation, e.to_string()),
+            Err(e) => SpaceIndex::unusable(params, e.to_string()),
         }
     }
 
@@ -150,27 +141,27 @@ impl SpaceIndex {
         .map_err(|p| Error::Internal(format!("HNSW insertion panicked: {}", panic_text(&p))))
     }
 
-    /// Inserts points (already validated against the space). Never fails: when a vector
-    /// cannot be indexed or the insertion panics, the index becomes unusable (exact scan only)
-    /// until it is rebuilt. Nothing is inserted into an unusable index.
-    pub fn insert(&mut self, items: &[(EntryId, Embedding)]) {
+    /// Inserts points (already validated against `space`, the space of this index). Never
+    /// fails: when a vector cannot be indexed or the insertion panics, the index becomes
+    /// unusable (exact scan only) until it is rebuilt. Nothing is inserted into an unusable
+    /// index.
+    pub fn insert(&mut self, space: &Space, items: &[(EntryId, Embedding)]) {
         if self.unusable.is_some() {
             return;
         }
-        if let Err(e) = self.try_insert(items) {
+        if let Err(e) = self.try_insert(space, items) {
             self.unusable = Some(e.to_string());
             self.points.clear();
             self.dirty = true;
         }
     }
 
-    fn try_insert(&mut self, items: &[(EntryId, Embedding)]) -> Result<()> {
+    fn try_insert(&mut self, space: &Space, items: &[(EntryId, Embedding)]) -> Result<()> {
         let vecs: Vec<(Vec<f32>, usize)> = items
             .iter()
             .filter(|(id, _)| !self.points.contains(id))
             .map(|(id, e)| {
-                let v = self
-                    .space
+                let v = space
                     .index_vector(e)
                     .map_err(|e| Error::Internal(format!("entry {id} cannot be indexed: {e}")))?;
                 Ok((v, *id as usize))
