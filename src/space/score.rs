@@ -283,3 +283,120 @@ pub enum Prepared {
     /// A task-space query with its exact-scoring constants.
     Task(Box<methods::Prepared>),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::SpaceDef;
+    use taskdb_methods::{LowRank, MethodKind, MethodParams};
+
+    fn dense_space() -> Space {
+        Space::new(1, SpaceDef::external("ext", 3), 0)
+    }
+
+    /// An uncentred scatter space of dimension 3 (no whitening, no reference).
+    fn task_space() -> Space {
+        let params = MethodParams {
+            scatter_whitening: None,
+            ..MethodParams::default()
+        };
+        let p = TaskSpaceParams::new(MethodKind::Scatter, params, None);
+        Space::new(2, p.into_def("task".into(), 3, "sfp", "pfp"), 0)
+    }
+
+    /// Rank-1 `s·uuᵀ` with unit `u`.
+    fn rank1(u: [f32; 3], s: f32) -> Embedding {
+        let n = u.iter().map(|x| x * x).sum::<f32>().sqrt();
+        Embedding::LowRank(LowRank {
+            dim: 3,
+            u: u.iter().map(|x| x / n).collect(),
+            s: vec![s],
+        })
+    }
+
+    fn frobenius_cosine(a: &Embedding, b: &Embedding) -> f64 {
+        let (Embedding::LowRank(a), Embedding::LowRank(b)) = (a, b) else {
+            unreachable!()
+        };
+        let (a, b) = (a.to_dense(), b.to_dense());
+        let dot: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        let n = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        dot / (n(&a) * n(&b))
+    }
+
+    #[test]
+    fn dense_scores_are_true_cosines_at_every_scale() {
+        let s = dense_space();
+        let q = s.prepare(&Embedding::Dense(vec![1.0, 2.0, 0.0])).unwrap();
+        for scale in [1e-30f32, 1.0, 3e37] {
+            let x = Embedding::Dense(vec![2.0 * scale, 1.0 * scale, 2.0 * scale]);
+            let got = s.score(&q, &x, s.prep(&x).unwrap()).unwrap() as f64;
+            // cos = (2 + 2) / (√5 · 3)
+            assert!(
+                (got - 4.0 / (5f64.sqrt() * 3.0)).abs() < 1e-6,
+                "{scale}: {got}"
+            );
+        }
+        let v = s
+            .index_vector(&Embedding::Dense(vec![3.0, 4.0, 0.0]))
+            .unwrap();
+        let n: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!(
+            (n - 1.0).abs() < 1e-3,
+            "index vectors are unit length (×0.9999): {n}"
+        );
+        // A low-rank value never scores in a dense space.
+        assert!(s.score(&q, &rank1([1.0, 0.0, 0.0], 1.0), None).is_err());
+    }
+
+    #[test]
+    fn task_scores_are_frobenius_cosines_with_or_without_stored_constants() {
+        let s = task_space();
+        let a = rank1([1.0, 1.0, 0.0], 2.0);
+        let b = rank1([1.0, 0.0, 1.0], 0.5);
+        let q = s.prepare(&a).unwrap();
+        let want = frobenius_cosine(&a, &b);
+        let stored = s.prep(&b).unwrap();
+        assert!(stored.is_some(), "task spaces store scoring constants");
+        let with = s.score(&q, &b, stored).unwrap() as f64;
+        let without = s.score(&q, &b, None).unwrap() as f64;
+        assert!((with - want).abs() < 1e-6, "{with} vs {want}");
+        assert_eq!(with, without, "stored constants change nothing but speed");
+        let own = s.score(&q, &a, s.prep(&a).unwrap()).unwrap();
+        assert!(
+            (own - 1.0).abs() < 1e-6,
+            "a value is its own nearest: {own}"
+        );
+    }
+
+    #[test]
+    fn score_constants_agree_to_rounding_only() {
+        let c = |norm, ref_dot| Some(ScoreConsts { norm, ref_dot });
+        assert!(ScoreConsts::agree(c(2.0, 0.5), c(2.0 + 1e-12, 0.5)));
+        assert!(!ScoreConsts::agree(c(2.0, 0.5), c(2.001, 0.5)));
+        assert!(!ScoreConsts::agree(c(2.0, 0.5), c(2.0, 0.501)));
+        assert!(!ScoreConsts::agree(c(2.0, 0.5), None));
+        assert!(ScoreConsts::agree(None, None));
+    }
+
+    #[test]
+    fn live_centring_applies_to_task_spaces_only_and_is_keyed_by_the_live_set() {
+        assert!(LiveCentre::applies(&task_space()).is_ok());
+        let err = LiveCentre::applies(&dense_space()).unwrap_err().to_string();
+        assert!(err.contains("imported vectors"), "{err}");
+        assert_eq!(
+            LiveCentre::key_of(&[1, 2, 3]),
+            LiveCentre::key_of(&[1, 2, 3])
+        );
+        assert_ne!(LiveCentre::key_of(&[1, 2, 3]), LiveCentre::key_of(&[1, 2]));
+        // Centred on the mean of the library {a, b} (of unit-normalised values), a − m and
+        // b − m point in opposite directions: the centred cosine is −1.
+        let s = task_space();
+        let (a, b) = (rank1([1.0, 1.0, 0.0], 2.0), rank1([1.0, 0.0, 1.0], 0.5));
+        let lc = LiveCentre::build(&s, &[7, 8], &[a.to_task(), b.to_task()]).unwrap();
+        assert_eq!(lc.consts.len(), 2);
+        let q = s.prepare_centred(&a, &lc.reference).unwrap();
+        let got = s.score(&q, &b, Some(lc.consts[&8])).unwrap();
+        assert!((got + 1.0).abs() < 1e-5, "{got}");
+    }
+}
