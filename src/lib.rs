@@ -37,6 +37,8 @@ mod import;
 mod index;
 pub mod ingest;
 mod model;
+mod outcome;
+mod recommend;
 mod reflib;
 mod search;
 mod space;
@@ -57,6 +59,11 @@ pub use index::IndexParams;
 pub use model::{
     validate_name_for_new_entry, Embedding, Entry, EntryId, EntryRef, EntrySummary, Kind, LowRank,
     NewEntry, NewVector, Provenance,
+};
+pub use outcome::{read_outcomes_csv, NewOutcome, Outcome};
+pub use recommend::{
+    rank, Basis, Candidate, EvalReport, EvalRow, Pivot, Ranked, RecommendOptions, Recommendation,
+    DEFAULT_LAMBDA, RECOMMEND_METHOD,
 };
 pub use reflib::{ReferenceLibrary, ReferenceTask};
 pub use search::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};

@@ -4,10 +4,12 @@
 //! The handle's methods are split by verb, one file each: `open.rs` (opening, loading or
 //! rebuilding graphs), `write.rs` (put, delete), `read.rs` (get, list, spaces, stats),
 //! `search.rs` (knn: the plan of [`crate::search::plan`] executed against the catalog, the
-//! graphs and the store), `maintain.rs` (flush, compact, check).
+//! graphs and the store), `maintain.rs` (flush, compact, check), `outcomes.rs` (recorded
+//! transfer outcomes).
 
 mod maintain;
 mod open;
+mod outcomes;
 mod read;
 mod search;
 mod write;

@@ -38,6 +38,9 @@ pub(crate) const NAME_SEQ: TableDefinition<&str, u32> = TableDefinition::new("na
 pub(crate) const SPACES: TableDefinition<u32, &str> = TableDefinition::new("spaces");
 pub(crate) const SPACE_NAMES: TableDefinition<&str, u32> = TableDefinition::new("space_names");
 pub(crate) const SPACE_GEN: TableDefinition<u32, u64> = TableDefinition::new("space_gen");
+/// Recorded transfer outcomes (`crate::outcome`): id → JSON with a CRC32 trailer. Absent in
+/// databases that never recorded one (read as empty).
+pub(crate) const OUTCOMES: TableDefinition<u64, &[u8]> = TableDefinition::new("outcomes");
 
 /// A redb database opened read-write or read-only.
 ///
