@@ -49,35 +49,35 @@ impl TaskDb {
                     .iter()
                     .map(|o| (o.outcome.identity(), format!("outcome {}", o.id)))
                     .collect();
-                let mut next = t
+                let first = t
                     .last()
                     .map_err(storage("reading outcomes"))?
                     .map(|(k, _)| k.value() + 1)
                     .unwrap_or(1);
                 let now = store::now_ms();
-                for (i, o) in outcomes.iter().enumerate() {
+                for ((i, o), id) in outcomes.iter().enumerate().zip(first..) {
                     let at = origin(i);
                     if let Some(prev) = seen.insert(o.identity(), at.clone()) {
                         return Err(Error::invalid(
                             &at,
                             format!(
-                                "{} → {} (metric {:?}, model {:?}, seed {:?}) is already \
-                                 recorded ({prev}); record another seed or model, or remove \
-                                 the old one with `taskdb outcome rm`",
-                                o.source, o.target, o.metric, o.model, o.seed
+                                "{} → {}{} is already recorded ({prev}); record another seed \
+                                 or model, or remove the old one with `taskdb outcome rm`",
+                                o.source,
+                                o.target,
+                                qualifiers(o)
                             ),
                         ));
                     }
                     let rec = Outcome {
-                        id: next,
+                        id,
                         outcome: o.clone(),
                         recorded_at_ms: now,
                         origin: at,
                     };
-                    t.insert(next, outcome::encode(&rec)?.as_slice())
+                    t.insert(id, outcome::encode(&rec)?.as_slice())
                         .map_err(storage("writing an outcome"))?;
-                    ids.push(next);
-                    next += 1;
+                    ids.push(id);
                 }
             }
             bump_generation(&txn)?;
@@ -134,5 +134,24 @@ impl TaskDb {
             st.meta.generation += 1;
             Ok(removed)
         })
+    }
+}
+
+/// ` (metric accuracy, model t5, seed 1)`: the identifying fields an outcome has, if any.
+fn qualifiers(o: &NewOutcome) -> String {
+    let mut q = Vec::new();
+    if let Some(m) = &o.metric {
+        q.push(format!("metric {m}"));
+    }
+    if let Some(m) = &o.model {
+        q.push(format!("model {m}"));
+    }
+    if let Some(s) = o.seed {
+        q.push(format!("seed {s}"));
+    }
+    if q.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", q.join(", "))
     }
 }

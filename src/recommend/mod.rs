@@ -11,9 +11,13 @@
 //!      ("pivots"), weighted by how much more similar each pivot is to this target than the
 //!      target's average neighbour (`w = max(0, sim(pivot, target) − mean sim)`), averaged.
 //!
-//!    Without any pivot evidence the score is the similarity itself. With some, both are
-//!    standardised over the candidates (z-scores; a candidate without pivot evidence gets 0)
-//!    and combined as `(1 − λ)·z(direct) + λ·z(pivot)`, λ = [`RecommendOptions::lambda`].
+//!    Without any pivot evidence the score is the similarity itself. With some, each is
+//!    standardised against its own population — the similarity against the target's
+//!    similarities to every entry of the space, the pivot estimate against every recorded
+//!    gain (a source without pivot evidence gets 0: an average gain) — and they are combined
+//!    as `(1 − λ)·z(direct) + λ·z(pivot)`, λ = [`RecommendOptions::lambda`]. Standardising
+//!    against populations, not against the few candidates, keeps a tiny similarity
+//!    difference between two candidates from counting as a whole standard deviation.
 //!
 //! Everything here but [`TaskDb::recommend`]'s reads is pure ([`rank`]), so the evaluation
 //! runs the same code with the target's own outcomes hidden.
@@ -28,8 +32,10 @@ use crate::outcome::NewOutcome;
 use crate::search::{Filter, Query};
 use crate::TaskDb;
 
+mod compare;
 mod eval;
 
+pub use compare::{Comparison, SharedSpace, Side};
 pub use eval::{EvalReport, EvalRow};
 
 /// The method whose space recommends by default: the default method (see docs/QUALITY.md,
@@ -212,10 +218,15 @@ pub fn rank(
         .filter(|&i| ranked[i].basis == Basis::Estimated)
         .collect();
     if est.iter().any(|&i| ranked[i].pivot_estimate.is_some()) {
-        let z_direct = zscores(est.iter().map(|&i| Some(ranked[i].score)));
-        let z_pivot = zscores(est.iter().map(|&i| ranked[i].pivot_estimate));
-        for (j, &i) in est.iter().enumerate() {
-            ranked[i].score = (1.0 - lambda) * z_direct[j] + lambda * z_pivot[j];
+        let sims = Population::of(target_sims.values().copied());
+        let all_gains = Population::of(outcomes.iter().map(NewOutcome::gain));
+        for &i in &est {
+            let z_direct = sims.z(ranked[i].score);
+            let z_pivot = ranked[i]
+                .pivot_estimate
+                .map(|p| all_gains.z(p))
+                .unwrap_or(0.0);
+            ranked[i].score = (1.0 - lambda) * z_direct + lambda * z_pivot;
         }
     }
     for r in ranked.iter_mut() {
@@ -232,22 +243,32 @@ pub fn rank(
     ranked
 }
 
-/// z-scores of the present values (absent ones get 0); all 0 when they do not vary.
-fn zscores(xs: impl Iterator<Item = Option<f64>>) -> Vec<f64> {
-    let xs: Vec<Option<f64>> = xs.collect();
-    let present: Vec<f64> = xs.iter().flatten().copied().collect();
-    if present.is_empty() {
-        return vec![0.0; xs.len()];
+/// The mean and spread of a population, for z-scores.
+struct Population {
+    mean: f64,
+    sd: f64,
+}
+
+impl Population {
+    fn of(xs: impl Iterator<Item = f64>) -> Population {
+        let xs: Vec<f64> = xs.filter(|x| x.is_finite()).collect();
+        if xs.is_empty() {
+            return Population { mean: 0.0, sd: 0.0 };
+        }
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+        Population { mean, sd }
     }
-    let n = present.len() as f64;
-    let mean = present.iter().sum::<f64>() / n;
-    let sd = (present.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
-    xs.iter()
-        .map(|x| match x {
-            Some(x) if sd > 1e-12 => (x - mean) / sd,
-            _ => 0.0,
-        })
-        .collect()
+
+    /// `(x − mean) / sd`; 0 when the population does not vary.
+    fn z(&self, x: f64) -> f64 {
+        if self.sd > 1e-12 {
+            (x - self.mean) / self.sd
+        } else {
+            0.0
+        }
+    }
 }
 
 impl TaskDb {

@@ -9,6 +9,7 @@ mod import;
 mod ingest;
 mod output;
 mod read;
+mod transfer;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,6 +62,16 @@ pub enum Command {
     /// Reference libraries: frozen sets of task embeddings that centre new spaces.
     #[command(subcommand, name = "reference-library")]
     ReferenceLibrary(admin::RefLibCmd),
+    /// Which stored tasks to train on before TARGET, with the evidence for each.
+    Recommend(transfer::RecommendArgs),
+    /// Two tasks side by side: similarity and neighbour ranks per space, provenance.
+    Compare(transfer::CompareArgs),
+    /// Recorded transfer outcomes (what training on a source did to a target).
+    #[command(subcommand)]
+    Outcome(transfer::OutcomeCmd),
+    /// Evaluate taskdb on your own data (leave-one-target-out).
+    #[command(subcommand)]
+    Eval(transfer::EvalCmd),
 }
 
 /// Global options every command sees.
@@ -160,6 +171,10 @@ fn run_db(db: Option<PathBuf>, quiet: bool, command: Command) -> ExitCode {
         Command::Ingest(c) => ingest::ingest(&ctx, *c),
         Command::Probe(c) => ingest::probe(c),
         Command::Surrogate(c) => ingest::surrogate_cmd(ctx.quiet, c),
+        Command::Recommend(a) => transfer::recommend(&ctx, a),
+        Command::Compare(a) => transfer::compare(&ctx, a),
+        Command::Outcome(c) => transfer::outcome(&ctx, c),
+        Command::Eval(c) => transfer::eval(&ctx, c),
     };
     finish(res)
 }
