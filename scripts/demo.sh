@@ -39,6 +39,12 @@ echo
 echo "== which stored task is nearest the SMS spam dataset?"
 $TASKDB --db "$DB" knn sms_spam -k 4
 echo
+echo "== which dataset to train on before the SMS spam task? (each answer with its evidence)"
+$TASKDB --db "$DB" recommend sms_spam -k 2
+echo
+echo "== the sentiment model and the Yelp reviews side by side"
+$TASKDB --db "$DB" compare lexicon_sentiment yelp_reviews
+echo
 echo "== the same answer as JSON, for scripts"
 $TASKDB --db "$DB" knn spam_keywords -k 2 --json
 echo
