@@ -33,6 +33,9 @@ pub mod exit {
     pub const SURROGATE: i32 = 9;
     /// A model command failed: crashed, timed out, or broke the JSON-lines protocol.
     pub const MODEL: i32 = 10;
+    /// The disk is full (ENOSPC) or the disk quota is spent (EDQUOT): nothing of the failed
+    /// write was committed; free space and run the command again.
+    pub const DISK_FULL: i32 = 11;
 }
 
 /// Everything that can go wrong in taskdb.
@@ -45,6 +48,31 @@ pub enum Error {
         /// The file or directory involved.
         path: PathBuf,
         /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file system holding `path` is full (ENOSPC) or the user's disk quota is spent
+    /// (EDQUOT), whether redb, a graph file, the feature cache or any other file hit it. The
+    /// write that failed committed nothing; `committed` says what earlier work stays (an import's
+    /// earlier batches), `todo` what to do.
+    #[error(
+        "disk full: no space left on the file system holding {} ({source}) while {what}; {committed}. \
+         {todo}",
+        disk_full_path(path)
+    )]
+    DiskFull {
+        /// The file being written (empty when the storage layer did not say, see
+        /// [`Error::on_file`]).
+        path: PathBuf,
+        /// What taskdb was writing.
+        what: String,
+        /// What stays committed: "nothing of that write was committed" unless a caller knows
+        /// more (see [`Error::with_committed`]).
+        committed: String,
+        /// What the user should do.
+        todo: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -219,6 +247,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Io { .. } => exit::IO,
+            Error::DiskFull { .. } => exit::DISK_FULL,
             Error::Locked { .. } | Error::NeedsRecovery { .. } => exit::LOCKED,
             Error::NotTaskDb { .. } | Error::UnsupportedFormat { .. } => exit::INCOMPATIBLE,
             Error::ReadOnly { .. } => exit::INTERNAL,
@@ -259,18 +288,254 @@ impl Error {
         }
     }
 
-    pub(crate) fn storage(context: impl Into<String>, e: impl std::fmt::Display) -> Self {
-        Error::Storage {
-            context: context.into(),
-            message: e.to_string(),
+    /// An error of the storage layer (redb) while doing `context`: [`Error::DiskFull`] when an
+    /// I/O error in it says the disk is full (its path is filled in by [`Error::on_file`] where
+    /// the caller knows the file), else [`Error::Storage`].
+    pub(crate) fn storage(context: impl Into<String>, e: impl Into<redb::Error>) -> Self {
+        let e: redb::Error = e.into();
+        let context = context.into();
+        match redb_disk_full(e) {
+            Ok(io) => Error::disk_full(PathBuf::new(), context, io),
+            Err(e) => Error::Storage {
+                context,
+                message: e.to_string(),
+            },
         }
     }
 
-    /// Shorthand for [`Error::Io`].
+    /// An I/O error on `path`: [`Error::DiskFull`] when it says the disk is full (ENOSPC,
+    /// EDQUOT), else [`Error::Io`].
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        if is_disk_full(&source) {
+            return Error::disk_full(path, "writing it", source);
+        }
         Error::Io {
             path: path.into(),
             source,
         }
+    }
+
+    /// [`Error::DiskFull`] for `path`, saying nothing of the write was committed.
+    pub(crate) fn disk_full(
+        path: impl Into<PathBuf>,
+        what: impl Into<String>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::DiskFull {
+            path: path.into(),
+            what: what.into(),
+            committed: "nothing of that write was committed".into(),
+            todo: "Free space on that file system (or raise the disk quota) and run the command \
+                   again."
+                .into(),
+            source,
+        }
+    }
+
+    /// Names the file of an [`Error::DiskFull`] that the storage layer left unnamed; other
+    /// errors are returned as they are.
+    pub(crate) fn on_file(mut self, file: &std::path::Path) -> Self {
+        if let Error::DiskFull { path, .. } = &mut self {
+            if path.as_os_str().is_empty() {
+                *path = file.to_path_buf();
+            }
+        }
+        self
+    }
+
+    /// Says what stays committed, and what to do, in an [`Error::DiskFull`] (an import's earlier
+    /// batches); other errors are returned as they are.
+    pub(crate) fn with_committed(mut self, stays: String, then: String) -> Self {
+        if let Error::DiskFull {
+            committed, todo, ..
+        } = &mut self
+        {
+            *committed = format!("{committed}; {stays}");
+            *todo = then;
+        }
+        self
+    }
+
+    /// Whether this is [`Error::DiskFull`].
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Error::DiskFull { .. })
+    }
+}
+
+fn disk_full_path(p: &std::path::Path) -> String {
+    if p.as_os_str().is_empty() {
+        "the database".into()
+    } else {
+        p.display().to_string()
+    }
+}
+
+/// Whether an I/O error says the disk is full: kind `StorageFull` (ENOSPC) or `QuotaExceeded`
+/// (EDQUOT), or those OS codes, looking through errors wrapped inside it (`io::Error::other`).
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    if matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded) {
+        return true;
+    }
+    #[cfg(unix)]
+    if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
+        return true;
+    }
+    let mut inner: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|r| r as _);
+    while let Some(x) = inner {
+        if let Some(io) = x.downcast_ref::<std::io::Error>() {
+            return is_disk_full(io);
+        }
+        inner = x.source();
+    }
+    false
+}
+
+/// The I/O error of a redb error when it says the disk is full; otherwise the error back.
+pub(crate) fn redb_disk_full(e: redb::Error) -> std::result::Result<std::io::Error, redb::Error> {
+    match e {
+        redb::Error::Io(io) if is_disk_full(&io) => Ok(io),
+        redb::Error::Backend(b) => {
+            let mut inner: Option<&(dyn std::error::Error + 'static)> = Some(&*b);
+            while let Some(x) = inner {
+                if let Some(io) = x.downcast_ref::<std::io::Error>() {
+                    if is_disk_full(io) {
+                        return Ok(std::io::Error::new(io.kind(), io.to_string()));
+                    }
+                }
+                inner = x.source();
+            }
+            Err(redb::Error::Backend(b))
+        }
+        e => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{self, ErrorKind};
+
+    fn enospc() -> io::Error {
+        io::Error::from_raw_os_error(libc::ENOSPC)
+    }
+
+    #[test]
+    fn full_disks_and_spent_quotas_are_disk_full_and_nothing_else_is() {
+        assert!(is_disk_full(&enospc()));
+        assert!(is_disk_full(&io::Error::from_raw_os_error(libc::EDQUOT)));
+        assert!(is_disk_full(&io::Error::from(ErrorKind::StorageFull)));
+        assert!(is_disk_full(&io::Error::from(ErrorKind::QuotaExceeded)));
+        // Wrapped inside another I/O error (`io::Error::other`, a tempfile or BufWriter error).
+        assert!(is_disk_full(&io::Error::other(enospc())));
+        for other in [
+            io::Error::from_raw_os_error(libc::EIO),
+            io::Error::from_raw_os_error(libc::EROFS),
+            io::Error::from_raw_os_error(libc::EFBIG),
+            io::Error::from(ErrorKind::PermissionDenied),
+            io::Error::other("no space left on device"),
+        ] {
+            assert!(!is_disk_full(&other), "{other}");
+        }
+    }
+
+    #[test]
+    fn io_errors_of_a_full_disk_become_disk_full_with_exit_11() {
+        let e = Error::io("/data/t.taskdb.index/x", enospc());
+        assert!(e.is_disk_full());
+        assert_eq!(e.exit_code(), exit::DISK_FULL);
+        assert_eq!(exit::DISK_FULL, 11);
+        let msg = e.to_string();
+        for part in [
+            "disk full",
+            "/data/t.taskdb.index/x",
+            "nothing of that write was committed",
+            "Free space",
+            "run the command again",
+        ] {
+            assert!(msg.contains(part), "{part:?} missing: {msg}");
+        }
+        let e = Error::io("/x", io::Error::from(ErrorKind::PermissionDenied));
+        assert_eq!(e.exit_code(), exit::IO);
+    }
+
+    #[test]
+    fn redb_errors_of_a_full_disk_become_disk_full_whatever_wraps_them() {
+        let storage = || redb::StorageError::Io(enospc());
+        let cases: Vec<(&str, Error)> = vec![
+            ("storage", Error::storage("writing", storage())),
+            (
+                "commit",
+                Error::storage("committing", redb::CommitError::Storage(storage())),
+            ),
+            (
+                "transaction",
+                Error::storage("starting", redb::TransactionError::Storage(storage())),
+            ),
+            (
+                "table",
+                Error::storage("opening", redb::TableError::Storage(storage())),
+            ),
+            (
+                "database",
+                Error::storage("opening", redb::DatabaseError::Storage(storage())),
+            ),
+            (
+                "compaction",
+                Error::storage("compacting", redb::CompactionError::Storage(storage())),
+            ),
+            (
+                "backend",
+                Error::storage(
+                    "writing",
+                    redb::StorageError::Backend(Box::new(io::Error::other(enospc()))),
+                ),
+            ),
+        ];
+        for (what, e) in cases {
+            assert!(e.is_disk_full(), "{what}: {e:?}");
+            assert_eq!(e.exit_code(), 11, "{what}");
+            // The file is named once the caller knows it.
+            let e = e.on_file(std::path::Path::new("/data/t.taskdb"));
+            assert!(e.to_string().contains("/data/t.taskdb"), "{what}: {e}");
+        }
+        // Anything else from redb stays a storage error (exit 7), with redb's message.
+        let e = Error::storage(
+            "committing",
+            redb::StorageError::Corrupted("bad page".into()),
+        );
+        assert!(matches!(e, Error::Storage { .. }), "{e:?}");
+        assert!(e.to_string().contains("bad page"), "{e}");
+        assert_eq!(e.exit_code(), exit::CORRUPT);
+        let e = Error::storage(
+            "committing",
+            redb::StorageError::Io(io::Error::from_raw_os_error(libc::EIO)),
+        );
+        assert_eq!(e.exit_code(), exit::CORRUPT);
+        // A name given already is kept; other errors pass through on_file unchanged.
+        let e = Error::io("/a", enospc()).on_file(std::path::Path::new("/b"));
+        assert!(
+            e.to_string().contains("/a") && !e.to_string().contains("/b"),
+            "{e}"
+        );
+        assert!(matches!(
+            Error::invalid("x", "y").on_file(std::path::Path::new("/b")),
+            Error::InvalidInput { .. }
+        ));
+    }
+
+    #[test]
+    fn what_stayed_committed_is_added_to_a_disk_full_error_only() {
+        let e = Error::storage("committing", redb::StorageError::Io(enospc()))
+            .on_file(std::path::Path::new("/d/t.taskdb"))
+            .with_committed("2 batches stay".into(), "Run it with --resume.".into());
+        let msg = e.to_string();
+        assert!(
+            msg.contains("nothing of that write was committed; 2 batches stay"),
+            "{msg}"
+        );
+        assert!(msg.ends_with("Run it with --resume."), "{msg}");
+        let e = Error::invalid("x", "y").with_committed("z".into(), "w".into());
+        assert_eq!(e.to_string(), "x: y");
     }
 }

@@ -14,6 +14,11 @@
 //!   `<db>.features.corrupt` and a fresh cache is created; every input of that lookup is then
 //!   recomputed (and counted as repaired). redb's debug builds panic on damaged pages instead of
 //!   returning an error, so those panics are caught and treated the same way;
+//! - a full disk (ENOSPC, EDQUOT) is not damage: the file is kept as it is (redb commits
+//!   nothing of the failed write, so the features it held stay), the features just computed are
+//!   used, and the handle stops using the cache; the ingestion goes on (its own write to the
+//!   database then succeeds or fails with [`Error::DiskFull`]) and its report carries
+//!   [`FeatureCache::warning`];
 //! - keys include the surrogate's fingerprint, so two surrogates never share a feature.
 //!
 //! Key: sha256(surrogate fingerprint ‖ 0x01 ‖ text) for a single text, or
@@ -53,8 +58,17 @@ pub struct CacheStats {
 
 /// A persistent cache of surrogate features.
 pub struct FeatureCache {
-    db: Mutex<Database>,
+    db: Mutex<Slot>,
     path: PathBuf,
+}
+
+/// The cache file, or why it is not used for the rest of this handle's life.
+enum Slot {
+    Open(Database),
+    /// The disk is full: the file was kept as it was (its committed features are intact) and
+    /// is neither read nor written again by this handle; features are computed and used, not
+    /// saved. The text says why, for [`FeatureCache::warning`].
+    Full(String),
 }
 
 impl FeatureCache {
@@ -64,35 +78,48 @@ impl FeatureCache {
     }
 
     /// Opens (creating if needed) the cache at `path`. A cache file that cannot be opened as a
-    /// redb database is derived state: it is moved aside and a fresh one is created.
+    /// redb database is derived state: it is moved aside and a fresh one is created. A full
+    /// disk is not damage: the file is kept as it is and the cache is not used (see
+    /// [`FeatureCache::warning`]).
     pub fn open(path: &Path) -> Result<FeatureCache> {
-        let db = match catch_unwind(|| Database::create(path)) {
-            Ok(Ok(db)) => db,
+        let slot = match catch_unwind(|| Database::create(path)) {
+            Ok(Ok(db)) => Slot::Open(db),
             Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
                 return Err(Error::Locked {
                     path: path.to_path_buf(),
                 })
             }
-            Ok(Err(e)) => Self::recreate(path, &e.to_string())?,
+            Ok(Err(e)) => match crate::error::redb_disk_full(e.into()) {
+                Ok(io) => Slot::Full(format!("opening it failed: {io}")),
+                Err(e) => Self::recreate(path, &e.to_string())?,
+            },
             Err(_) => Self::recreate(path, "redb panicked opening it")?,
         };
         Ok(FeatureCache {
-            db: Mutex::new(db),
+            db: Mutex::new(slot),
             path: path.to_path_buf(),
         })
     }
 
     /// Moves a corrupt or foreign cache file aside (kept for inspection) and creates a new one.
-    fn recreate(path: &Path, why: &str) -> Result<Database> {
+    fn recreate(path: &Path, why: &str) -> Result<Slot> {
         let aside = path.with_extension("features.corrupt");
         std::fs::rename(path, &aside).map_err(|io| Error::io(path, io))?;
-        Database::create(path).map_err(|e2| Error::Cache {
-            path: path.to_path_buf(),
-            message: format!("{why}; recreating it failed too: {e2}"),
-        })
+        match Database::create(path) {
+            Ok(db) => Ok(Slot::Open(db)),
+            Err(e2) => match crate::error::redb_disk_full(e2.into()) {
+                Ok(io) => Ok(Slot::Full(format!(
+                    "{why}; it was moved aside and a new one could not be created: {io}"
+                ))),
+                Err(e2) => Err(Error::Cache {
+                    path: path.to_path_buf(),
+                    message: format!("{why}; recreating it failed too: {e2}"),
+                }),
+            },
+        }
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Database>> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Slot>> {
         self.db.lock().map_err(|_| Error::Cache {
             path: self.path.clone(),
             message: "feature cache lock poisoned".into(),
@@ -102,6 +129,20 @@ impl FeatureCache {
     /// Where the cache lives.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Why features computed by this handle were not saved (a full disk), if they were not:
+    /// a warning for the ingestion report.
+    pub fn warning(&self) -> Option<String> {
+        match &*self.db.lock().ok()? {
+            Slot::Open(_) => None,
+            Slot::Full(why) => Some(format!(
+                "feature cache {}: the disk is full ({why}); features computed in this run were \
+                 used but not saved, and the cache file was kept as it was. Free space so that \
+                 the next ingestion can save them",
+                self.path.display()
+            )),
+        }
     }
 
     /// The cache key of one input.
@@ -126,6 +167,10 @@ impl FeatureCache {
     /// Returns the features of `inputs` (row-major, `inputs.len() × dim`), computing the missing
     /// ones with `compute` (called at most once, with the indices of the missing inputs, and
     /// expected to return their features row-major in that order) and storing them.
+    ///
+    /// A full disk while storing them is not an error: the features are returned, the cache
+    /// file keeps what it had (nothing of the failed write is in it), and the cache is not used
+    /// again by this handle ([`FeatureCache::warning`] says so).
     pub fn get_or_compute<F>(
         &self,
         surrogate_fingerprint: &str,
@@ -141,24 +186,8 @@ impl FeatureCache {
             .map(|i| Self::key(surrogate_fingerprint, i))
             .collect();
         let mut out = vec![0f32; inputs.len() * dim];
-        let mut db = self.lock()?;
-        let read = catch_unwind(AssertUnwindSafe(|| self.read(&db, &keys, dim, &mut out)));
-        let (missing, mut stats) = match read {
-            Ok(Ok(r)) => r,
-            // A damaged file (an error, or a panic in redb's debug builds): start afresh.
-            failed => {
-                let why = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "redb panicked reading it".to_string(),
-                };
-                *db = Self::recreate(&self.path, &why)?;
-                let stats = CacheStats {
-                    repaired: inputs.len(),
-                    ..CacheStats::default()
-                };
-                ((0..inputs.len()).collect(), stats)
-            }
-        };
+        let mut slot = self.lock()?;
+        let (missing, mut stats) = self.lookup(&mut slot, &keys, dim, &mut out)?;
         if missing.is_empty() {
             return Ok((out, stats));
         }
@@ -173,13 +202,16 @@ impl FeatureCache {
                 ),
             });
         }
-        let write = |db: &Database, out: &mut [f32]| -> Result<()> {
+        for (j, &i) in missing.iter().enumerate() {
+            out[i * dim..(i + 1) * dim].copy_from_slice(&computed[j * dim..(j + 1) * dim]);
+        }
+        stats.computed = missing.len();
+        let write = |db: &Database| -> Result<()> {
             let txn = db.begin_write().map_err(|e| self.err(e))?;
             {
                 let mut table = txn.open_table(FEATURES).map_err(|e| self.err(e))?;
                 for (j, &i) in missing.iter().enumerate() {
                     let row = &computed[j * dim..(j + 1) * dim];
-                    out[i * dim..(i + 1) * dim].copy_from_slice(row);
                     table
                         .insert(&keys[i], encode(row).as_slice())
                         .map_err(|e| self.err(e))?;
@@ -187,20 +219,68 @@ impl FeatureCache {
             }
             txn.commit().map_err(|e| self.err(e))
         };
-        match catch_unwind(AssertUnwindSafe(|| write(&db, &mut out))) {
-            Ok(Ok(())) => {}
-            // Damage found while writing: start afresh once, then errors are real.
+        let mut retried = false;
+        loop {
+            let Slot::Open(db) = &*slot else {
+                return Ok((out, stats));
+            };
+            match catch_unwind(AssertUnwindSafe(|| write(db))) {
+                Ok(Ok(())) => return Ok((out, stats)),
+                // A full disk: the file keeps its committed features; stop using it.
+                Ok(Err(Error::DiskFull { source, .. })) => {
+                    *slot = Slot::Full(format!(
+                        "saving {} features failed: {source}",
+                        missing.len()
+                    ));
+                }
+                // Damage found while writing: start afresh once, then errors are real.
+                Ok(Err(e)) if retried => return Err(e),
+                Err(_) if retried => {
+                    return Err(self.err(redb::Error::Corrupted(
+                        "redb panicked writing a fresh cache file".into(),
+                    )))
+                }
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "redb panicked writing it".to_string(),
+                    };
+                    *slot = Self::recreate(&self.path, &why)?;
+                    retried = true;
+                }
+            }
+        }
+    }
+
+    /// Reads what the cache holds of `keys` into `out`; returns the missing indices. A file
+    /// that cannot be read is replaced by a fresh one and everything is missing.
+    fn lookup(
+        &self,
+        slot: &mut Slot,
+        keys: &[[u8; 32]],
+        dim: usize,
+        out: &mut [f32],
+    ) -> Result<(Vec<usize>, CacheStats)> {
+        let all = || (0..keys.len()).collect::<Vec<usize>>();
+        let Slot::Open(db) = &*slot else {
+            return Ok((all(), CacheStats::default()));
+        };
+        match catch_unwind(AssertUnwindSafe(|| self.read(db, keys, dim, out))) {
+            Ok(Ok(r)) => Ok(r),
+            // A damaged file (an error, or a panic in redb's debug builds): start afresh.
             failed => {
                 let why = match failed {
                     Ok(Err(e)) => e.to_string(),
-                    _ => "redb panicked writing it".to_string(),
+                    _ => "redb panicked reading it".to_string(),
                 };
-                *db = Self::recreate(&self.path, &why)?;
-                write(&db, &mut out)?;
+                *slot = Self::recreate(&self.path, &why)?;
+                let stats = CacheStats {
+                    repaired: keys.len(),
+                    ..CacheStats::default()
+                };
+                Ok((all(), stats))
             }
         }
-        stats.computed = missing.len();
-        Ok((out, stats))
     }
 
     /// Looks up every key, filling `out` with hits; returns the missing indices.
@@ -240,7 +320,10 @@ impl FeatureCache {
     /// Number of cached feature vectors.
     pub fn len(&self) -> Result<u64> {
         use redb::ReadableTableMetadata;
-        let txn = self.lock()?.begin_read().map_err(|e| self.err(e))?;
+        let txn = match &*self.lock()? {
+            Slot::Open(db) => db.begin_read().map_err(|e| self.err(e))?,
+            Slot::Full(_) => return Ok(0),
+        };
         match txn.open_table(FEATURES) {
             Ok(t) => t.len().map_err(|e| self.err(e)),
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
@@ -253,10 +336,15 @@ impl FeatureCache {
         Ok(self.len()? == 0)
     }
 
-    fn err(&self, e: impl std::fmt::Display) -> Error {
-        Error::Cache {
-            path: self.path.clone(),
-            message: e.to_string(),
+    /// A redb error of the cache: [`Error::DiskFull`] naming the file when the disk is full,
+    /// else [`Error::Cache`].
+    fn err(&self, e: impl Into<redb::Error>) -> Error {
+        match crate::error::redb_disk_full(e.into()) {
+            Ok(io) => Error::disk_full(&self.path, "writing the feature cache", io),
+            Err(e) => Error::Cache {
+                path: self.path.clone(),
+                message: e.to_string(),
+            },
         }
     }
 }

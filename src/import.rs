@@ -10,15 +10,21 @@
 //! another kind or another set of spaces than the latest one, the old version would silently
 //! drop out of knn in the spaces it leaves, so the line is refused unless
 //! [`ImportOptions::replace`] is set (and then a warning says what moved).
+//!
+//! A failed batch (a full disk, say) commits nothing, and the batches before it stay; the
+//! error says how many. [`ImportOptions::skip_identical`] (`import --resume`) makes a re-run of
+//! the same file write only the rest: a line whose name's latest version already holds exactly
+//! its kind, space, method, vector and tags is skipped (and counted) instead of becoming a
+//! duplicate version.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::model::{Embedding, EntryRef, Kind, NewEntry, NewVector, Provenance};
+use crate::model::{Embedding, Entry, EntryRef, Kind, NewEntry, NewVector, Provenance};
 use crate::space::{SpaceId, SpaceRef};
 use crate::TaskDb;
 
@@ -30,6 +36,11 @@ pub struct ImportOptions {
     /// Allow a line to make a new version of an existing entry with another kind or in other
     /// spaces than its latest version; without it such a line is refused.
     pub replace: bool,
+    /// Skip a line whose name's latest version already holds exactly the same kind, space,
+    /// method, vector (bit for bit, as f32) and tags, instead of writing it as a new version;
+    /// so that re-running an import that stopped part-way (a full disk) writes only the rest.
+    /// Provenance is not compared.
+    pub skip_identical: bool,
     /// The command line, for provenance.
     pub command_line: Vec<String>,
 }
@@ -39,6 +50,7 @@ impl Default for ImportOptions {
         ImportOptions {
             batch_size: 1000,
             replace: false,
+            skip_identical: false,
             command_line: Vec::new(),
         }
     }
@@ -64,6 +76,9 @@ pub enum ImportEvent<'a> {
 pub struct ImportReport {
     /// Entries written.
     pub imported: u64,
+    /// Lines skipped as identical to their name's latest version
+    /// ([`ImportOptions::skip_identical`]).
+    pub skipped: u64,
     /// Write transactions.
     pub batches: u64,
     /// The file.
@@ -184,7 +199,7 @@ impl TaskDb {
             size,
             command_line: &opts.command_line,
         };
-        let warnings = self.validate_import(&src, opts.replace)?;
+        let Validated { warnings, skip } = self.validate_import(&src, opts)?;
         for w in &warnings {
             events(ImportEvent::Warning(w));
         }
@@ -198,13 +213,15 @@ impl TaskDb {
         }
         let batch_size = opts.batch_size.max(1);
         let mut batch = Vec::with_capacity(batch_size.min(1 << 16));
+        let mut lines = (0usize, 0usize);
         let (mut batches, mut written) = (0u64, 0u64);
-        let mut commit = |batch: &mut Vec<NewEntry>| -> Result<()> {
+        let mut commit = |batch: &mut Vec<NewEntry>, lines: (usize, usize)| -> Result<()> {
             if batch.is_empty() {
                 return Ok(());
             }
             let n = batch.len() as u64;
-            self.put(std::mem::take(batch))?;
+            self.put(std::mem::take(batch))
+                .map_err(|e| stopped_at(e, &src, batches, written, lines))?;
             batches += 1;
             written += n;
             events(ImportEvent::Committed {
@@ -214,15 +231,24 @@ impl TaskDb {
             Ok(())
         };
         for (n, l) in src.lines()? {
-            batch.push(src.entry(n, &l?)?.0);
+            let l = l?;
+            if skip.contains(&n) {
+                continue;
+            }
+            if batch.is_empty() {
+                lines.0 = n;
+            }
+            lines.1 = n;
+            batch.push(src.entry(n, &l)?.0);
             if batch.len() >= batch_size {
-                commit(&mut batch)?;
+                commit(&mut batch, lines)?;
             }
         }
-        commit(&mut batch)?;
+        commit(&mut batch, lines)?;
         self.flush()?;
         Ok(ImportReport {
             imported: written,
+            skipped: skip.len() as u64,
             batches,
             file: file.to_path_buf(),
             sha256: src.sha256,
@@ -232,8 +258,9 @@ impl TaskDb {
 
     /// Pass 1: every line parses and validates, names are unique in the file, dimensions agree
     /// with existing and new spaces, and no line changes an entry's kind or spaces unless
-    /// `replace`. Returns the warnings of the replacements allowed.
-    fn validate_import(&self, src: &Source<'_>, replace: bool) -> Result<Vec<String>> {
+    /// `replace`. Returns the warnings of the replacements allowed, and the lines to skip as
+    /// identical to their latest version (with `skip_identical`).
+    fn validate_import(&self, src: &Source<'_>, opts: &ImportOptions) -> Result<Validated> {
         let mut dims: HashMap<String, (usize, String)> = HashMap::new();
         let mut names: HashMap<String, usize> = HashMap::new();
         let space_names: HashMap<SpaceId, String> = self
@@ -242,6 +269,7 @@ impl TaskDb {
             .map(|s| (s.id, s.def.name))
             .collect();
         let mut warnings = Vec::new();
+        let mut skip = HashSet::new();
         for (n, l) in src.lines()? {
             let (e, space) = src.entry(n, &l?)?;
             if let Some(prev) = names.insert(e.name.clone(), n) {
@@ -253,8 +281,27 @@ impl TaskDb {
                     ),
                 ));
             }
-            let old = self.replaced(&space_names, &e, &space, &src.at(n), replace)?;
-            warnings.extend(old);
+            let old = match self.get(&EntryRef::latest(e.name.as_str())) {
+                Ok(old) => Some(old),
+                Err(Error::NotFound { .. }) => None,
+                Err(err) => return Err(err),
+            };
+            if opts.skip_identical
+                && old
+                    .as_ref()
+                    .is_some_and(|o| identical(o, &e, &space, &space_names))
+            {
+                skip.insert(n);
+            }
+            let w = replaced(
+                &space_names,
+                old.as_ref(),
+                &e,
+                &space,
+                &src.at(n),
+                opts.replace,
+            )?;
+            warnings.extend(w);
             let dim = e.vectors[0].embedding.dim();
             let expected = match dims.get(&space) {
                 Some(d) => Some(d.clone()),
@@ -288,72 +335,138 @@ impl TaskDb {
                 }
             }
         }
-        Ok(warnings)
+        Ok(Validated { warnings, skip })
     }
+}
 
-    /// When `e` would be a new version of an existing entry with another kind or another set
-    /// of spaces: an error naming the line, the entry, what it is now and the option, or (with
-    /// `replace`) the warning to give. `None` for a new name or an ordinary new version.
-    fn replaced(
-        &self,
-        space_names: &HashMap<SpaceId, String>,
-        e: &NewEntry,
-        space: &str,
-        line: &str,
-        replace: bool,
-    ) -> Result<Option<String>> {
-        let old = match self.get(&EntryRef::latest(e.name.as_str())) {
-            Ok(old) => old,
-            Err(Error::NotFound { .. }) => return Ok(None),
-            Err(err) => return Err(err),
-        };
-        let old_spaces: BTreeSet<String> = old
-            .vectors
-            .values()
-            .map(|(sid, _)| {
-                space_names
-                    .get(sid)
-                    .cloned()
-                    .unwrap_or_else(|| format!("#{sid}"))
-            })
-            .collect();
-        let same_spaces = old_spaces.len() == 1 && old_spaces.contains(space);
-        if old.kind == e.kind && same_spaces {
-            return Ok(None);
-        }
-        let quoted = |v: &mut dyn Iterator<Item = &String>| {
-            v.map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
-        };
-        let plural = |n: usize| if n == 1 { "space" } else { "spaces" };
-        let was = format!(
-            "a {} in {} {}",
-            old.kind,
-            plural(old_spaces.len()),
-            quoted(&mut old_spaces.iter())
-        );
-        let would = format!("a {} in space {space:?}", e.kind);
-        let hidden = if same_spaces {
-            "changes its kind".to_string()
-        } else {
-            format!(
-                "hides the entry from knn in {}",
-                quoted(&mut old_spaces.iter().filter(|s| *s != space))
-            )
-        };
-        if replace {
-            return Ok(Some(format!(
-                "{line}: entry {:?} version {} was {was}; its new version is {would} (this {hidden})",
-                e.name, old.version
-            )));
-        }
-        Err(Error::invalid(
-            line,
-            format!(
-                "entry {:?} exists (version {}, {was}); this line would make its new version \
-                 {would}, which {hidden}. Import it under another name, or pass --replace to \
-                 make the new version anyway",
-                e.name, old.version
-            ),
-        ))
+/// When `e` would be a new version of `old`, the existing entry, with another kind or another
+/// set of spaces: an error naming the line, the entry, what it is now and the option, or (with
+/// `replace`) the warning to give. `None` for a new name or an ordinary new version.
+fn replaced(
+    space_names: &HashMap<SpaceId, String>,
+    old: Option<&Entry>,
+    e: &NewEntry,
+    space: &str,
+    line: &str,
+    replace: bool,
+) -> Result<Option<String>> {
+    let Some(old) = old else {
+        return Ok(None);
+    };
+    let old_spaces: BTreeSet<String> = old
+        .vectors
+        .values()
+        .map(|(sid, _)| {
+            space_names
+                .get(sid)
+                .cloned()
+                .unwrap_or_else(|| format!("#{sid}"))
+        })
+        .collect();
+    let same_spaces = old_spaces.len() == 1 && old_spaces.contains(space);
+    if old.kind == e.kind && same_spaces {
+        return Ok(None);
     }
+    let quoted = |v: &mut dyn Iterator<Item = &String>| {
+        v.map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+    };
+    let plural = |n: usize| if n == 1 { "space" } else { "spaces" };
+    let was = format!(
+        "a {} in {} {}",
+        old.kind,
+        plural(old_spaces.len()),
+        quoted(&mut old_spaces.iter())
+    );
+    let would = format!("a {} in space {space:?}", e.kind);
+    let hidden = if same_spaces {
+        "changes its kind".to_string()
+    } else {
+        format!(
+            "hides the entry from knn in {}",
+            quoted(&mut old_spaces.iter().filter(|s| *s != space))
+        )
+    };
+    if replace {
+        return Ok(Some(format!(
+            "{line}: entry {:?} version {} was {was}; its new version is {would} (this {hidden})",
+            e.name, old.version
+        )));
+    }
+    Err(Error::invalid(
+        line,
+        format!(
+            "entry {:?} exists (version {}, {was}); this line would make its new version \
+             {would}, which {hidden}. Import it under another name, or pass --replace to \
+             make the new version anyway",
+            e.name, old.version
+        ),
+    ))
+}
+
+/// What pass 1 found: the warnings to give, and the lines to skip.
+struct Validated {
+    warnings: Vec<String>,
+    skip: HashSet<usize>,
+}
+
+/// Whether `old` (a name's latest version) holds exactly what line `e` would write into the
+/// external space `space`: the same kind, one vector of the same method in that space with the
+/// same f32 bits, and the same tags.
+fn identical(
+    old: &Entry,
+    e: &NewEntry,
+    space: &str,
+    space_names: &HashMap<SpaceId, String>,
+) -> bool {
+    let [new] = e.vectors.as_slice() else {
+        return false;
+    };
+    let mut vectors = old.vectors.iter();
+    let (Some((method, (sid, emb))), None) = (vectors.next(), vectors.next()) else {
+        return false;
+    };
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    let same_vector = match (emb, &new.embedding) {
+        (Embedding::Dense(a), Embedding::Dense(b)) => bits(a) == bits(b),
+        _ => false,
+    };
+    old.kind == e.kind
+        && old.tags == e.tags
+        && *method == new.method
+        && space_names.get(sid).map(String::as_str) == Some(space)
+        && same_vector
+}
+
+/// The error of a batch that failed after `batches` batches (`written` entries) of this import
+/// were committed: a full disk says what stays and how to go on.
+fn stopped_at(
+    e: Error,
+    src: &Source<'_>,
+    batches: u64,
+    written: u64,
+    lines: (usize, usize),
+) -> Error {
+    let stays = match batches {
+        0 => format!(
+            "no batch of this import was committed (the failed one held lines {} to {} of {})",
+            lines.0,
+            lines.1,
+            src.file.display()
+        ),
+        _ => format!(
+            "the {batches} batch(es) of this import before it ({written} entries, the lines \
+             before line {} of {}) were committed and stay",
+            lines.0,
+            src.file.display()
+        ),
+    };
+    e.with_committed(
+        stays,
+        format!(
+            "Free space on that file system (or raise the disk quota), then run the same \
+             import again with --resume (ImportOptions::skip_identical): lines already committed \
+             are skipped, not duplicated, and only the rest is written ({}).",
+            src.file.display()
+        ),
+    )
 }

@@ -467,3 +467,52 @@ fn import_jsonl_validates_everything_then_commits_in_batches() {
     assert_eq!(warned, r.warnings);
     assert!(warned[0].contains("entry \"v0\" version 1"), "{warned:?}");
 }
+
+/// `ImportOptions::skip_identical` (`import --resume`): re-importing a file skips every line
+/// whose name's latest version holds exactly its kind, space, method, vector and tags, and
+/// writes the rest (a changed vector or tags, a new name) as before.
+#[test]
+fn import_with_skip_identical_writes_only_what_is_not_there() {
+    use taskdb::ImportOptions;
+    let (d, p) = tmp();
+    let vecs = clustered(6, 8, 2, 5);
+    let line = |i: usize, v: &[f32]| jsonl_line(&format!("v{i}"), "model", "ext", v) + "\n";
+    let part = d.path().join("part.jsonl");
+    std::fs::write(&part, (0..3).map(|i| line(i, &vecs[i])).collect::<String>()).unwrap();
+    let db = TaskDb::open(&p).unwrap();
+    let resume = ImportOptions {
+        skip_identical: true,
+        batch_size: 2,
+        ..ImportOptions::default()
+    };
+    let r = db.import_jsonl(&part, &resume, &mut |_| {}).unwrap();
+    assert_eq!((r.imported, r.skipped), (3, 0));
+
+    // The whole file: lines 0..3 are there, v1 changed its vector, v2 gained a tag.
+    let mut changed = vecs[1].clone();
+    changed[0] = f32::from_bits(changed[0].to_bits() ^ 1); // one ulp: not identical
+    let whole = d.path().join("whole.jsonl");
+    let mut text = line(0, &vecs[0]) + &line(1, &changed);
+    text += &(serde_json::json!({"name": "v2", "kind": "model", "space": "ext",
+                                  "vector": vecs[2], "tags": {"t": "1"}})
+    .to_string()
+        + "\n");
+    text += &(3..6).map(|i| line(i, &vecs[i])).collect::<String>();
+    std::fs::write(&whole, text).unwrap();
+    let r = db.import_jsonl(&whole, &resume, &mut |_| {}).unwrap();
+    assert_eq!((r.imported, r.skipped), (5, 1), "only v0 is identical");
+    let version = |n: &str| db.get(&EntryRef::latest(n)).unwrap().version;
+    assert_eq!(
+        ["v0", "v1", "v2", "v3", "v5"].map(version),
+        [1, 2, 2, 1, 1],
+        "a changed vector or tags make a new version"
+    );
+
+    // Running it again skips everything; without the option every line is a new version.
+    let r = db.import_jsonl(&whole, &resume, &mut |_| {}).unwrap();
+    assert_eq!((r.imported, r.skipped, r.batches), (0, 6, 0));
+    let plain = ImportOptions::default();
+    let r = db.import_jsonl(&whole, &plain, &mut |_| {}).unwrap();
+    assert_eq!((r.imported, r.skipped), (6, 0));
+    assert_eq!(version("v0"), 2);
+}

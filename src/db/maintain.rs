@@ -104,7 +104,16 @@ impl TaskDb {
                 count,
                 digest,
             };
-            persist::save(&dir, &idx.graph, &expect)?;
+            persist::save(&dir, &idx.graph, &expect).map_err(|e| {
+                e.with_committed(
+                    "the database itself is complete: graphs are derived, and one that is \
+                     missing or stale is rebuilt from it at the next open"
+                        .into(),
+                    "Free space on that file system (or raise the disk quota); nothing needs to \
+                     be run again."
+                        .into(),
+                )
+            })?;
             idx.dirty = false;
         }
         Ok(())
@@ -113,6 +122,11 @@ impl TaskDb {
     /// Purges deleted entries, rebuilds every graph without tombstones, and compacts the redb
     /// file. Needs exclusive access (`&mut self`).
     pub fn compact(&mut self) -> Result<CompactReport> {
+        let path = self.path.clone();
+        self.compact_db().map_err(|e| e.on_file(&path))
+    }
+
+    fn compact_db(&mut self) -> Result<CompactReport> {
         self.rw("compact")?;
         let st = self.state.get_mut().map_err(|_| poisoned())?;
         let dead: Vec<EntryId> = st
@@ -168,6 +182,18 @@ impl TaskDb {
         let before = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         contain("the redb file (compaction)", || {
             db.compact().map_err(storage("compacting the redb file"))
+        })
+        .map_err(|e| {
+            e.with_committed(
+                format!(
+                    "the purge of {} deleted entries before it was committed; the file was not \
+                     (fully) compacted",
+                    dead.len()
+                ),
+                "Free space on that file system (or raise the disk quota) and run `compact` \
+                 again to shrink the file."
+                    .into(),
+            )
         })?;
         let after = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         self.flush()?;
@@ -181,6 +207,11 @@ impl TaskDb {
     /// Verifies redb integrity (writable opens only), every record and vector checksum, the
     /// name index, and that each space's graph holds exactly the store's vectors.
     pub fn check(&mut self) -> Result<CheckReport> {
+        let path = self.path.clone();
+        self.check_db().map_err(|e| e.on_file(&path))
+    }
+
+    fn check_db(&mut self) -> Result<CheckReport> {
         // Every read of the store runs contained: a panic of the storage layer (a damaged text
         // key or value) becomes a problem naming the table, and the other checks still run.
         let mut problems = Vec::new();

@@ -39,7 +39,11 @@ impl TaskDb {
 
     /// Opens with explicit options.
     pub fn open_with(path: impl AsRef<Path>, opts: OpenOptions) -> Result<TaskDb> {
-        let path = path.as_ref().to_path_buf();
+        let path = path.as_ref();
+        Self::open_at(path.to_path_buf(), opts).map_err(|e| e.on_file(path))
+    }
+
+    fn open_at(path: std::path::PathBuf, opts: OpenOptions) -> Result<TaskDb> {
         let (db, _created) = store::open_db(&path, opts.read_only, true)?;
         let meta = read_or_init_meta(&db, &path)?;
         let txn = db.begin_read()?;
@@ -72,7 +76,12 @@ impl TaskDb {
         }
         drop(txn);
         if !tdb.read_only {
-            tdb.flush()?;
+            // Saving rebuilt graphs is a convenience (they are derived): on a full disk the
+            // database is opened with them in memory (still dirty, saved by a later flush).
+            match tdb.flush() {
+                Err(e) if !e.is_disk_full() => return Err(e),
+                _ => {}
+            }
         }
         Ok(tdb)
     }

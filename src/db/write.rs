@@ -103,6 +103,7 @@ impl TaskDb {
             "tables names, name_seq, spaces, space_names or vectors",
             || self.put_locked(db, &mut st, entries),
         )
+        .map_err(|e| e.on_file(&self.path))
     }
 
     /// The transaction of [`TaskDb::put`], under the state lock.
@@ -184,6 +185,7 @@ impl TaskDb {
         contain("tables entries or names", || {
             self.delete_locked(db, &mut st, r)
         })
+        .map_err(|e| e.on_file(&self.path))
     }
 
     /// The transaction of [`TaskDb::delete`], under the state lock.

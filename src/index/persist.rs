@@ -81,7 +81,10 @@ fn fsync_path(path: &Path) -> std::io::Result<()> {
     File::open(path)?.sync_all()
 }
 
-/// Saves `graph` atomically as the persisted graph of `expect.space_id`.
+/// Saves `graph` atomically as the persisted graph of `expect.space_id`. On any failure (a
+/// full disk above all) the temporary files it wrote are removed again, and the files of the
+/// graph saved before, if any, are left as they were or replaced whole (the manifest is written
+/// last, so a half-replaced pair fails its checksum and is rebuilt).
 pub(crate) fn save(dir: &Path, graph: &Graph, expect: &Expect) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let nanos = std::time::SystemTime::now()
@@ -93,11 +96,56 @@ pub(crate) fn save(dir: &Path, graph: &Graph, expect: &Expect) -> Result<()> {
         base(expect.space_id),
         std::process::id()
     );
-    let written = graph
-        .file_dump(dir, &tmp_base)
-        .map_err(|e| Error::io(dir, std::io::Error::other(e.to_string())))?;
-    let tmp_graph = dir.join(format!("{written}.hnsw.graph"));
-    let tmp_data = dir.join(format!("{written}.hnsw.data"));
+    let mut tmps = Temporaries(Vec::new());
+    let r = save_files(dir, graph, expect, &tmp_base, &mut tmps);
+    drop(tmps);
+    r.map_err(|e| match e {
+        Error::DiskFull { path, source, .. } => Error::disk_full(
+            path,
+            format!("saving the graph of space {}", expect.space_id),
+            source,
+        ),
+        e => e,
+    })
+}
+
+/// Temporary files of one save, removed on drop (a renamed one is gone already).
+struct Temporaries(Vec<PathBuf>);
+
+impl Drop for Temporaries {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+/// The steps of [`save`]; every temporary file is listed in `tmps` before it is created.
+fn save_files(
+    dir: &Path,
+    graph: &Graph,
+    expect: &Expect,
+    tmp_base: &str,
+    tmps: &mut Temporaries,
+) -> Result<()> {
+    let dump_files = |b: &str| {
+        [
+            dir.join(format!("{b}.hnsw.graph")),
+            dir.join(format!("{b}.hnsw.data")),
+        ]
+    };
+    tmps.0.extend(dump_files(tmp_base));
+    let written = graph.file_dump(dir, tmp_base).map_err(|e| {
+        // hnsw_rs wraps the I/O error (a full disk) in anyhow; keep it when it is there.
+        let io = e
+            .chain()
+            .find_map(|c| c.downcast_ref::<std::io::Error>())
+            .map(|io| std::io::Error::new(io.kind(), io.to_string()));
+        let io = io.unwrap_or_else(|| std::io::Error::other(e.to_string()));
+        Error::io(dir.join(format!("{tmp_base}.hnsw.graph")), io)
+    })?;
+    let [tmp_graph, tmp_data] = dump_files(&written);
+    tmps.0.extend([tmp_graph.clone(), tmp_data.clone()]);
     let io = |p: &Path| {
         let p = p.to_path_buf();
         move |e| Error::io(p, e)
@@ -124,6 +172,7 @@ pub(crate) fn save(dir: &Path, graph: &Graph, expect: &Expect) -> Result<()> {
     };
     let mp = manifest_path(dir, expect.space_id);
     let tmp_m = dir.join(format!("{tmp_base}.manifest.json"));
+    tmps.0.push(tmp_m.clone());
     {
         let mut f = File::create(&tmp_m).map_err(io(&tmp_m))?;
         let json = serde_json::to_vec_pretty(&m)

@@ -492,6 +492,8 @@ impl Ingestor {
         // The surrogate's own warnings (a CUDA fallback, a second ONNX Runtime) belong in the
         // report too: a `--json` caller has no other place to see them.
         warnings.extend(self.surrogate.info().warnings.iter().cloned());
+        // A full disk kept the feature cache from saving this run's features.
+        warnings.extend(self.cache.warning());
         Ok(IngestReport {
             id: w.id,
             name: w.name,

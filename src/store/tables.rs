@@ -18,7 +18,7 @@ use crate::model::{Embedding, EntryId};
 use crate::space::SpaceId;
 
 /// Maps a redb error to [`Error::Storage`] with `ctx` saying what taskdb was doing.
-pub(crate) fn storage<E: std::fmt::Display>(ctx: &'static str) -> impl Fn(E) -> Error {
+pub(crate) fn storage<E: Into<redb::Error>>(ctx: &'static str) -> impl Fn(E) -> Error {
     move |e| Error::storage(ctx, e)
 }
 

@@ -25,12 +25,18 @@ pub struct ImportArgs {
     /// leaves); without it such a line is refused.
     #[arg(long)]
     pub replace: bool,
+    /// Re-run an import that stopped part-way (a full disk): skip each line whose name's
+    /// latest version already holds exactly its kind, space, method, vector and tags, so only
+    /// the rest is written (no `name@2` duplicates); the summary counts the skipped lines.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 pub fn run(ctx: &Ctx, a: ImportArgs) -> taskdb::Result<i32> {
     let opts = ImportOptions {
         batch_size: usize::try_from(a.batch_size).unwrap_or(usize::MAX),
         replace: a.replace,
+        skip_identical: a.resume,
         command_line: std::env::args().collect(),
     };
     // An unreadable file is reported before the database is opened (and perhaps created).
@@ -46,7 +52,7 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> taskdb::Result<i32> {
     })?;
     if a.json {
         crate::output::json(&serde_json::json!({
-            "imported": report.imported, "batches": report.batches,
+            "imported": report.imported, "skipped": report.skipped, "batches": report.batches,
             "file": report.file.display().to_string(), "sha256": report.sha256
         }))?;
     } else {
@@ -56,6 +62,12 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> taskdb::Result<i32> {
             report.file.display(),
             report.batches
         );
+        if a.resume {
+            println!(
+                "skipped {} line(s) already committed (identical to their latest version)",
+                report.skipped
+            );
+        }
     }
     Ok(0)
 }

@@ -29,8 +29,5 @@ pub fn tags(t: &std::collections::BTreeMap<String, String>) -> String {
 /// Writes `bytes` to `path` atomically (see [`taskdb::files::write_atomic`]): a failed write
 /// leaves any existing file as it was.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> taskdb::Result<()> {
-    taskdb::files::write_atomic(path, bytes).map_err(|e| taskdb::Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })
+    taskdb::files::write_atomic(path, bytes).map_err(|e| taskdb::Error::io(path, e))
 }
