@@ -85,6 +85,7 @@ impl TaskDb {
             st.meta.generation += 1;
             Ok(ids)
         })
+        .map_err(|e| e.on_file(&self.path))
     }
 
     /// Every stored outcome, by id. A database made before outcomes existed has none.
@@ -134,6 +135,7 @@ impl TaskDb {
             st.meta.generation += 1;
             Ok(removed)
         })
+        .map_err(|e| e.on_file(&self.path))
     }
 }
 
