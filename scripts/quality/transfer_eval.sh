@@ -31,7 +31,7 @@ for n in "${!FILE[@]}"; do
       --method scatter --method fisher --method textemb
   fi
 done
-for lambda in 0.5 0.25 0.75 1; do
+for lambda in 0.75 0.25 0.5 1; do
   echo "== eval recommend, lambda $lambda"
   "$T" --db "$DB" eval recommend --outcomes "$CSV" --value-column combined_score -k 3 --lambda "$lambda"
 done

@@ -16,7 +16,8 @@ use crate::TaskDb;
 /// One ranker's figures in an evaluation (means over targets).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalRow {
-    /// The ranker (`taskdb (outcomes, λ …)`, `similarity: METHOD`, `random (expected)`).
+    /// The ranker: `taskdb[ (default)]: METHOD, outcomes of other targets (λ …)`,
+    /// `taskdb[ (default)] without outcomes: METHOD similarity`, or `random order (expected)`.
     pub ranker: String,
     /// NDCG@k with gains = outcome − the target's smallest outcome.
     pub ndcg: f64,
@@ -107,15 +108,17 @@ impl TaskDb {
                     .collect()
             };
             let order = |r: Vec<Ranked>| r.into_iter().map(|r| r.name).collect::<Vec<_>>();
-            let ours = order(rank(t, &cands(&method), &sims[&method], &others, lambda));
-            rows.entry(format!(
-                "taskdb: {method}, outcomes of other targets (λ {lambda})"
-            ))
-            .or_default()
-            .push(metrics(&ours, &truth, k));
             for m in sims.keys() {
+                // The default recommending space is marked; the others are there to compare.
+                let mark = if *m == method { " (default)" } else { "" };
+                let ours = order(rank(t, &cands(m), &sims[m], &others, lambda));
+                rows.entry(format!(
+                    "taskdb{mark}: {m}, outcomes of other targets (λ {lambda})"
+                ))
+                .or_default()
+                .push(metrics(&ours, &truth, k));
                 let alone = order(rank(t, &cands(m), &sims[m], &[], lambda));
-                rows.entry(format!("similarity alone: {m}"))
+                rows.entry(format!("taskdb{mark} without outcomes: {m} similarity"))
                     .or_default()
                     .push(metrics(&alone, &truth, k));
             }
