@@ -75,7 +75,14 @@ fn side(e: &Entry) -> Side {
     }
     let source = match (&p.input_sha256, p.params.get("source")) {
         (Some(sha), _) => format!("input sha256 {sha}"),
-        (None, Some(s)) => s.to_string(),
+        (None, Some(s)) => match (s["type"].as_str(), &s["command"], &s["path"]) {
+            (Some("command"), serde_json::Value::String(c), _) => format!("model command `{c}`"),
+            (Some("predictions"), serde_json::Value::String(f), _)
+            | (Some("predictions"), _, serde_json::Value::String(f)) => {
+                format!("predictions file {f}")
+            }
+            _ => s.to_string(),
+        },
         (None, None) => "not recorded".to_string(),
     };
     Side {
