@@ -10,7 +10,7 @@
 //! match the store; otherwise it is rebuilt from redb.
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use hnsw_rs::api::AnnT;
@@ -171,20 +171,11 @@ fn save_files(
         data_len,
     };
     let mp = manifest_path(dir, expect.space_id);
-    let tmp_m = dir.join(format!("{tmp_base}.manifest.json"));
-    tmps.0.push(tmp_m.clone());
-    {
-        let mut f = File::create(&tmp_m).map_err(io(&tmp_m))?;
-        let json = serde_json::to_vec_pretty(&m)
-            .map_err(|e| Error::Internal(format!("manifest encoding: {e}")))?;
-        f.write_all(&json).map_err(io(&tmp_m))?;
-        f.sync_all().map_err(io(&tmp_m))?;
-    }
-    fs::rename(&tmp_m, &mp).map_err(io(&mp))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))?;
-    Ok(())
+    let json = serde_json::to_vec_pretty(&m)
+        .map_err(|e| Error::Internal(format!("manifest encoding: {e}")))?;
+    // The manifest last, atomically (its temporary file is removed on failure; the directory
+    // is fsynced, which also makes the two renames above durable).
+    crate::files::write_atomic(&mp, &json).map_err(io(&mp))
 }
 
 /// Why a persisted graph was not used.
