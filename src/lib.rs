@@ -63,7 +63,7 @@ pub use model::{
 pub use outcome::{read_outcomes_csv, NewOutcome, Outcome};
 pub use recommend::{
     rank, Basis, Candidate, Comparison, EvalReport, EvalRow, Pivot, Ranked, RecommendOptions,
-    Recommendation, SharedSpace, Side, DEFAULT_LAMBDA, RECOMMEND_METHOD,
+    Recommendation, SharedSpace, Side, Target, UnstoredTarget, DEFAULT_LAMBDA, RECOMMEND_METHOD,
 };
 pub use reflib::{ReferenceLibrary, ReferenceTask};
 pub use search::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};

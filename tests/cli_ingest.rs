@@ -590,3 +590,55 @@ fn reference_library_export_info_and_use_via_cli() {
                 .is_empty()
     );
 }
+
+/// `recommend --file`: a dataset that is not stored gets recommendations; the database is not
+/// written; the file's reading options apply; a missing target is a usage error.
+#[test]
+fn recommend_for_a_file_embeds_it_on_the_fly_and_stores_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("r.taskdb");
+    ingest_dataset(&db, "sentiment_a", "datasets/sentiment_a.jsonl", &[]);
+    ingest_dataset(&db, "topic", "datasets/topic.tsv", &[]);
+    let before = std::fs::read(&db).unwrap();
+    let f = fxs("datasets/sentiment_b.csv");
+    let out = ok(
+        // scatter: the space in which the tiny fixture encoder separates these tasks (the
+        // fixture tests of ingestion check it); fisher, the default, is not tested for
+        // quality on a toy encoder.
+        run_tiny(
+            &db,
+            &[
+                "recommend",
+                "--file",
+                &f,
+                "--text",
+                "sentence",
+                "--method",
+                "scatter",
+                "--json",
+            ],
+        ),
+        "recommend --file",
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["sentiment_a", "topic"], "{out}");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "the database is not written"
+    );
+    // Without --text the file has no "text" column: the reader's error, naming the file.
+    let e = fails(
+        run_tiny(&db, &["recommend", "--file", &f]),
+        "no text column",
+    );
+    assert!(e.contains("sentiment_b.csv") && e.contains("text"), "{e}");
+    let e = fails(run(&db, &["recommend"]), "no target");
+    assert!(e.contains("--file") || e.contains("TARGET"), "{e}");
+}

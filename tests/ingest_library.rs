@@ -648,3 +648,60 @@ fn pair_datasets_are_featurised_as_the_absolute_difference_in_the_default_scatte
     assert_eq!(r2.cache.computed, 0, "{:?}", r2.cache);
     assert_eq!(r2.version, 2);
 }
+
+/// `recommend --file` in the library: a dataset embedded on the fly (`embed_dataset`) and not
+/// stored gets the same values as when it is ingested, and sources are recommended for it.
+#[test]
+fn an_unstored_dataset_is_embedded_like_an_ingested_one_and_gets_recommendations() {
+    use taskdb::{Kind, RecommendOptions, Target};
+    let d = tempfile::tempdir().unwrap();
+    let refs = d.path().join("refs");
+    let p = d.path().join("t.taskdb");
+    let db = ingest_sentiment(&p, &refs);
+    let ing = ingestor(&p, &refs, 1);
+    let opts = IngestOptions::default();
+    ing.dataset(
+        &db,
+        "topic",
+        &fx("datasets/topic.tsv"),
+        &DatasetOptions::default(),
+        &opts,
+    )
+    .unwrap();
+    let before = db.list(&Filter::all()).unwrap().len();
+    let prepared = ing
+        .prepare_dataset(
+            &fx("datasets/sentiment_a.jsonl"),
+            &DatasetOptions::default(),
+            &opts,
+        )
+        .unwrap();
+    let (target, warnings) = ing.embed_dataset(&db, "new", prepared, &opts).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        db.list(&Filter::all()).unwrap().len(),
+        before,
+        "nothing is stored"
+    );
+    // The same file as the stored sentiment_a: the same value in every space, bit for bit.
+    let stored = vectors(&db, "sentiment_a");
+    assert_eq!(target.vectors.len(), 4);
+    for (m, (_, e)) in &target.vectors {
+        assert_eq!(bits(e), bits(&stored[m]), "method {m}");
+    }
+    let recs = db
+        .recommend_for(
+            &Target::Unstored(target),
+            &RecommendOptions {
+                from: Some(Kind::Dataset),
+                ..RecommendOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(recs[0].name, "sentiment_a");
+    assert!(
+        (recs[0].similarity["fisher"] - 1.0).abs() < 1e-5,
+        "{recs:?}"
+    );
+    assert_eq!(recs.len(), 2);
+}

@@ -16,6 +16,8 @@ use super::{
 use crate::error::{Error, Result};
 use crate::features::{CacheStats, FeatureInput};
 use crate::model::{Kind, Provenance};
+use crate::recommend::UnstoredTarget;
+use crate::space::SpaceRef;
 use crate::TaskDb;
 
 impl Ingestor {
@@ -97,6 +99,52 @@ impl Ingestor {
         prepared: PreparedDataset,
         opts: &IngestOptions,
     ) -> Result<IngestReport> {
+        let pending = self.embed_prepared(db, name, prepared, opts)?;
+        self.write(db, pending, opts)
+    }
+
+    /// Embeds a [`PreparedDataset`] in the spaces `db` already has, without storing it: the
+    /// target of a question about a dataset that is not in the database (`taskdb recommend
+    /// --file`). A method whose space `db` does not have yet is left out (nothing stored could
+    /// be compared with it), and so is every vector if `db` has none of the spaces; the
+    /// warnings say so.
+    pub fn embed_dataset(
+        &self,
+        db: &TaskDb,
+        name: &str,
+        prepared: PreparedDataset,
+        opts: &IngestOptions,
+    ) -> Result<(UnstoredTarget, Vec<String>)> {
+        let mut p = self.embed_prepared(db, name, prepared, opts)?;
+        let mut vectors = BTreeMap::new();
+        for v in p.vectors {
+            let space = p.spaces.get(&v.method).cloned().unwrap_or_default();
+            match v.space {
+                SpaceRef::Id(_) => {
+                    vectors.insert(v.method, (space, v.embedding));
+                }
+                _ => p.warnings.push(format!(
+                    "{}: the database has no {} space {space:?} yet, so nothing stored can be                      compared with this method",
+                    v.method, v.method
+                )),
+            }
+        }
+        let target = UnstoredTarget {
+            name: name.to_string(),
+            vectors,
+        };
+        Ok((target, p.warnings))
+    }
+
+    /// Embeds a prepared dataset in each wanted method's space: everything of an ingestion but
+    /// the write.
+    fn embed_prepared<'a>(
+        &self,
+        db: &TaskDb,
+        name: &'a str,
+        prepared: PreparedDataset,
+        opts: &IngestOptions,
+    ) -> Result<Pending<'a>> {
         let methods_wanted = dataset_methods(opts);
         let PreparedDataset {
             path,
@@ -162,7 +210,7 @@ impl Ingestor {
             truncated,
             warnings,
         };
-        self.write(db, pending, opts)
+        Ok(pending)
     }
 }
 

@@ -26,10 +26,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::embedding::Embedding;
 use crate::error::{Error, Result};
 use crate::model::{EntryRef, Kind};
 use crate::outcome::NewOutcome;
-use crate::search::{Filter, Query};
+use crate::search::{Filter, Query, SpaceSel};
 use crate::TaskDb;
 
 mod compare;
@@ -52,6 +53,25 @@ pub const RECOMMEND_METHOD: &str = "fisher";
 /// similarity wherever pivot evidence exists and leaves sources without pivots tied; 0.75
 /// keeps it as the tie-breaker. Chosen on the data it was measured on: in-sample.
 pub const DEFAULT_LAMBDA: f64 = 0.75;
+
+/// A target that is not stored: its value per method, each in a space of the database (made by
+/// [`crate::ingest::Ingestor::embed_dataset`] for `taskdb recommend --file`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnstoredTarget {
+    /// What to call it in answers (a stored entry of the same name is left out of them).
+    pub name: String,
+    /// Method → (space name, value).
+    pub vectors: BTreeMap<String, (String, Embedding)>,
+}
+
+/// What to recommend sources for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A stored entry.
+    Stored(EntryRef),
+    /// A task embedded on the fly and not stored.
+    Unstored(UnstoredTarget),
+}
 
 /// How to recommend.
 #[derive(Debug, Clone)]
@@ -286,24 +306,56 @@ impl TaskDb {
         &self,
         target: &EntryRef,
     ) -> Result<BTreeMap<String, BTreeMap<String, f64>>> {
-        let entry = self.get(target)?;
+        Ok(self.similarities_of(&Target::Stored(target.clone()))?.1)
+    }
+
+    /// [`TaskDb::similarities`] for any target; also returns the target's name.
+    fn similarities_of(
+        &self,
+        target: &Target,
+    ) -> Result<(String, BTreeMap<String, BTreeMap<String, f64>>)> {
         let n = (self.stats()?.names as usize).max(1);
         let mut out = BTreeMap::new();
-        for method in entry.vectors.keys() {
-            let q = Query::Entry(EntryRef {
-                name: entry.name.clone(),
-                version: Some(entry.version),
-            });
+        let (name, queries): (String, Vec<(String, Query)>) = match target {
+            Target::Stored(r) => {
+                let entry = self.get(r)?;
+                let q = Query::Entry(EntryRef {
+                    name: entry.name.clone(),
+                    version: Some(entry.version),
+                });
+                let qs = entry
+                    .vectors
+                    .keys()
+                    .map(|m| (m.clone(), q.clone()))
+                    .collect();
+                (entry.name, qs)
+            }
+            Target::Unstored(u) => {
+                let qs = u
+                    .vectors
+                    .iter()
+                    .map(|(m, (space, e))| {
+                        let q = Query::Vector {
+                            space: SpaceSel::Name(space.clone()),
+                            embedding: e.clone(),
+                        };
+                        (m.clone(), q)
+                    })
+                    .collect();
+                (u.name.clone(), qs)
+            }
+        };
+        for (method, q) in queries {
             let hits = self.nearest(&q, n, &Filter::all().method(method.clone()))?;
             out.insert(
-                method.clone(),
+                method,
                 hits.into_iter()
-                    .filter(|h| h.name != entry.name)
+                    .filter(|h| h.name != name)
                     .map(|h| (h.name, h.score as f64))
                     .collect(),
             );
         }
-        Ok(out)
+        Ok((name, out))
     }
 
     /// The method whose space recommends for `target` (see [`RecommendOptions::method`]).
@@ -360,15 +412,31 @@ impl TaskDb {
         target: &EntryRef,
         opts: &RecommendOptions,
     ) -> Result<Vec<Recommendation>> {
+        self.recommend_for(&Target::Stored(target.clone()), opts)
+    }
+
+    /// [`TaskDb::recommend`] for a stored or an unstored target (an unstored one has no
+    /// outcomes of its own; pivots still apply).
+    pub fn recommend_for(
+        &self,
+        target: &Target,
+        opts: &RecommendOptions,
+    ) -> Result<Vec<Recommendation>> {
         if !(0.0..=1.0).contains(&opts.lambda) {
             return Err(Error::invalid(
                 "lambda",
                 format!("{} is not in [0, 1]", opts.lambda),
             ));
         }
-        let entry = self.get(target)?;
-        let sims = self.similarities(target)?;
-        let method = Self::recommend_method(&sims, opts.method.as_deref(), &entry.name)?;
+        let (target_name, sims) = self.similarities_of(target)?;
+        if sims.is_empty() {
+            return Err(Error::invalid(
+                format!("target {target_name:?}"),
+                "it has no vector in any space of this database, so nothing can be compared \
+                 with it",
+            ));
+        }
+        let method = Self::recommend_method(&sims, opts.method.as_deref(), &target_name)?;
         let primary = &sims[&method];
         let summaries: BTreeMap<String, (u32, Kind)> = self
             .list(&Filter::all())?
@@ -392,7 +460,7 @@ impl TaskDb {
         } else {
             Vec::new()
         };
-        let ranked = rank(&entry.name, &candidates, primary, &outcomes, opts.lambda);
+        let ranked = rank(&target_name, &candidates, primary, &outcomes, opts.lambda);
         ranked
             .into_iter()
             .take(opts.k)

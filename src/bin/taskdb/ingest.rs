@@ -1,6 +1,6 @@
 //! `ingest dataset|model`, `probe export`, `surrogate info|embed`: computing task embeddings.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -142,6 +142,15 @@ pub struct DatasetArgs {
     pub name: String,
     /// The dataset file.
     pub file: PathBuf,
+    #[command(flatten)]
+    pub columns: DatasetFileArgs,
+    #[command(flatten)]
+    pub common: CommonIngestArgs,
+}
+
+/// How to read a dataset file (`ingest dataset`, `recommend --file`).
+#[derive(Args, Debug)]
+pub struct DatasetFileArgs {
     /// Text column.
     #[arg(long, default_value = "text")]
     pub text: String,
@@ -160,8 +169,29 @@ pub struct DatasetArgs {
     /// Sampling seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    #[command(flatten)]
-    pub common: CommonIngestArgs,
+}
+
+impl DatasetFileArgs {
+    /// The reader's options.
+    pub fn options(&self) -> sources::DatasetOptions {
+        let task = match self.task.as_str() {
+            "classification" => sources::TaskKind::Classification,
+            "regression" => sources::TaskKind::Regression,
+            _ => sources::TaskKind::Auto,
+        };
+        sources::DatasetOptions {
+            text_col: self.text.clone(),
+            pair_col: self.pair.clone(),
+            label_col: self.label.clone(),
+            task,
+            limit: if self.limit == 0 {
+                None
+            } else {
+                Some(self.limit)
+            },
+            seed: self.seed,
+        }
+    }
 }
 
 /// `ingest model NAME (--command CMD | --predictions FILE)`.
@@ -275,7 +305,7 @@ pub struct SurrogateEmbedArgs {
     pub surrogate: SurrogateArgs,
 }
 
-fn load_probe(p: &Option<PathBuf>) -> taskdb::Result<sources::ProbeSet> {
+pub(crate) fn load_probe(p: &Option<PathBuf>) -> taskdb::Result<sources::ProbeSet> {
     Ok(match p {
         Some(path) => sources::ProbeSet::from_file(path)?,
         None => sources::ProbeSet::builtin()?,
@@ -337,7 +367,7 @@ impl Progress for Bars {
     }
 }
 
-fn ingestor(ctx: &Ctx, c: &CommonIngestArgs) -> taskdb::Result<Ingestor> {
+pub(crate) fn ingestor(ctx: &Ctx, c: &CommonIngestArgs) -> taskdb::Result<Ingestor> {
     let s = c.surrogate.load(ctx.quiet)?;
     let probe = load_probe(&c.probe)?;
     let mut ing = Ingestor::new(&ctx.db, s, probe)?.with_progress(Arc::new(Bars::new(ctx.quiet)));
@@ -354,7 +384,7 @@ fn ingestor(ctx: &Ctx, c: &CommonIngestArgs) -> taskdb::Result<Ingestor> {
     Ok(ing)
 }
 
-fn options(c: &CommonIngestArgs) -> IngestOptions {
+pub(crate) fn options(c: &CommonIngestArgs) -> IngestOptions {
     IngestOptions {
         methods: c.methods.clone(),
         tags: c.tags.iter().cloned().collect(),
@@ -451,19 +481,7 @@ pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
     match cmd {
         IngestCmd::Dataset(a) => {
             taskdb::validate_name_for_new_entry(&a.name, "ingest dataset")?;
-            let task = match a.task.as_str() {
-                "classification" => sources::TaskKind::Classification,
-                "regression" => sources::TaskKind::Regression,
-                _ => sources::TaskKind::Auto,
-            };
-            let dopts = sources::DatasetOptions {
-                text_col: a.text.clone(),
-                pair_col: a.pair.clone(),
-                label_col: a.label.clone(),
-                task,
-                limit: if a.limit == 0 { None } else { Some(a.limit) },
-                seed: a.seed,
-            };
+            let dopts = a.columns.options();
             let ing = ingestor(ctx, &a.common)?;
             let opts = options(&a.common);
             // The slow part (reading, encoding) runs before the database is opened for
@@ -562,133 +580,6 @@ pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
                 ing.write_model(db, &a.name, &source, prepared, &opts)
             })?;
             report(ctx, &r, &ing.surrogate().info().warnings, a.common.json)
-        }
-    }
-}
-
-pub fn probe(cmd: ProbeCmd) -> taskdb::Result<i32> {
-    match cmd {
-        ProbeCmd::Export(a) => {
-            let p = load_probe(&a.probe)?;
-            let prompt = a
-                .prompt
-                .as_deref()
-                .map(sources::PromptTemplate::parse)
-                .transpose()?;
-            if let Some(t) = &prompt {
-                t.check(&p)?;
-            }
-            let io = |e: std::io::Error| Error::io(&a.file, e);
-            if a.file.as_os_str() == "-" {
-                let out = std::io::stdout().lock();
-                p.export_with_prompt(std::io::BufWriter::new(out), prompt.as_ref())
-                    .map_err(io)?;
-            } else {
-                // Write beside, then rename: a failed export never leaves half a file.
-                taskdb::files::write_atomic_with(&a.file, |w| {
-                    p.export_with_prompt(w, prompt.as_ref())
-                })
-                .map_err(io)?;
-                eprintln!("wrote {} probe texts to {}", p.len(), a.file.display());
-            }
-            Ok(0)
-        }
-        ProbeCmd::Info(a) => {
-            let p = load_probe(&a.probe)?;
-            let info = serde_json::json!({
-                "name": p.name,
-                "fingerprint": p.fingerprint_hex(),
-                "texts": p.len(),
-                "pairs": p.has_pairs(),
-            });
-            if a.json {
-                output::json(&info)?;
-            } else {
-                println!(
-                    "probe set {}: {} texts{}, fingerprint {}",
-                    p.name,
-                    p.len(),
-                    if p.has_pairs() { " (pairs)" } else { "" },
-                    p.fingerprint_hex()
-                );
-            }
-            Ok(0)
-        }
-    }
-}
-
-pub fn surrogate_cmd(quiet: bool, cmd: SurrogateCmd) -> taskdb::Result<i32> {
-    match cmd {
-        SurrogateCmd::Info(a) => {
-            let s = a.surrogate.load(true)?;
-            let i = s.info();
-            if a.json {
-                output::json(i)?;
-            } else {
-                println!("surrogate           {}", i.name);
-                println!("fingerprint         {}", i.fingerprint);
-                println!("manifest            {}", i.manifest_path.display());
-                println!(
-                    "dimension           {} ({:?} pooling{}, max {} tokens)",
-                    i.dim,
-                    i.pooling,
-                    if i.normalize { ", L2-normalised" } else { "" },
-                    i.max_length
-                );
-                println!(
-                    "execution provider  {} (requested {})",
-                    i.execution_provider, i.device_requested
-                );
-                println!(
-                    "onnx runtime        {} at {} ({:?})",
-                    i.ort_version,
-                    i.ort_library.display(),
-                    i.ort_source
-                );
-                println!(
-                    "threads             {} intra-op × {} session(s)",
-                    i.intra_threads, i.workers
-                );
-                for w in &i.warnings {
-                    println!("warning             {w}");
-                }
-            }
-            Ok(0)
-        }
-        SurrogateCmd::Embed(a) => {
-            let s = a.surrogate.load(quiet)?;
-            let stats = match &a.output {
-                Some(path) => {
-                    // embed_jsonl's own errors pass through the io::Error unchanged.
-                    let mut failed = None;
-                    let st = taskdb::files::write_atomic_with(path, |w| {
-                        surrogate::embed_jsonl(&s, &a.file, w).map_err(|e| {
-                            failed = Some(e);
-                            std::io::Error::other("embedding failed")
-                        })
-                    });
-                    match (st, failed) {
-                        (_, Some(e)) => return Err(e.into()),
-                        (Ok(st), None) => st,
-                        (Err(e), None) => return Err(Error::io(path, e)),
-                    }
-                }
-                None => {
-                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                    let st = surrogate::embed_jsonl(&s, &a.file, &mut out)?;
-                    out.flush().map_err(|e| Error::io("stdout", e))?;
-                    st
-                }
-            };
-            if !quiet {
-                eprintln!(
-                    "embedded {} inputs ({} truncated) in {:.2} s",
-                    stats.count,
-                    stats.truncated,
-                    stats.total.as_secs_f64()
-                );
-            }
-            Ok(0)
         }
     }
 }

@@ -9,6 +9,7 @@ mod import;
 mod ingest;
 mod output;
 mod read;
+mod tools;
 mod transfer;
 
 use std::path::PathBuf;
@@ -140,8 +141,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Commands that need no database.
     let res = match cli.command {
-        Command::Probe(c) => Some(ingest::probe(c)),
-        Command::Surrogate(c) => Some(ingest::surrogate_cmd(cli.quiet, c)),
+        Command::Probe(c) => Some(tools::probe(c)),
+        Command::Surrogate(c) => Some(tools::surrogate_cmd(cli.quiet, c)),
         Command::ReferenceLibrary(c @ admin::RefLibCmd::Info(_)) => {
             Some(admin::reference_library(None, c))
         }
@@ -169,8 +170,8 @@ fn run_db(db: Option<PathBuf>, quiet: bool, command: Command) -> ExitCode {
         Command::Check(a) => admin::check(&ctx, a),
         Command::ReferenceLibrary(c) => admin::reference_library(Some(&ctx), c),
         Command::Ingest(c) => ingest::ingest(&ctx, *c),
-        Command::Probe(c) => ingest::probe(c),
-        Command::Surrogate(c) => ingest::surrogate_cmd(ctx.quiet, c),
+        Command::Probe(c) => tools::probe(c),
+        Command::Surrogate(c) => tools::surrogate_cmd(ctx.quiet, c),
         Command::Recommend(a) => transfer::recommend(&ctx, a),
         Command::Compare(a) => transfer::compare(&ctx, a),
         Command::Outcome(c) => transfer::outcome(&ctx, c),

@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use taskdb::{Basis, Kind, NewOutcome, RecommendOptions};
+use taskdb::ingest::{IngestOptions, Ingestor};
+use taskdb::{Basis, Kind, NewOutcome, RecommendOptions, Target, TaskDb, UnstoredTarget};
 
 use crate::{output, Ctx};
 
@@ -20,8 +21,20 @@ pub enum FromArg {
 /// `recommend`.
 #[derive(Args, Debug)]
 pub struct RecommendArgs {
-    /// The target: NAME or NAME@VERSION of a stored entry.
-    pub target: String,
+    /// The target: NAME or NAME@VERSION of a stored entry (or give --file).
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub target: Option<String>,
+    /// A dataset file to recommend sources for, embedded on the fly with the surrogate and
+    /// not stored (read with the --text/--pair/--label/--task/--limit/--seed options).
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub columns: crate::ingest::DatasetFileArgs,
+    /// Probe set U of the database's spaces (default: the built-in U), for --file.
+    #[arg(long, value_name = "FILE")]
+    pub probe: Option<PathBuf>,
+    #[command(flatten)]
+    pub surrogate: crate::ingest::SurrogateArgs,
     /// How many sources.
     #[arg(short = 'k', long = "k", default_value_t = 5)]
     pub k: usize,
@@ -51,17 +64,26 @@ pub fn recommend(ctx: &Ctx, a: RecommendArgs) -> taskdb::Result<i32> {
             FromArg::Model => Some(Kind::Model),
             FromArg::All => None,
         },
-        method: a.method,
+        method: a.method.clone(),
         use_outcomes: !a.no_outcomes,
         lambda: a.lambda,
     };
-    let recs = db.recommend(&db.entry_ref(&a.target)?, &opts)?;
+    let (target, label) = match (&a.target, &a.file) {
+        (Some(t), _) => (Target::Stored(db.entry_ref(t)?), t.clone()),
+        (None, Some(file)) => {
+            let t = embed_file(ctx, &db, file, &a)?;
+            let label = format!("{} (not stored)", file.display());
+            (Target::Unstored(t), label)
+        }
+        (None, None) => unreachable!("clap requires TARGET or --file"),
+    };
+    let recs = db.recommend_for(&target, &opts)?;
     if a.json {
         output::json(&recs)?;
         return Ok(0);
     }
     if recs.is_empty() {
-        println!("no candidate sources share a space with {}", a.target);
+        println!("no candidate sources share a space with {label}");
         return Ok(0);
     }
     println!(
@@ -105,6 +127,26 @@ pub fn recommend(ctx: &Ctx, a: RecommendArgs) -> taskdb::Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// Reads and embeds `file` in the spaces of `db` (nothing is written), naming it by its path.
+fn embed_file(
+    ctx: &Ctx,
+    db: &TaskDb,
+    file: &std::path::Path,
+    a: &RecommendArgs,
+) -> taskdb::Result<UnstoredTarget> {
+    let s = a.surrogate.load(ctx.quiet)?;
+    let probe = crate::ingest::load_probe(&a.probe)?;
+    let ing = Ingestor::new(&ctx.db, s, probe)?;
+    let opts = IngestOptions::default();
+    let prepared = ing.prepare_dataset(file, &a.columns.options(), &opts)?;
+    let name = file.display().to_string();
+    let (target, warnings) = ing.embed_dataset(db, &name, prepared, &opts)?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(target)
 }
 
 /// `compare`.
