@@ -64,6 +64,9 @@ pub struct UnstoredTarget {
     pub vectors: BTreeMap<String, (String, Embedding)>,
 }
 
+/// Method → (entry name → similarity to the target).
+pub(crate) type Similarities = BTreeMap<String, BTreeMap<String, f64>>;
+
 /// What to recommend sources for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
@@ -302,18 +305,12 @@ impl Population {
 impl TaskDb {
     /// The similarity of every live entry to `target` in each space they share, by method
     /// (the target itself left out).
-    pub(crate) fn similarities(
-        &self,
-        target: &EntryRef,
-    ) -> Result<BTreeMap<String, BTreeMap<String, f64>>> {
+    pub(crate) fn similarities(&self, target: &EntryRef) -> Result<Similarities> {
         Ok(self.similarities_of(&Target::Stored(target.clone()))?.1)
     }
 
     /// [`TaskDb::similarities`] for any target; also returns the target's name.
-    fn similarities_of(
-        &self,
-        target: &Target,
-    ) -> Result<(String, BTreeMap<String, BTreeMap<String, f64>>)> {
+    fn similarities_of(&self, target: &Target) -> Result<(String, Similarities)> {
         let n = (self.stats()?.names as usize).max(1);
         let mut out = BTreeMap::new();
         let (name, queries): (String, Vec<(String, Query)>) = match target {
@@ -359,11 +356,7 @@ impl TaskDb {
     }
 
     /// The method whose space recommends for `target` (see [`RecommendOptions::method`]).
-    fn recommend_method(
-        sims: &BTreeMap<String, BTreeMap<String, f64>>,
-        asked: Option<&str>,
-        target: &str,
-    ) -> Result<String> {
+    fn recommend_method(sims: &Similarities, asked: Option<&str>, target: &str) -> Result<String> {
         match asked {
             Some(m) if sims.contains_key(m) => Ok(m.to_string()),
             Some(m) => Err(Error::invalid(
