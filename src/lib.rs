@@ -62,8 +62,9 @@ pub use model::{
 };
 pub use outcome::{read_outcomes_csv, NewOutcome, Outcome};
 pub use recommend::{
-    rank, Basis, Candidate, Comparison, EvalReport, EvalRow, Pivot, Ranked, RecommendOptions,
-    Recommendation, SharedSpace, Side, Target, UnstoredTarget, DEFAULT_LAMBDA, RECOMMEND_METHOD,
+    rank, Basis, Candidate, Comparison, EvalReport, EvalRow, Pivot, PromptChoice, Ranked,
+    RecommendOptions, Recommendation, SharedSpace, Side, Target, UnstoredTarget, DEFAULT_LAMBDA,
+    RECOMMEND_METHOD,
 };
 pub use reflib::{ReferenceLibrary, ReferenceTask};
 pub use search::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};

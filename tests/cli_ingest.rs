@@ -642,3 +642,48 @@ fn recommend_for_a_file_embeds_it_on_the_fly_and_stores_nothing() {
     let e = fails(run(&db, &["recommend"]), "no target");
     assert!(e.contains("--file") || e.contains("TARGET"), "{e}");
 }
+
+/// `select-prompt` on stand-in prompt models: the model that performs the target's task is
+/// FUTE's choice; a prompt that makes the model answer (almost) one label for everything has
+/// the lowest output entropy; models outside the prefix are not candidates.
+#[test]
+fn select_prompt_ranks_stand_in_prompt_models_for_a_dataset() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("p.taskdb");
+    ingest_dataset(&db, "sentiment_a", "datasets/sentiment_a.jsonl", &[]);
+    let sent = format!("python3 {}", fxs("models/sentiment_rule.py"));
+    let topic = format!("python3 {}", fxs("models/topic_rule.py"));
+    // A "poor prompt": positive for everything but every 40th text.
+    let lazy = d.path().join("lazy.py");
+    std::fs::write(
+        &lazy,
+        "import json, sys\n\
+         for i, line in enumerate(sys.stdin):\n\
+         \x20   d = json.loads(line)\n\
+         \x20   print(json.dumps({'id': d['id'], 'label': 'negative' if i % 40 == 0 else 'positive'}))\n",
+    )
+    .unwrap();
+    let lazy = format!("python3 {}", lazy.display());
+    ingest_model(&db, "p_good", &["--command", &sent]);
+    ingest_model(&db, "p_topic", &["--command", &topic]);
+    ingest_model(&db, "p_lazy", &["--command", &lazy]);
+    ingest_model(&db, "other", &["--command", &sent]);
+    let out = ok(
+        run(
+            &db,
+            &["select-prompt", "sentiment_a", "--prefix", "p_", "--json"],
+        ),
+        "select-prompt",
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = v.as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 3, "{out}");
+    assert_eq!(names[0], "p_good", "{out}");
+    let lazy_row = rows.iter().find(|r| r["name"] == "p_lazy").unwrap();
+    assert_eq!(lazy_row["entropy_rank"], 3, "{out}");
+    assert!(lazy_row["output_entropy"].as_f64().unwrap() < 0.3, "{out}");
+    // A model as the target is refused with a reason.
+    let e = fails(run(&db, &["select-prompt", "p_good"]), "model target");
+    assert!(e.contains("name a dataset"), "{e}");
+}

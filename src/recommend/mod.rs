@@ -35,9 +35,11 @@ use crate::TaskDb;
 
 mod compare;
 mod eval;
+mod prompt;
 
 pub use compare::{Comparison, SharedSpace, Side};
 pub use eval::{EvalReport, EvalRow};
+pub use prompt::PromptChoice;
 
 /// The method whose space recommends by default: `fisher`, which ranked measured transfer best
 /// of taskdb's methods (docs/QUALITY-recommend.md: NDCG@3 0.729 against

@@ -73,6 +73,10 @@ pub enum Command {
     /// Evaluate taskdb on your own data (leave-one-target-out).
     #[command(subcommand)]
     Eval(transfer::EvalCmd),
+    /// Rank stored (LLM, prompt) model entries as prompts for a dataset (FUTE's rule), with
+    /// each one's output entropy on U beside.
+    #[command(name = "select-prompt")]
+    SelectPrompt(transfer::SelectPromptArgs),
 }
 
 /// Global options every command sees.
@@ -176,6 +180,7 @@ fn run_db(db: Option<PathBuf>, quiet: bool, command: Command) -> ExitCode {
         Command::Compare(a) => transfer::compare(&ctx, a),
         Command::Outcome(c) => transfer::outcome(&ctx, c),
         Command::Eval(c) => transfer::eval(&ctx, c),
+        Command::SelectPrompt(a) => transfer::select_prompt(&ctx, a),
     };
     finish(res)
 }

@@ -422,3 +422,58 @@ pub fn eval(ctx: &Ctx, cmd: EvalCmd) -> taskdb::Result<i32> {
     }
     Ok(0)
 }
+
+/// `select-prompt`.
+#[derive(Args, Debug)]
+pub struct SelectPromptArgs {
+    /// The target dataset: NAME or NAME@VERSION.
+    pub target: String,
+    /// Candidate prompts: model entries whose names start with this prefix.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Candidate prompts: model entries with this tag (repeatable; all must match), e.g.
+    /// `--tag llm=smollm2`.
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = output::parse_tag)]
+    pub tags: Vec<(String, String)>,
+    /// How many to show.
+    #[arg(short = 'k', long = "k", default_value_t = 10)]
+    pub k: usize,
+    /// The space to compare in (default: the default method's).
+    #[arg(long)]
+    pub method: Option<String>,
+    /// JSON output: every candidate, best first.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn select_prompt(ctx: &Ctx, a: SelectPromptArgs) -> taskdb::Result<i32> {
+    let db = ctx.open_ro()?;
+    let mut f = taskdb::Filter::all();
+    f.name_prefix = a.prefix.clone();
+    f.tags = a.tags.iter().cloned().collect();
+    let mut choices = db.select_prompt(&db.entry_ref(&a.target)?, &f, a.method.as_deref())?;
+    choices.truncate(a.k);
+    if a.json {
+        output::json(&choices)?;
+        return Ok(0);
+    }
+    println!(
+        "{:<4} {:<32} {:>10}  {:>14}  labels on U",
+        "rank", "prompt (model entry)", "similarity", "output entropy"
+    );
+    for c in &choices {
+        let entropy = match (c.output_entropy, c.entropy_rank) {
+            (Some(h), Some(r)) => format!("{h:.3} (#{r})"),
+            _ => "n/a".to_string(),
+        };
+        println!(
+            "{:<4} {:<32} {:>10.4}  {:>14}  {}",
+            c.rank,
+            format!("{}@{}", c.name, c.version),
+            c.similarity,
+            entropy,
+            output_map(&c.label_counts)
+        );
+    }
+    Ok(0)
+}
