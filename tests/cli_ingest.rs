@@ -687,3 +687,88 @@ fn select_prompt_ranks_stand_in_prompt_models_for_a_dataset() {
     let e = fails(run(&db, &["select-prompt", "p_good"]), "model target");
     assert!(e.contains("name a dataset"), "{e}");
 }
+
+/// `ingest model --probe-limit N`: the command sees N texts of U (a seeded subset, the same
+/// every time), the entry lands in the same spaces as a full run, its provenance and report
+/// say it is an estimate, and it still lands nearest the dataset whose rule it reproduces.
+#[test]
+fn probe_limit_runs_the_model_on_a_seeded_subset_in_the_same_space() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("l.taskdb");
+    ingest_dataset(&db, "sentiment_a", "datasets/sentiment_a.jsonl", &[]);
+    ingest_dataset(&db, "topic", "datasets/topic.tsv", &[]);
+    let sent = format!("python3 {}", fxs("models/sentiment_rule.py"));
+    ingest_model(&db, "full", &["--command", &sent]);
+    let o = run_tiny(
+        &db,
+        &[
+            "ingest",
+            "model",
+            "part",
+            "--command",
+            &sent,
+            "--probe-limit",
+            "60",
+            "--json",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_str(&ok(o, "probe-limit")).unwrap();
+    let w = report["warnings"].to_string();
+    assert!(w.contains("seeded subset of 60 of U's 120 texts"), "{w}");
+    let show = |n: &str| -> serde_json::Value {
+        serde_json::from_str(&ok(run(&db, &["show", n, "--json"]), "show")).unwrap()
+    };
+    let (full, part) = (show("full"), show("part"));
+    assert_eq!(part["provenance"]["rows"]["answered"], 60);
+    assert_eq!(part["provenance"]["rows"]["probe"], 120);
+    assert_eq!(part["provenance"]["params"]["probe"]["subset"]["limit"], 60);
+    assert_eq!(
+        full["provenance"]["params"]["probe"]["fingerprint"],
+        part["provenance"]["params"]["probe"]["fingerprint"],
+        "the same U, so the same spaces"
+    );
+    assert_eq!(
+        full["vectors"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        part["vectors"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>()
+    );
+    let out = ok(
+        run(
+            &db,
+            &["knn", "part", "-k", "1", "--kind", "dataset", "--json"],
+        ),
+        "knn",
+    );
+    assert!(out.contains("sentiment_a"), "{out}");
+    // The same subset every time: a second ingestion gives bit-identical vectors.
+    ingest_model(&db, "part2", &["--command", &sent, "--probe-limit", "60"]);
+    let tdb = TaskDb::open_read_only(&db).unwrap();
+    assert_eq!(vectors(&tdb, "part"), vectors(&tdb, "part2"));
+    drop(tdb);
+    // Only for a command.
+    let p = d.path().join("p.jsonl");
+    std::fs::write(&p, "").unwrap();
+    let e = fails(
+        run_tiny(
+            &db,
+            &[
+                "ingest",
+                "model",
+                "x",
+                "--predictions",
+                p.to_str().unwrap(),
+                "--probe-limit",
+                "5",
+            ],
+        ),
+        "probe-limit with predictions",
+    );
+    assert!(e.contains("--command") || e.contains("command"), "{e}");
+}

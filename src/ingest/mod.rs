@@ -103,7 +103,17 @@ pub struct IngestOptions {
     pub tags: BTreeMap<String, String>,
     /// The command line, for provenance.
     pub command_line: Vec<String>,
+    /// Run a model command on a seeded subset of this many probe texts instead of all of U
+    /// (for slow models such as LLMs on a CPU). The embedding lands in the same space and is
+    /// computed from the answered texts only, so it is an estimate: the provenance records
+    /// how many texts it rests on. The subset is the same for every model given the same
+    /// limit (seeded), so models ingested with one limit are compared on the same texts.
+    /// `None` (the default): all of U.
+    pub probe_limit: Option<usize>,
 }
+
+/// The seed of [`IngestOptions::probe_limit`]'s subset (fixed: every model gets the same one).
+pub const PROBE_SUBSET_SEED: u64 = 0x7461_736b_5375_6273;
 
 /// Where a model's predictions on U come from.
 #[derive(Debug, Clone)]

@@ -56,11 +56,13 @@ impl Ingestor {
         // Features first: a warm cache makes this milliseconds, and a broken surrogate should
         // fail before a slow model runs.
         let (ux, cache, truncated) = stages.time("features", || self.probe_features())?;
+        let subset = self.probe_subset(source, opts.probe_limit)?;
+        let u = subset.as_ref().unwrap_or(&self.probe);
         self.progress
-            .stage("running the model on U", Some(self.probe.len() as u64));
+            .stage("running the model on U", Some(u.len() as u64));
         let outputs: ModelOutputs = stages.time("model", || match source {
             ModelSource::Command { command, options } => {
-                sources::run_command(command, &self.probe, options).map_err(Error::from)
+                sources::run_command(command, u, options).map_err(Error::from)
             }
             ModelSource::Predictions { path, options } => {
                 sources::read_predictions(path, &self.probe, options).map_err(Error::from)
@@ -134,6 +136,14 @@ impl Ingestor {
         if targets.labels.len() > MANY_LABELS {
             warnings.push(many_labels_warning(targets.labels.len()));
         }
+        if let Some(n) = opts.probe_limit.filter(|&n| n < self.probe.len()) {
+            warnings.push(format!(
+                "--probe-limit: the model ran on a seeded subset of {n} of U's {} texts; its \
+                 task embedding is an estimate from those (compare it with entries made the \
+                 same way, or measure the difference on a cheap model first)",
+                self.probe.len()
+            ));
+        }
         let Embedded {
             vectors,
             details,
@@ -185,6 +195,45 @@ impl Ingestor {
             warnings,
         };
         self.write(db, pending, opts)
+    }
+
+    /// The seeded subset of U a model command runs on under `--probe-limit` (`None`: all of
+    /// U). Ids are kept, so answers map back to U's rows and the space stays U's.
+    fn probe_subset(
+        &self,
+        source: &ModelSource,
+        limit: Option<usize>,
+    ) -> Result<Option<sources::ProbeSet>> {
+        let Some(n) = limit else {
+            return Ok(None);
+        };
+        if !matches!(source, ModelSource::Command { .. }) {
+            return Err(Error::invalid(
+                "--probe-limit",
+                "applies to a model --command (a predictions file or an ONNX classifier \
+                 answers all of U)",
+            ));
+        }
+        if n == 0 {
+            return Err(Error::invalid(
+                "--probe-limit",
+                "0 texts: give at least a few hundred (the estimate gets noisier as it shrinks)",
+            ));
+        }
+        if n >= self.probe.len() {
+            return Ok(None);
+        }
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        let mut idx: Vec<usize> = (0..self.probe.len()).collect();
+        idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
+            super::PROBE_SUBSET_SEED,
+        ));
+        let mut pick: Vec<usize> = idx.into_iter().take(n).collect();
+        pick.sort_unstable();
+        let texts = pick.iter().map(|&i| self.probe.texts[i].clone()).collect();
+        let name = format!("{} (seeded subset of {n})", self.probe.name);
+        Ok(Some(sources::ProbeSet::from_texts(&name, texts)?))
     }
 
     /// Runs a local ONNX classifier over U; its probabilities are the soft targets.

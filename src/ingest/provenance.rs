@@ -29,6 +29,9 @@ impl Ingestor {
         if let Some(s) = source {
             p["source"] = s;
         }
+        if let Some(n) = opts.probe_limit.filter(|&n| n < self.probe.len()) {
+            p["probe"]["subset"] = json!({"limit": n, "seed": super::PROBE_SUBSET_SEED});
+        }
         p
     }
 

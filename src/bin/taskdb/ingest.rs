@@ -237,6 +237,10 @@ pub struct ModelArgs {
     /// Kill the command after this many seconds.
     #[arg(long, default_value_t = 3600)]
     pub timeout: u64,
+    /// Run the --command on a seeded subset of N probe texts (the same for every model):
+    /// for slow models such as LLMs on a CPU. The embedding is an estimate from those texts.
+    #[arg(long, value_name = "N", requires = "command")]
+    pub probe_limit: Option<usize>,
     #[command(flatten)]
     pub common: CommonIngestArgs,
 }
@@ -571,7 +575,10 @@ pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
                 }
             };
             let ing = ingestor(ctx, &a.common)?;
-            let opts = options(&a.common);
+            let opts = IngestOptions {
+                probe_limit: a.probe_limit,
+                ..options(&a.common)
+            };
             // The model's run over U (up to --timeout) happens before the database is opened
             // for writing, so readers are not locked out meanwhile (issue 10, defect 9).
             precheck_db(ctx)?;
