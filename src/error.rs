@@ -209,11 +209,10 @@ pub(crate) fn contain<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T>
     contain_at(|| what.to_string(), f)
 }
 
-/// [`contain`], with `what` computed after a panic (so that it can say how far `f` got).
-pub(crate) fn contain_at<T>(
-    what: impl FnOnce() -> String,
-    f: impl FnOnce() -> Result<T>,
-) -> Result<T> {
+/// Runs `f` with a panic of the storage layer caught and marked as contained (see
+/// [`panic_is_contained`]: a host's panic hook stays quiet for it); returns the panic's
+/// message when there was one.
+pub(crate) fn catch_contained<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
     struct Depth;
     impl Drop for Depth {
         fn drop(&mut self) {
@@ -224,12 +223,20 @@ pub(crate) fn contain_at<T>(
     let depth = Depth;
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     drop(depth);
-    r.unwrap_or_else(|p| {
-        let msg = p
-            .downcast_ref::<&str>()
+    r.map_err(|p| {
+        p.downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".into());
+            .unwrap_or_else(|| "no message".into())
+    })
+}
+
+/// [`contain`], with `what` computed after a panic (so that it can say how far `f` got).
+pub(crate) fn contain_at<T>(
+    what: impl FnOnce() -> String,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    catch_contained(f).unwrap_or_else(|msg| {
         Err(Error::Corrupt {
             what: what(),
             detail: format!(

@@ -150,7 +150,7 @@ pub(crate) fn open_db(path: &Path, read_only: bool, create: bool) -> Result<(Db,
             Err(e) => return Err(e),
         }
     }
-    let guarded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let guarded = crate::error::catch_contained(|| {
         if read_only {
             builder.open_read_only(path).map(Db::ro)
         } else if exists
@@ -162,10 +162,25 @@ pub(crate) fn open_db(path: &Path, read_only: bool, create: bool) -> Result<(Db,
         } else {
             builder.create(path).map(Db::rw)
         }
-    }));
+    });
+    let probed = exists
+        && !read_only
+        && std::fs::metadata(path)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false);
     match guarded {
         Ok(Ok(db)) => Ok((db, !exists)),
         Ok(Err(e)) => Err(map_open_error(path, e)),
+        // The read-only probe found taskdb's tables: the writable open (which repairs the
+        // file after an unclean shutdown) failing on it is damage, not a foreign file.
+        Err(msg) if probed => Err(Error::Corrupt {
+            what: "the redb file (opening it for writing)".into(),
+            detail: format!(
+                "the storage layer failed ({msg}): the database file is damaged; restore it \
+                 from a backup, or import or ingest the entries again into a new database \
+                 (`taskdb check --read-only` lists what it can still read)"
+            ),
+        }),
         Err(_) => Err(Error::NotTaskDb {
             path: path.to_path_buf(),
             reason: "redb could not open it (corrupt file)".into(),
@@ -175,7 +190,7 @@ pub(crate) fn open_db(path: &Path, read_only: bool, create: bool) -> Result<(Db,
 
 /// Opens read-only and validates the meta table, without modifying the file.
 fn probe(path: &Path) -> Result<()> {
-    let ro = std::panic::catch_unwind(|| Builder::new().open_read_only(path));
+    let ro = crate::error::catch_contained(|| Builder::new().open_read_only(path));
     let db = match ro {
         Ok(Ok(db)) => Db::ro(db),
         Ok(Err(e)) => return Err(map_open_error(path, e)),

@@ -289,3 +289,26 @@ fn a_damaged_entry_record_is_refused_by_show_reported_by_check_and_removable() {
     let (c, stdout, _) = code(&run(&db, &["check"]), "check after rm");
     assert_eq!(c, 0, "{stdout}");
 }
+
+/// Found by the `open` fuzz target (2026-12-06): a damaged file that redb opens read-only but
+/// panics on when opening it for writing (its repair). It is corruption (exit 7) naming the
+/// file, with no panic message, for `check` and for the read commands alike.
+#[test]
+fn a_file_redb_panics_on_when_opened_for_writing_is_corruption_without_a_panic() {
+    let d = tempfile::tempdir().unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/engine/fuzz-open-writable-panic.taskdb");
+    for args in [
+        &["check"][..],
+        &["list"],
+        &["check", "--read-only"],
+        &["stats"],
+    ] {
+        let db = d.path().join("t.taskdb");
+        std::fs::copy(&src, &db).unwrap();
+        let (c, _, err) = code(&run(&db, args), &args.join(" "));
+        assert_eq!(c, 7, "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(err.contains("corruption"), "{args:?}: {err}");
+    }
+}
