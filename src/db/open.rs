@@ -101,7 +101,11 @@ fn read_or_init_meta(db: &Db, path: &Path) -> Result<Meta> {
     }
     drop(txn);
     match db {
-        Db::Rw(d) => store::init(d)?,
+        // Initialising writes the meta table; on a damaged file redb can panic in its page
+        // allocator there (found by the `open` fuzz target): contained, it is corruption.
+        Db::Rw(d) => contain("the redb file (initialising its meta table)", || {
+            store::init(d)
+        })?,
         Db::Ro(_) => {
             return Err(Error::NotTaskDb {
                 path: path.to_path_buf(),
