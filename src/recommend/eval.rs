@@ -147,59 +147,83 @@ impl TaskDb {
     }
 }
 
+/// What both scorings need: the true gains best first, the smallest, the k used, and the
+/// ideal DCG@k (gains are outcome − the smallest outcome).
+struct Ideal {
+    sorted: Vec<f64>,
+    min: f64,
+    k: usize,
+    idcg: f64,
+}
+
+impl Ideal {
+    fn of(truth: &BTreeMap<&str, f64>, k: usize) -> Ideal {
+        let mut sorted: Vec<f64> = truth.values().copied().collect();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        let min = sorted.last().copied().unwrap_or(0.0);
+        let k = k.min(sorted.len()).max(1);
+        let idcg = sorted
+            .iter()
+            .take(k)
+            .enumerate()
+            .map(|(i, g)| (g - min) * discount(i))
+            .sum();
+        Ideal {
+            sorted,
+            min,
+            k,
+            idcg,
+        }
+    }
+
+    /// The mean true outcome of the true top k.
+    fn top(&self) -> f64 {
+        self.sorted.iter().take(self.k).sum::<f64>() / self.k as f64
+    }
+
+    fn ndcg(&self, dcg: f64) -> f64 {
+        if self.idcg > 0.0 {
+            dcg / self.idcg
+        } else {
+            1.0
+        }
+    }
+}
+
+/// The DCG discount of rank `i` (0-based).
+fn discount(i: usize) -> f64 {
+    1.0 / ((i + 2) as f64).log2()
+}
+
 /// NDCG@k, Regret@k and Spearman of `order` (best first) against `truth` (gain per source).
 pub(crate) fn metrics(order: &[String], truth: &BTreeMap<&str, f64>, k: usize) -> (f64, f64, f64) {
-    let min = truth.values().copied().fold(f64::INFINITY, f64::min);
-    let rel = |s: &str| truth[s] - min;
-    let mut ideal: Vec<f64> = truth.values().copied().collect();
-    ideal.sort_by(|a, b| b.total_cmp(a));
-    let kk = k.min(order.len()).max(1);
-    let dcg: f64 = order
+    let ideal = Ideal::of(truth, k);
+    let top: Vec<f64> = order
         .iter()
-        .take(kk)
-        .enumerate()
-        .map(|(i, s)| rel(s) / ((i + 2) as f64).log2())
-        .sum();
-    let idcg: f64 = ideal
-        .iter()
-        .take(kk)
-        .enumerate()
-        .map(|(i, g)| (g - min) / ((i + 2) as f64).log2())
-        .sum();
-    let ndcg = if idcg > 0.0 { dcg / idcg } else { 1.0 };
-    let top_true = ideal.iter().take(kk).sum::<f64>() / kk as f64;
-    let top_pred = order
-        .iter()
-        .take(kk)
+        .take(ideal.k)
         .map(|s| truth[s.as_str()])
-        .sum::<f64>()
-        / kk as f64;
-    (ndcg, top_true - top_pred, spearman(order, truth))
+        .collect();
+    let dcg: f64 = top
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g - ideal.min) * discount(i))
+        .sum();
+    let top_pred = top.iter().sum::<f64>() / ideal.k as f64;
+    (
+        ideal.ndcg(dcg),
+        ideal.top() - top_pred,
+        spearman(order, truth),
+    )
 }
 
 /// The expected NDCG@k and Regret@k of a uniformly random order (exact), Spearman 0.
 fn random_metrics(truth: &BTreeMap<&str, f64>, k: usize) -> (f64, f64, f64) {
-    let n = truth.len();
-    let min = truth.values().copied().fold(f64::INFINITY, f64::min);
-    let mean_rel = truth.values().map(|g| g - min).sum::<f64>() / n as f64;
-    let kk = k.min(n).max(1);
-    let mut ideal: Vec<f64> = truth.values().copied().collect();
-    ideal.sort_by(|a, b| b.total_cmp(a));
-    let disc: f64 = (0..kk).map(|i| 1.0 / ((i + 2) as f64).log2()).sum();
-    let idcg: f64 = ideal
-        .iter()
-        .take(kk)
-        .enumerate()
-        .map(|(i, g)| (g - min) / ((i + 2) as f64).log2())
-        .sum();
-    let ndcg = if idcg > 0.0 {
-        mean_rel * disc / idcg
-    } else {
-        1.0
-    };
-    let mean = truth.values().sum::<f64>() / n as f64;
-    let regret = ideal.iter().take(kk).sum::<f64>() / kk as f64 - mean;
-    (ndcg, regret, 0.0)
+    let ideal = Ideal::of(truth, k);
+    let n = truth.len() as f64;
+    let mean = truth.values().sum::<f64>() / n;
+    // Every rank holds each source with probability 1/n: E[DCG] = mean gain × Σ discounts.
+    let dcg = (mean - ideal.min) * (0..ideal.k).map(discount).sum::<f64>();
+    (ideal.ndcg(dcg), ideal.top() - mean, 0.0)
 }
 
 /// Spearman's rank correlation of the predicted order and the true gains (ties averaged).
