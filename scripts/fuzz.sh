@@ -30,7 +30,7 @@ for t in "${TARGETS[@]}"; do
   [ "$t" = open ] && MAXLEN=262144
   echo "== $t: ${SECS}s"
   if ! ./target/"$TRIPLE"/release/"$t" "corpus/$t" "${seeds[@]}" -max_total_time="$SECS" \
-      -max_len=$MAXLEN -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+      -max_len=$MAXLEN -rss_limit_mb=${FUZZ_RSS_MB:-2048} -timeout=10 -print_final_stats=1 \
       -artifact_prefix="artifacts/$t/" 2>&1 | tee "artifacts/$t.log" | grep -E '^(#[0-9]+ *DONE|stat::|==|SUMMARY|Done)' ; then
     :
   fi

@@ -123,7 +123,17 @@ impl Source<'_> {
         Ok(BufReader::new(f)
             .lines()
             .enumerate()
-            .map(move |(i, l)| (i + 1, l.map_err(|e| Error::io(&p, e))))
+            .map(move |(i, l)| {
+                let l = l.map_err(|e| match e.kind() {
+                    // Found by the `import` fuzz target: not an I/O failure but bad input.
+                    std::io::ErrorKind::InvalidData => Error::invalid(
+                        format!("{} line {}", p.display(), i + 1),
+                        "not valid UTF-8; an import file is UTF-8 JSON lines",
+                    ),
+                    _ => Error::io(&p, e),
+                });
+                (i + 1, l)
+            })
             .filter(|(_, l)| !matches!(l, Ok(s) if s.trim().is_empty())))
     }
 

@@ -440,6 +440,15 @@ fn import_jsonl_validates_everything_then_commits_in_batches() {
         Err(Error::NotFound { .. })
     ));
 
+    // A line that is not UTF-8 is bad input naming its line, not an I/O error.
+    let latin1 = d.path().join("latin1.jsonl");
+    let mut bytes = (jsonl_line("w2", "model", "ext", &vecs[0]) + "\n").into_bytes();
+    bytes.extend_from_slice(b"{\"name\": \"caf\xe9\"}\n");
+    std::fs::write(&latin1, bytes).unwrap();
+    let err = db.import_jsonl(&latin1, &opts, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    assert!(err.to_string().contains("latin1.jsonl line 2") && err.to_string().contains("UTF-8"));
+
     // A new version in another space is refused without `replace`, and warned about with it.
     let moved = d.path().join("moved.jsonl");
     std::fs::write(&moved, jsonl_line("v0", "model", "other", &vecs[0]) + "\n").unwrap();
