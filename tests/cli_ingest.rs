@@ -772,3 +772,74 @@ fn probe_limit_runs_the_model_on_a_seeded_subset_in_the_same_space() {
     );
     assert!(e.contains("--command") || e.contains("command"), "{e}");
 }
+
+/// `ingest prompts FILE --command CMD`: one model entry per prompt line, each with its own
+/// prompt, verbalizers and tags; `select-prompt` then ranks them. A bad line is refused before
+/// any model runs.
+#[test]
+fn a_prompts_file_ingests_one_model_per_prompt_and_select_prompt_ranks_them() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("pf.taskdb");
+    ingest_dataset(&db, "sentiment_a", "datasets/sentiment_a.jsonl", &[]);
+    let llm = format!("python3 {}", fxs("models/llm_like.py"));
+    let file = d.path().join("prompts.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"name": "p_right", "prompt": "Classify the sentiment. Text: {text}", "verbalizers": ["positive=positive|great", "negative=negative|bad"], "tags": {"llm": "fake"}}"#,
+            "\n",
+            r#"{"name": "p_swapped", "prompt": "Classify the sentiment. Text: {text}", "verbalizers": ["positive=negative|bad", "negative=positive|great"], "tags": {"llm": "fake"}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let out = ok(
+        run_tiny(&db, &["ingest", "prompts", f, "--command", &llm]),
+        "ingest prompts",
+    );
+    assert!(
+        out.contains("p_right@1") && out.contains("p_swapped@1"),
+        "{out}"
+    );
+    let tdb = TaskDb::open_read_only(&db).unwrap();
+    let e = tdb.get(&taskdb::EntryRef::latest("p_swapped")).unwrap();
+    assert_eq!(e.tags["llm"], "fake");
+    drop(tdb);
+    // Swapped verbalizers label U the other way round; a task embedding is label-order
+    // invariant, so both land on the task, and select-prompt lists both with their tag.
+    let sel = ok(
+        run(
+            &db,
+            &[
+                "select-prompt",
+                "sentiment_a",
+                "--tag",
+                "llm=fake",
+                "--json",
+            ],
+        ),
+        "select-prompt",
+    );
+    let v: serde_json::Value = serde_json::from_str(&sel).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2, "{sel}");
+    // A duplicate name: refused before any model runs, naming the line.
+    std::fs::write(
+        &file,
+        "{\"name\": \"q\", \"prompt\": \"{text}\"}\n{\"name\": \"q\", \"prompt\": \"A {text}\"}\n",
+    )
+    .unwrap();
+    let err = fails(
+        run_tiny(&db, &["ingest", "prompts", f, "--command", &llm]),
+        "duplicate prompt name",
+    );
+    assert!(
+        err.contains("line 2") && err.contains("also on line 1"),
+        "{err}"
+    );
+    let tdb = TaskDb::open_read_only(&db).unwrap();
+    assert!(
+        tdb.get(&taskdb::EntryRef::latest("q")).is_err(),
+        "nothing ran"
+    );
+}

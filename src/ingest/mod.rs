@@ -38,6 +38,7 @@
 mod dataset;
 mod frozen;
 mod model;
+mod prompts;
 mod provenance;
 pub(crate) mod spaces;
 
@@ -65,6 +66,7 @@ use crate::TaskDb;
 
 pub use dataset::PreparedDataset;
 pub use model::PreparedModel;
+pub use prompts::{read_prompts_file, PromptSpec};
 
 /// Callbacks for long work. The library never prints; the CLI draws progress bars from these.
 pub trait Progress: Send + Sync {

@@ -133,6 +133,8 @@ pub enum IngestCmd {
     Dataset(DatasetArgs),
     /// Ingest a black-box model through its predictions on the probe set U.
     Model(ModelArgs),
+    /// Ingest one model entry per (LLM, prompt) line of a prompts file, with one --command.
+    Prompts(crate::prompts::PromptsArgs),
 }
 
 /// `ingest dataset NAME FILE`.
@@ -397,7 +399,7 @@ pub(crate) fn options(c: &CommonIngestArgs) -> IngestOptions {
     }
 }
 
-fn report(
+pub(crate) fn report(
     ctx: &Ctx,
     r: &IngestReport,
     surrogate_warnings: &[String],
@@ -457,7 +459,7 @@ fn fmt_secs(t: f64) -> String {
 /// Fails early, before minutes of encoding or of a model's run, when an existing database
 /// cannot be opened (not a taskdb file, damaged, locked by a writer): it is opened read-only
 /// and closed again. The write itself opens it later, for as long as the commit takes.
-fn precheck_db(ctx: &Ctx) -> taskdb::Result<()> {
+pub(crate) fn precheck_db(ctx: &Ctx) -> taskdb::Result<()> {
     if ctx.db.exists() {
         drop(ctx.open_ro()?);
     }
@@ -466,7 +468,7 @@ fn precheck_db(ctx: &Ctx) -> taskdb::Result<()> {
 
 /// Runs `f` on the database opened for writing. When the database did not exist before and `f`
 /// fails, the new empty database is removed again: a failed ingestion leaves nothing behind.
-fn with_db<T>(
+pub(crate) fn with_db<T>(
     ctx: &Ctx,
     f: impl FnOnce(&taskdb::TaskDb) -> taskdb::Result<T>,
 ) -> taskdb::Result<T> {
@@ -495,6 +497,7 @@ pub fn ingest(ctx: &Ctx, cmd: IngestCmd) -> taskdb::Result<i32> {
             let r = with_db(ctx, |db| ing.write_dataset(db, &a.name, prepared, &opts))?;
             report(ctx, &r, &ing.surrogate().info().warnings, a.common.json)
         }
+        IngestCmd::Prompts(a) => crate::prompts::run(ctx, a),
         IngestCmd::Model(a) => {
             taskdb::validate_name_for_new_entry(&a.name, "ingest model")?;
             let verbalizers = if a.verbalizers.is_empty() {

@@ -8,6 +8,7 @@ mod admin;
 mod import;
 mod ingest;
 mod output;
+mod prompts;
 mod read;
 mod tools;
 mod transfer;
