@@ -134,6 +134,11 @@ impl TaskDb {
             })
     }
 
+    /// How many names have a live version (from the catalog; no store access).
+    pub(crate) fn live_names(&self) -> Result<usize> {
+        Ok(self.read()?.catalog.names.len())
+    }
+
     /// Summary figures.
     pub fn stats(&self) -> Result<Stats> {
         let st = self.read()?;

@@ -95,7 +95,7 @@ impl TaskDb {
                 .map(|(s, &(g, n))| (*s, g / n as f64))
                 .collect();
             let sims = self.similarities(&EntryRef::latest(*t))?;
-            let method = Self::recommend_method(&sims, None, t)?;
+            let method = Self::pick_method(&sims, None, super::RECOMMEND_METHOD, t)?;
             let others: Vec<NewOutcome> =
                 usable.iter().filter(|o| o.target != *t).cloned().collect();
             let cands = |m: &str| -> Vec<Candidate> {

@@ -313,7 +313,8 @@ impl TaskDb {
 
     /// [`TaskDb::similarities`] for any target; also returns the target's name.
     fn similarities_of(&self, target: &Target) -> Result<(String, Similarities)> {
-        let n = (self.stats()?.names as usize).max(1);
+        // Every live entry (knn returns at most this many).
+        let n = self.live_names()?.max(1);
         let mut out = BTreeMap::new();
         let (name, queries): (String, Vec<(String, Query)>) = match target {
             Target::Stored(r) => {
@@ -357,8 +358,15 @@ impl TaskDb {
         Ok((name, out))
     }
 
-    /// The method whose space recommends for `target` (see [`RecommendOptions::method`]).
-    fn recommend_method(sims: &Similarities, asked: Option<&str>, target: &str) -> Result<String> {
+    /// The method whose space answers a question about `target`: the one `asked` for, else
+    /// `default` if the target has it, else the target's only method (see
+    /// [`RecommendOptions::method`]; `select-prompt` passes the default knn method).
+    pub(crate) fn pick_method(
+        sims: &Similarities,
+        asked: Option<&str>,
+        default: &str,
+        target: &str,
+    ) -> Result<String> {
         match asked {
             Some(m) if sims.contains_key(m) => Ok(m.to_string()),
             Some(m) => Err(Error::invalid(
@@ -368,13 +376,13 @@ impl TaskDb {
                     sims.keys().cloned().collect::<Vec<_>>().join(", ")
                 ),
             )),
-            None if sims.contains_key(RECOMMEND_METHOD) => Ok(RECOMMEND_METHOD.to_string()),
+            None if sims.contains_key(default) => Ok(default.to_string()),
             None if sims.len() == 1 => Ok(sims.keys().next().cloned().unwrap_or_default()),
             None => Err(Error::invalid(
                 format!("entry {target:?}"),
                 format!(
-                    "it has several vectors and no {RECOMMEND_METHOD} one; name the method \
-                     with --method ({})",
+                    "it has several vectors and no {default} one; name the method with \
+                     --method ({})",
                     sims.keys().cloned().collect::<Vec<_>>().join(", ")
                 ),
             )),
@@ -431,7 +439,12 @@ impl TaskDb {
                  with it",
             ));
         }
-        let method = Self::recommend_method(&sims, opts.method.as_deref(), &target_name)?;
+        let method = Self::pick_method(
+            &sims,
+            opts.method.as_deref(),
+            RECOMMEND_METHOD,
+            &target_name,
+        )?;
         let primary = &sims[&method];
         let summaries: BTreeMap<String, (u32, Kind)> = self
             .list(&Filter::all())?

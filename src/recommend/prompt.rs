@@ -85,7 +85,7 @@ impl TaskDb {
             ));
         }
         let sims = self.similarities(target)?;
-        let method = Self::knn_method(&sims, method, &entry.name)?;
+        let method = Self::pick_method(&sims, method, crate::DEFAULT_METHOD, &entry.name)?;
         let filter = candidates.clone().kind(Kind::Model);
         let target_labels = entry.provenance.details["dataset"]["label_counts"]
             .as_object()
@@ -139,25 +139,6 @@ impl TaskDb {
             c.rank = r + 1;
         }
         Ok(out)
-    }
-
-    /// The method for a knn-like question: the one asked for, else the default method, else
-    /// the target's only one.
-    fn knn_method(sims: &super::Similarities, asked: Option<&str>, target: &str) -> Result<String> {
-        let m = asked.unwrap_or(crate::DEFAULT_METHOD);
-        if sims.contains_key(m) {
-            return Ok(m.to_string());
-        }
-        if asked.is_none() && sims.len() == 1 {
-            return Ok(sims.keys().next().cloned().unwrap_or_default());
-        }
-        Err(Error::invalid(
-            format!("entry {target:?}"),
-            format!(
-                "it has no {m} vector (it has: {}); pick one of those with --method",
-                sims.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        ))
     }
 }
 
