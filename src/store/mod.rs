@@ -114,6 +114,8 @@ pub(crate) fn open_db(path: &Path, read_only: bool, create: bool) -> Result<(Db,
             what: format!("database file {}", path.display()),
         });
     }
+    // Whether there is a file with content (read once: every decision below uses it).
+    let mut nonempty = false;
     if exists {
         // Refuse obviously foreign files before redb touches them.
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
@@ -123,7 +125,8 @@ pub(crate) fn open_db(path: &Path, read_only: bool, create: bool) -> Result<(Db,
                 reason: "it is a directory".into(),
             });
         }
-        if meta.len() > 0 {
+        nonempty = meta.len() > 0;
+        if nonempty {
             use std::io::Read;
             let mut head = [0u8; 9];
             let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -137,12 +140,10 @@ pub(crate) fn open_db(path: &Path, read_only: bool, create: bool) -> Result<(Db,
         }
     }
     let builder = Builder::new();
-    if exists
-        && !read_only
-        && std::fs::metadata(path)
-            .map(|m| m.len() > 0)
-            .unwrap_or(false)
-    {
+    // A writable open of an existing file is probed read-only first (below), so a failure of
+    // the writable open itself is damage, not a foreign file.
+    let probed = nonempty && !read_only;
+    if probed {
         // Probe read-only first: a writable redb open rewrites the header, and a file that is
         // not ours (or is of a newer format) must be left byte-for-byte unchanged.
         match probe(path) {
@@ -153,21 +154,12 @@ pub(crate) fn open_db(path: &Path, read_only: bool, create: bool) -> Result<(Db,
     let guarded = crate::error::catch_contained(|| {
         if read_only {
             builder.open_read_only(path).map(Db::ro)
-        } else if exists
-            && std::fs::metadata(path)
-                .map(|m| m.len() > 0)
-                .unwrap_or(false)
-        {
+        } else if nonempty {
             builder.open(path).map(Db::rw)
         } else {
             builder.create(path).map(Db::rw)
         }
     });
-    let probed = exists
-        && !read_only
-        && std::fs::metadata(path)
-            .map(|m| m.len() > 0)
-            .unwrap_or(false);
     match guarded {
         Ok(Ok(db)) => Ok((db, !exists)),
         Ok(Err(e)) => Err(map_open_error(path, e)),
