@@ -4,10 +4,14 @@
 //! user freeing space would, and checks what is there. Where mounting is not allowed (not
 //! root, or no tmpfs), each test prints a note and returns: it cannot test anything then.
 
+#[path = "reliability/common.rs"]
+mod common;
+
 use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::code;
 
 /// The binary under test: this build's, or `TASKDB_BIN` (to run these tests against another
 /// build, e.g. the one before the fix).
@@ -117,14 +121,6 @@ fn run(db: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-/// Exit code (asserting it is not a signal death), stdout, stderr.
-fn code(o: &Output, what: &str) -> (i32, String, String) {
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.signal(), None, "{what}: killed by a signal; {err}");
-    (o.status.code().unwrap(), out, err)
 }
 
 fn ok(db: &Path, args: &[&str]) -> String {

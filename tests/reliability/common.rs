@@ -1,4 +1,6 @@
 //! What the CLI-driven reliability tests share: running the binary and reading its result.
+//! Also included by `tests/reliability_disk_full.rs` (its own binary), which uses part of it.
+#![allow(dead_code)]
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
