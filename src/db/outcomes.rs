@@ -39,12 +39,18 @@ impl TaskDb {
                 }
             }
         }
-        let existing = self.outcomes()?;
         contain("table outcomes", || {
             let txn = db.begin_write().map_err(storage("starting a write"))?;
             let mut ids = Vec::with_capacity(outcomes.len());
             {
                 let mut t = open_write(&txn, OUTCOMES)?;
+                // The records already stored, read in this write transaction (so no other
+                // writer's record can slip in between the check and the insert).
+                let mut existing = Vec::new();
+                for row in t.iter().map_err(storage("reading outcomes"))? {
+                    let (k, v) = row.map_err(storage("reading outcomes"))?;
+                    existing.push(outcome::decode(k.value(), v.value())?);
+                }
                 let mut seen: HashMap<_, String> = existing
                     .iter()
                     .map(|o| (o.outcome.identity(), format!("outcome {}", o.id)))
