@@ -36,6 +36,8 @@ pub mod exit {
     /// The disk is full (ENOSPC) or the disk quota is spent (EDQUOT): nothing of the failed
     /// write was committed; free space and run the command again.
     pub const DISK_FULL: i32 = 11;
+    /// A snapshot failed verification: damaged, truncated, edited, or not the root asked for.
+    pub const SNAPSHOT_INVALID: i32 = 12;
 }
 
 /// Everything that can go wrong in taskdb.
@@ -149,6 +151,18 @@ pub enum Error {
     #[error("{0}")]
     SpaceMismatch(String),
 
+    /// A snapshot failed verification (see `schema/SNAPSHOT.md`): `what` names the entry,
+    /// space or section that failed.
+    #[error("snapshot {path} failed verification: {what}: {detail}")]
+    SnapshotInvalid {
+        /// The snapshot file.
+        path: PathBuf,
+        /// The entry, space or section that failed (e.g. `entry 57 of 200 (sst2@1)`).
+        what: String,
+        /// What is wrong, and what to do.
+        detail: String,
+    },
+
     /// Stored data failed verification.
     #[error("corruption in {what}: {detail}")]
     Corrupt {
@@ -261,6 +275,7 @@ impl Error {
             Error::InvalidInput { .. } | Error::SpaceMismatch(_) => exit::INVALID_INPUT,
             Error::NotFound { .. } => exit::NOT_FOUND,
             Error::Corrupt { .. } => exit::CORRUPT,
+            Error::SnapshotInvalid { .. } => exit::SNAPSHOT_INVALID,
             Error::Storage { .. } => exit::CORRUPT,
             Error::Internal(_) => exit::INTERNAL,
             Error::Surrogate(e) => match e {

@@ -75,6 +75,42 @@ pub fn write_atomic_with<T>(
     Ok(out)
 }
 
+/// Like [`write_atomic_with`], but never replaces a file: when `path` exists (before, or by the
+/// time the file is complete) the write fails with `AlreadyExists` and leaves it untouched.
+/// The temporary file is removed on any failure (a full disk included).
+pub fn write_new_atomic_with<T>(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    if path.exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "the file exists",
+        ));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+    let out = {
+        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
+        let out = fill(&mut w)?;
+        w.flush()?;
+        out
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    sync_dir(&dir)?;
+    Ok(out)
+}
+
 /// fsyncs a directory, so a rename inside it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()

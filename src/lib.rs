@@ -41,6 +41,7 @@ mod outcome;
 mod recommend;
 mod reflib;
 mod search;
+mod snapshot;
 mod space;
 mod spread;
 mod store;
@@ -68,10 +69,15 @@ pub use recommend::{
 };
 pub use reflib::{ReferenceLibrary, ReferenceTask};
 pub use search::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};
+pub use snapshot::{
+    diff, is_snapshot, DiffOptions, EntryChange, Leaf, Manifest, NeighbourChange, Problem,
+    Snapshot, SnapshotDiff, SnapshotOptions, VectorChange, VerifyReport, SNAPSHOT_FORMAT,
+};
 pub use space::{
     EmbeddingKind, SketchSpec, Space, SpaceDef, SpaceId, SpaceRef, StoredReference,
     StoredWhitening, TaskSpaceParams, SKETCH_DIM,
 };
 pub use spread::{score_noise, tied_with_best, tied_within, SCORE_NOISE};
+pub use store::log::{LogCheck, LogEntry, LogRecord};
 pub use store::FORMAT_VERSION;
 pub use taskdb_methods::{MethodKind, MethodParams};

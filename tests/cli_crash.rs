@@ -82,6 +82,31 @@ fn sigkill_mid_import_keeps_whole_batches_only() {
         assert!(names.len() < n, "round {round}: nothing was interrupted");
         let want: Vec<String> = (0..names.len()).map(|i| format!("c{i:05}")).collect();
         assert_eq!(names, want, "round {round}");
+        // The write log (issue 12) holds one whole record per committed batch, in a whole
+        // chain: no gap, no partial record, nothing of the killed batch.
+        let chain = tdb.verify_log().unwrap();
+        assert!(
+            chain.problems.is_empty(),
+            "round {round}: {:?}",
+            chain.problems
+        );
+        let log = tdb.log(0).unwrap();
+        let puts: Vec<&taskdb::LogRecord> = log.iter().filter(|r| r.op == "put").collect();
+        assert_eq!(
+            puts.len(),
+            names.len() / BATCH,
+            "round {round}: one record per batch"
+        );
+        let logged: Vec<String> = puts
+            .iter()
+            .flat_map(|r| r.entries.iter().map(|e| e.name.clone()))
+            .collect();
+        assert_eq!(
+            logged, names,
+            "round {round}: the log names exactly the committed entries"
+        );
+        assert_eq!(log[0].op, "create");
+        assert!(log.windows(2).all(|w| w[1].seq == w[0].seq + 1));
         // And it answers queries.
         let hits = tdb
             .nearest(

@@ -507,3 +507,45 @@ fn a_feature_cache_write_on_a_full_disk_keeps_the_file_and_returns_the_features(
     assert_eq!((s.hits, s.repaired), (100, 0));
     assert_eq!(x, feats(&(0..100).collect::<Vec<_>>(), 0));
 }
+
+/// `snapshot create` onto a full disk (issue 12): exit 11 naming the snapshot, no partial or
+/// temporary file left, the database untouched; once space is freed the same command works and
+/// the snapshot verifies.
+#[test]
+fn snapshot_create_onto_a_full_disk_is_exit_11_and_leaves_nothing() {
+    let Some(fs) = Tmpfs::mount("1m", "snapshot onto a full disk") else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let db = home.path().join("t.taskdb");
+    let src = home.path().join("in.jsonl");
+    import_file(&src, 300, 256);
+    ok(&db, &["import", src.to_str().unwrap(), "-q"]);
+    let before = std::fs::read(&db).unwrap();
+    let out = fs.path().join("s.tdbsnap");
+    fs.fill();
+    let o = run(&db, &["snapshot", "create", out.to_str().unwrap()]);
+    let (c, _, err) = code(&o, "snapshot create onto a full disk");
+    assert_eq!(c, 11, "{err}");
+    assert!(
+        err.contains("disk full") && err.contains("s.tdbsnap"),
+        "{err}"
+    );
+    let left: Vec<String> = std::fs::read_dir(fs.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "filler")
+        .collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+    assert_eq!(std::fs::read(&db).unwrap(), before, "the database changed");
+    fs.unfill();
+    fs.resize("16m");
+    ok(&db, &["snapshot", "create", out.to_str().unwrap()]);
+    let v = json(&ok(
+        &db,
+        &["snapshot", "verify", "--json", out.to_str().unwrap()],
+    ));
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["entries"], 300);
+}

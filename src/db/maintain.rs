@@ -15,6 +15,7 @@ use crate::index::{persist, SpaceIndex};
 use crate::model::EntryId;
 use crate::space::{ScoreConsts, SpaceId, TaskSpaceParams};
 use crate::store::codec;
+use crate::store::log::{LogEntry, LogOp};
 use crate::store::tables::{
     bump_generation, bump_space_generations, open_read, open_write, storage,
 };
@@ -31,6 +32,8 @@ pub struct CheckReport {
     pub vectors_checked: u64,
     /// Spaces whose in-memory graph was compared with the store.
     pub spaces_checked: u64,
+    /// Write-log records whose hash chain was verified.
+    pub log_records_checked: u64,
     /// Every problem found; empty when the database is sound.
     pub problems: Vec<String>,
     /// Whether the check ran on a read-only handle: nothing was written, so the repairs in
@@ -155,6 +158,19 @@ impl TaskDb {
             }
             let gens = bump_space_generations(&txn, st.catalog.spaces.keys().copied())?;
             bump_generation(&txn)?;
+            let mut op = LogOp::new("compact");
+            op.entries = dead
+                .iter()
+                .map(|id| {
+                    let e = &st.catalog.entries[id];
+                    LogEntry {
+                        id: *id,
+                        name: e.name.clone(),
+                        version: e.version,
+                    }
+                })
+                .collect();
+            crate::store::log::append(&txn, op)?;
             txn.commit().map_err(storage("committing"))?;
             Ok(gens)
         })?;
@@ -229,6 +245,16 @@ impl TaskDb {
         if let Err(e) = scanned {
             problems.push(e.to_string());
         }
+        let log_records = match contain("table log", || crate::store::log::verify_chain(&txn)) {
+            Ok(c) => {
+                problems.extend(c.problems);
+                c.records
+            }
+            Err(e) => {
+                problems.push(e.to_string());
+                0
+            }
+        };
         // Graphs are compared with the store only when the whole store could be read.
         let spaces_checked = if scanned_all {
             compare_graphs(st, tally.space_ids, &mut problems)
@@ -241,6 +267,7 @@ impl TaskDb {
             entries_checked: tally.entries,
             vectors_checked: tally.vectors,
             spaces_checked,
+            log_records_checked: log_records,
             problems,
             read_only,
             repaired: repairs(st, read_only),

@@ -99,11 +99,16 @@ impl TaskDb {
         self.state.write().map_err(|_| poisoned())
     }
 
+    /// A read transaction on the store (one consistent state).
+    pub(crate) fn begin_read_txn(&self) -> Result<redb::ReadTransaction> {
+        self.db.begin_read()
+    }
+
     /// The writable database, or [`Error::ReadOnly`] naming `op`.
     fn rw(&self, op: &'static str) -> Result<&redb::Database> {
         match &self.db {
             Db::Rw(d) => Ok(&**d),
-            Db::Ro(_) => Err(Error::ReadOnly {
+            Db::Ro(_) | Db::Mem(_) => Err(Error::ReadOnly {
                 path: self.path.clone(),
                 op,
             }),

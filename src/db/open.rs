@@ -46,6 +46,38 @@ impl TaskDb {
     fn open_at(path: std::path::PathBuf, opts: OpenOptions) -> Result<TaskDb> {
         let (db, _created) = store::open_db(&path, opts.read_only, true)?;
         let meta = read_or_init_meta(&db, &path)?;
+        Self::assemble(path, db, meta, opts, true)
+    }
+
+    /// A read-only handle over a database held in memory (a snapshot's content, see
+    /// [`crate::Snapshot::to_db`]): graphs are built in memory and nothing is written beside
+    /// `path`.
+    pub(crate) fn in_memory(
+        path: std::path::PathBuf,
+        db: redb::Database,
+        index: crate::IndexParams,
+    ) -> Result<TaskDb> {
+        let db = Db::mem(db);
+        let txn = db.begin_read()?;
+        let meta = store::read_meta(&txn, &path)?
+            .ok_or_else(|| Error::Internal("in-memory database without meta".into()))?;
+        drop(txn);
+        let opts = OpenOptions {
+            read_only: true,
+            index,
+        };
+        Self::assemble(path, db, meta, opts, false)
+    }
+
+    /// The handle over an open store: the catalog, then each space's graph (loaded from the
+    /// persisted files when `sidecars` and they match, else rebuilt).
+    fn assemble(
+        path: std::path::PathBuf,
+        db: Db,
+        meta: Meta,
+        opts: OpenOptions,
+        sidecars: bool,
+    ) -> Result<TaskDb> {
         let txn = db.begin_read()?;
         let catalog = Catalog::load(&txn)?;
         let mut tdb = TaskDb {
@@ -61,15 +93,15 @@ impl TaskDb {
             }),
             live_centres: Mutex::new(HashMap::new()),
         };
-        let dir = crate::files::index_dir(&tdb.path);
-        if !tdb.read_only {
-            persist::clean_temporaries(&dir);
+        let dir = sidecars.then(|| crate::files::index_dir(&tdb.path));
+        if let (false, Some(dir)) = (tdb.read_only, &dir) {
+            persist::clean_temporaries(dir);
         }
         {
             let st = tdb.state.get_mut().map_err(|_| poisoned())?;
             let space_ids: Vec<SpaceId> = st.catalog.spaces.keys().copied().collect();
             for sid in space_ids {
-                let (idx, event) = open_space_index(&txn, &dir, st, sid, &tdb.params)?;
+                let (idx, event) = open_space_index(&txn, dir.as_deref(), st, sid, &tdb.params)?;
                 st.indexes.insert(sid, idx);
                 st.index_events.insert(sid, event);
             }
@@ -106,7 +138,7 @@ fn read_or_init_meta(db: &Db, path: &Path) -> Result<Meta> {
         Db::Rw(d) => contain("the redb file (initialising its meta table)", || {
             store::init(d)
         })?,
-        Db::Ro(_) => {
+        Db::Ro(_) | Db::Mem(_) => {
             return Err(Error::NotTaskDb {
                 path: path.to_path_buf(),
                 reason: "empty redb file".into(),
@@ -150,7 +182,7 @@ pub(super) fn rebuild_space(
 
 fn open_space_index(
     txn: &ReadTransaction,
-    dir: &Path,
+    dir: Option<&Path>,
     st: &State,
     sid: SpaceId,
     params: &IndexParams,
@@ -167,7 +199,11 @@ fn open_space_index(
         count,
         digest,
     };
-    match persist::load(dir, &expect) {
+    let loaded = match dir {
+        Some(dir) => persist::load(dir, &expect),
+        None => Err("built in memory (no graph files for this handle)".to_string()),
+    };
+    match loaded {
         Ok(graph) => {
             let points = st
                 .catalog

@@ -9,6 +9,7 @@ use redb::{ReadableTable, TableError};
 use super::TaskDb;
 use crate::error::{contain, Error, Result};
 use crate::outcome::{self, NewOutcome, Outcome};
+use crate::store::log::{self, LogOp};
 use crate::store::tables::{bump_generation, open_write, storage};
 use crate::store::{self, OUTCOMES};
 
@@ -87,6 +88,9 @@ impl TaskDb {
                 }
             }
             bump_generation(&txn)?;
+            let mut op = LogOp::new("outcome-add");
+            op.outcomes = ids.clone();
+            log::append(&txn, op)?;
             txn.commit().map_err(storage("committing"))?;
             st.meta.generation += 1;
             Ok(ids)
@@ -137,6 +141,9 @@ impl TaskDb {
                 }
             };
             bump_generation(&txn)?;
+            let mut op = LogOp::new("outcome-remove");
+            op.outcomes = vec![id];
+            log::append(&txn, op)?;
             txn.commit().map_err(storage("committing"))?;
             st.meta.generation += 1;
             Ok(removed)

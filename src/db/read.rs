@@ -217,3 +217,24 @@ fn read_entry(txn: &ReadTransaction, c: &Catalog, id: EntryId) -> Result<Entry> 
         latest: c.is_live(id),
     })
 }
+
+impl TaskDb {
+    /// The write log from record `since` on (all of it for 0), oldest first. A database made
+    /// before the log existed has none until its next write.
+    pub fn log(&self, since: u64) -> Result<Vec<crate::LogRecord>> {
+        let txn = self.db.begin_read()?;
+        crate::error::contain("table log", || {
+            crate::store::log::read_raw(&txn, since)?
+                .into_iter()
+                .map(|(k, v)| crate::store::log::decode(k, &v))
+                .collect()
+        })
+    }
+
+    /// Verifies the write log's hash chain and its recorded head (also part of
+    /// [`TaskDb::check`]).
+    pub fn verify_log(&self) -> Result<crate::LogCheck> {
+        let txn = self.db.begin_read()?;
+        crate::error::contain("table log", || crate::store::log::verify_chain(&txn))
+    }
+}

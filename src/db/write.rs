@@ -14,6 +14,7 @@ use crate::index::SpaceIndex;
 use crate::model::{Embedding, EntryId, EntryRef, NewEntry, NewVector, Provenance};
 use crate::space::{Space, SpaceDef, SpaceId, SpaceRef};
 use crate::store::codec::{self, EntryRecord, VecMeta};
+use crate::store::log::{self, LogEntry, LogOp};
 use crate::store::tables::{
     bump_generation, bump_space_generations, open_write, storage, Counters,
 };
@@ -131,6 +132,16 @@ impl TaskDb {
             counters
         };
         let space_gens = bump_space_generations(&txn, batch.touched.iter().copied())?;
+        let mut op = LogOp::new("put");
+        op.entries = written
+            .iter()
+            .map(|w| LogEntry {
+                id: w.id,
+                name: w.name.clone(),
+                version: w.version,
+            })
+            .collect();
+        log::append(&txn, op)?;
         txn.commit().map_err(storage("committing"))?;
         self.apply_put(st, batch, space_gens, counters.generation);
         Ok(written)
@@ -204,6 +215,7 @@ impl TaskDb {
         };
         let txn = db.begin_write().map_err(storage("starting a write"))?;
         let now = store::now_ms();
+        let mut op = LogOp::new("delete");
         {
             let mut ent_t = open_write(&txn, ENTRIES)?;
             let mut names_t = open_write(&txn, NAMES)?;
@@ -216,6 +228,11 @@ impl TaskDb {
                     codec::decode_entry_unverified(id, g.value())?
                 };
                 rec.deleted_at_ms = Some(now);
+                op.entries.push(LogEntry {
+                    id,
+                    name: rec.name.clone(),
+                    version: rec.version,
+                });
                 names_t
                     .remove((rec.name.as_str(), rec.version))
                     .map_err(storage("removing name"))?;
@@ -225,6 +242,7 @@ impl TaskDb {
             }
             bump_generation(&txn)?;
         }
+        log::append(&txn, op)?;
         txn.commit().map_err(storage("committing"))?;
         st.meta.generation += 1;
         for &id in &ids {

@@ -12,8 +12,12 @@
 //! - `space_names`: `&str -> u32`.
 //! - `space_gen`: `u32 -> u64`: per-space generation, bumped when points are added to the space
 //!   or the space is compacted; persisted graphs record the generation they reflect.
+//! - `outcomes`: `u64 -> &[u8]`: recorded transfer outcomes.
+//! - `log`: `u64 -> &[u8]`: the write log, a hash chain (see `log.rs`); `meta.log_head`
+//!   holds the SHA-256 of its last record.
 
 pub(crate) mod codec;
+pub(crate) mod log;
 pub(crate) mod tables;
 
 use std::mem::ManuallyDrop;
@@ -41,6 +45,9 @@ pub(crate) const SPACE_GEN: TableDefinition<u32, u64> = TableDefinition::new("sp
 /// Recorded transfer outcomes (`crate::outcome`): id → JSON with a CRC32 trailer. Absent in
 /// databases that never recorded one (read as empty).
 pub(crate) const OUTCOMES: TableDefinition<u64, &[u8]> = TableDefinition::new("outcomes");
+/// The write log (`log.rs`): sequence number → the record's JSON bytes. Absent in
+/// databases made before it (their log starts at their first write after the upgrade).
+pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 
 /// A redb database opened read-write or read-only.
 ///
@@ -49,6 +56,8 @@ pub(crate) const OUTCOMES: TableDefinition<u64, &[u8]> = TableDefinition::new("o
 pub(crate) enum Db {
     Rw(ManuallyDrop<Database>),
     Ro(ManuallyDrop<ReadOnlyDatabase>),
+    /// A database in memory (a snapshot's content), read-only to taskdb.
+    Mem(ManuallyDrop<Database>),
 }
 
 impl Db {
@@ -57,6 +66,9 @@ impl Db {
     }
     fn ro(d: ReadOnlyDatabase) -> Db {
         Db::Ro(ManuallyDrop::new(d))
+    }
+    pub(crate) fn mem(d: Database) -> Db {
+        Db::Mem(ManuallyDrop::new(d))
     }
 }
 
@@ -67,7 +79,7 @@ impl Drop for Db {
             // afterwards (`self` is being dropped).
             unsafe {
                 match self {
-                    Db::Rw(d) => ManuallyDrop::drop(d),
+                    Db::Rw(d) | Db::Mem(d) => ManuallyDrop::drop(d),
                     Db::Ro(d) => ManuallyDrop::drop(d),
                 }
             }
@@ -79,7 +91,7 @@ impl Drop for Db {
 impl Db {
     pub fn begin_read(&self) -> Result<ReadTransaction> {
         let r = match self {
-            Db::Rw(d) => d.begin_read(),
+            Db::Rw(d) | Db::Mem(d) => d.begin_read(),
             Db::Ro(d) => d.begin_read(),
         };
         r.map_err(|e| Error::storage("starting a read transaction", e))
@@ -131,6 +143,15 @@ pub(crate) fn open_db(path: &Path, read_only: bool, create: bool) -> Result<(Db,
             let mut head = [0u8; 9];
             let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
             let n = f.read(&mut head).map_err(|e| Error::io(path, e))?;
+            if n >= 8 && head[..8] == *b"TDBSNAP\0" {
+                return Err(Error::NotTaskDb {
+                    path: path.to_path_buf(),
+                    reason: "it is a taskdb snapshot, which is read-only: read commands take it \
+                             as --db, and `taskdb snapshot restore FILE --db NEW` makes a \
+                             writable database of it"
+                        .into(),
+                });
+            }
             if n < 9 || &head[..9] != b"redb\x1A\x0A\xA9\x0D\x0A" {
                 return Err(Error::NotTaskDb {
                     path: path.to_path_buf(),
@@ -178,6 +199,27 @@ pub(crate) fn open_db(path: &Path, read_only: bool, create: bool) -> Result<(Db,
             reason: "redb could not open it (corrupt file)".into(),
         }),
     }
+}
+
+/// Runs `f` on one read transaction of the database file at `path`, opened without its
+/// catalog or graphs: read-only, or, after a crash (which a read-only open refuses), writable
+/// once so redb recovers it. The meta table is validated first.
+pub(crate) fn with_read_txn<T>(
+    path: &Path,
+    f: impl FnOnce(&ReadTransaction) -> Result<T>,
+) -> Result<T> {
+    let db = match open_db(path, true, false) {
+        Err(Error::NeedsRecovery { .. }) => open_db(path, false, false)?.0,
+        other => other?.0,
+    };
+    let txn = db.begin_read()?;
+    if crate::error::contain("table meta", || read_meta(&txn, path))?.is_none() {
+        return Err(Error::NotTaskDb {
+            path: path.to_path_buf(),
+            reason: "no taskdb tables".into(),
+        });
+    }
+    f(&txn)
 }
 
 /// Opens read-only and validates the meta table, without modifying the file.
@@ -323,6 +365,7 @@ pub(crate) fn init(db: &Database) -> Result<()> {
     ] {
         res.map_err(|e| Error::storage("creating tables", e))?;
     }
+    log::append(&txn, log::LogOp::new("create"))?;
     txn.commit()
         .map_err(|e| Error::storage("initialising the database", e))
 }

@@ -461,7 +461,7 @@ fn fmt_secs(t: f64) -> String {
 /// and closed again. The write itself opens it later, for as long as the commit takes.
 pub(crate) fn precheck_db(ctx: &Ctx) -> taskdb::Result<()> {
     if ctx.db.exists() {
-        drop(ctx.open_ro()?);
+        drop(ctx.open_ro_database()?);
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod ingest;
 mod output;
 mod prompts;
 mod read;
+mod snapshot;
 mod tools;
 mod transfer;
 
@@ -74,6 +75,11 @@ pub enum Command {
     /// Evaluate taskdb on your own data (leave-one-target-out).
     #[command(subcommand)]
     Eval(transfer::EvalCmd),
+    /// Offline snapshots for audits: create, verify, diff, restore.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCmd),
+    /// The write log: every write, hash-chained (`--since N`, `--json`).
+    Log(snapshot::LogArgs),
     /// Rank stored (LLM, prompt) model entries as prompts for a dataset (FUTE's rule), with
     /// each one's output entropy on U beside.
     #[command(name = "select-prompt")]
@@ -101,9 +107,17 @@ impl Ctx {
         }
         self.open_rw()
     }
-    /// Opens for reading. The file must exist. After a crash a read-only open is refused
-    /// until recovery, so this falls back to a writable open, which recovers.
+    /// Opens for reading: a database, or a snapshot (verified, held in memory). The file must
+    /// exist. After a crash a read-only open is refused until recovery, so this falls back to a
+    /// writable open, which recovers.
     pub fn open_ro(&self) -> taskdb::Result<TaskDb> {
+        if taskdb::is_snapshot(&self.db) {
+            return TaskDb::open_snapshot(&self.db);
+        }
+        self.open_ro_database()
+    }
+    /// [`Ctx::open_ro`] for a database only (a snapshot is refused, as for a writable open).
+    pub fn open_ro_database(&self) -> taskdb::Result<TaskDb> {
         if !self.db.exists() {
             return Err(Error::NotFound {
                 what: format!("database file {}", self.db.display()),
@@ -151,6 +165,9 @@ fn main() -> ExitCode {
         Command::ReferenceLibrary(c @ admin::RefLibCmd::Info(_)) => {
             Some(admin::reference_library(None, c))
         }
+        Command::Snapshot(
+            c @ (snapshot::SnapshotCmd::Verify(_) | snapshot::SnapshotCmd::Diff(_)),
+        ) => Some(snapshot::run(None, c)),
         other => {
             return run_db(cli.db, cli.quiet, other);
         }
@@ -182,6 +199,8 @@ fn run_db(db: Option<PathBuf>, quiet: bool, command: Command) -> ExitCode {
         Command::Outcome(c) => transfer::outcome(&ctx, c),
         Command::Eval(c) => transfer::eval(&ctx, c),
         Command::SelectPrompt(a) => transfer::select_prompt(&ctx, a),
+        Command::Snapshot(c) => snapshot::run(Some(&ctx), c),
+        Command::Log(a) => snapshot::log(&ctx, a),
     };
     finish(res)
 }

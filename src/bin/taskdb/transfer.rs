@@ -138,7 +138,15 @@ fn embed_file(
 ) -> taskdb::Result<UnstoredTarget> {
     let s = a.surrogate.load(ctx.quiet)?;
     let probe = crate::ingest::load_probe(&a.probe)?;
-    let ing = Ingestor::new(&ctx.db, s, probe)?;
+    // A snapshot is read-only and nothing is written beside it: its feature cache lives in a
+    // temporary directory for this run only.
+    let scratch = tempfile::tempdir().map_err(|e| taskdb::Error::io(std::env::temp_dir(), e))?;
+    let cache_for = if taskdb::is_snapshot(&ctx.db) {
+        scratch.path().join("snapshot.taskdb")
+    } else {
+        ctx.db.clone()
+    };
+    let ing = Ingestor::new(&cache_for, s, probe)?;
     let opts = IngestOptions::default();
     let prepared = ing.prepare_dataset(file, &a.columns.options(), &opts)?;
     let name = file.display().to_string();
