@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../fuzz"
 SECS=${1:-60}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(dataset predictions probe prompt import open)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(dataset predictions probe prompt import open snapshot)
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
@@ -28,6 +28,7 @@ for t in "${TARGETS[@]}"; do
   # `open` mutates whole database files (its seeds are ~100 KB); the parsers take text.
   MAXLEN=65536
   [ "$t" = open ] && MAXLEN=262144
+  [ "$t" = snapshot ] && MAXLEN=131072
   echo "== $t: ${SECS}s"
   if ! ./target/"$TRIPLE"/release/"$t" "corpus/$t" "${seeds[@]}" -max_total_time="$SECS" \
       -max_len=$MAXLEN -rss_limit_mb=${FUZZ_RSS_MB:-2048} -timeout=10 -print_final_stats=1 \
