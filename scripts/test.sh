@@ -10,3 +10,6 @@ bash scripts/provision.sh
 # Tests locate ONNX Runtime and the default surrogate through the same discovery the
 # library uses (see docs/SURROGATE.md); nothing else needs to be set.
 cargo test --workspace --locked "$@"
+
+# The Python package (its own cargo workspace, built by maturin) and its pytest suite.
+bash scripts/test_python.sh
