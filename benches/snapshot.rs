@@ -1,6 +1,7 @@
 //! Snapshot benchmark (a bench binary, not a timed test): `snapshot create`, `snapshot verify`
 //! and opening a snapshot (verify + decode), against a plain copy of the database file (with
 //! fsync, as a snapshot is fsynced) measured in the same run, alternating, median of R rounds.
+//! Also the two exports (issue 13), once per database.
 //!
 //! Spaces: dense (384-d external vectors, like MiniLM's) and matrix (fisher-style low-rank
 //! 384×384 matrices of rank 4). Graphs are built with small HNSW parameters, since snapshots do
@@ -111,9 +112,9 @@ fn main() {
         None => tempfile::tempdir().unwrap(),
     };
     println!(
-        "| entries | space | db MB | snapshot MB | copy s | create s | verify s | open s | create/copy | verify/copy |"
+        "| entries | space | db MB | snapshot MB | copy s | create s | verify s | open s | create/copy | verify/copy | export jsonl s (MB) | export parquet s (MB) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &n in &ns {
         for matrix in [false, true] {
             let db = dir.path().join(format!("b{n}-{matrix}.taskdb"));
@@ -152,10 +153,32 @@ fn main() {
                 drop(snap);
                 std::fs::remove_file(&s).unwrap();
             }
+            // Export (issue 13), once per size: from a read-only handle, as `taskdb export` does.
+            let (jsonl_s, jsonl_mb, pq_s, pq_mb) = {
+                let h = TaskDb::open_read_only(&db).unwrap();
+                let j = dir.path().join("export.jsonl");
+                let t = Instant::now();
+                h.export_jsonl(&j).unwrap();
+                let js = t.elapsed().as_secs_f64();
+                let jm = std::fs::metadata(&j).unwrap().len() as f64 / 1e6;
+                std::fs::remove_file(&j).unwrap();
+                let p = dir.path().join("export.parquet");
+                let t = Instant::now();
+                let r = h.export_parquet(&p).unwrap();
+                let ps = t.elapsed().as_secs_f64();
+                let pm = r
+                    .files
+                    .iter()
+                    .map(|f| std::fs::metadata(f).unwrap().len())
+                    .sum::<u64>() as f64
+                    / 1e6;
+                std::fs::remove_dir_all(&p).unwrap();
+                (js, jm, ps, pm)
+            };
             let db_bytes = std::fs::metadata(&db).unwrap().len();
             let (cp, cr, ve, op) = (median(copy), median(create), median(verify), median(open));
             println!(
-                "| {n} | {} | {:.1} | {:.1} | {cp:.3} | {cr:.3} | {ve:.3} | {op:.3} | {:.1} | {:.1} |",
+                "| {n} | {} | {:.1} | {:.1} | {cp:.3} | {cr:.3} | {ve:.3} | {op:.3} | {:.1} | {:.1} | {jsonl_s:.2} ({jsonl_mb:.0}) | {pq_s:.2} ({pq_mb:.0}) |",
                 if matrix { "matrix 384×384 rank 4" } else { "dense 384" },
                 db_bytes as f64 / 1e6,
                 snap_bytes as f64 / 1e6,

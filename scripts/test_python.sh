@@ -14,7 +14,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-  maturin==1.16.0 numpy==2.4.6 pandas==3.1.1 pytest==9.2.0 tqdm==4.70.1
+  maturin==1.16.0 numpy==2.4.6 pandas==3.1.1 pyarrow==26.0.1 pytest==9.2.0 tqdm==4.70.1
 VIRTUAL_ENV="$VENV" CARGO_TARGET_DIR="$PWD/target" \
   "$VENV/bin/maturin" develop --locked -q -m crates/taskdb-python/Cargo.toml
 "$VENV/bin/python" -m pytest -q crates/taskdb-python/tests "$@"

@@ -31,6 +31,7 @@ mod catalog;
 mod db;
 mod embedding;
 mod error;
+mod export;
 mod features;
 pub mod files;
 mod import;
@@ -54,6 +55,7 @@ pub use db::{
     DEFAULT_METHOD,
 };
 pub use error::{exit, panic_is_contained, Error, Result};
+pub use export::{is_export, ExportReport, EXPORT_FORMAT};
 pub use features::CacheStats;
 pub use import::{ImportEvent, ImportOptions, ImportReport};
 pub use index::IndexParams;

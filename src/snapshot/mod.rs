@@ -42,7 +42,7 @@
 
 mod diff;
 mod format;
-mod image;
+pub(crate) mod image;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -298,6 +298,12 @@ impl Snapshot {
     /// Its content root (hex).
     pub fn root(&self) -> &str {
         &self.manifest.root
+    }
+
+    /// What changed from this snapshot to `other` (a database, or another snapshot through
+    /// [`Snapshot::to_db`]); see [`diff`].
+    pub fn diff(&self, other: &TaskDb, opts: &DiffOptions) -> Result<SnapshotDiff> {
+        diff(&self.to_db()?, other, opts)
     }
 
     /// A read-only [`TaskDb`] over the snapshot's content, held in memory.

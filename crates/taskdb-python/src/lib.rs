@@ -377,6 +377,11 @@ impl Database {
                 path.display().to_string(),
             ],
         };
+        if taskdb::is_export(&path) {
+            // A file written by `export`: read back exactly, spaces included.
+            let (n, _warnings) = self.with(py, |db| db.import_export(&path))?;
+            return Ok((n, 0, n));
+        }
         let r = self.with(py, |db| db.import_jsonl(&path, &opts, &mut |_| {}))?;
         Ok((r.imported, r.skipped, r.batches))
     }
@@ -434,6 +439,21 @@ impl Database {
     ) -> PyResult<String> {
         let m = self.with(py, |db| db.snapshot(&out, &SnapshotOptions { note }))?;
         json(&m)
+    }
+
+    /// Exports every live entry (`format` `jsonl`: one file; `parquet`: a directory).
+    #[pyo3(signature = (out, format="jsonl"))]
+    fn export_json(&self, py: Python<'_>, out: PathBuf, format: &str) -> PyResult<String> {
+        let r = match format {
+            "jsonl" => self.with(py, |db| db.export_jsonl(&out))?,
+            "parquet" => self.with(py, |db| db.export_parquet(&out))?,
+            other => {
+                return Err(InvalidInputError::new_err(format!(
+                    "format {other:?}: expected jsonl or parquet"
+                )))
+            }
+        };
+        json(&r)
     }
 
     #[pyo3(signature = (since=0))]

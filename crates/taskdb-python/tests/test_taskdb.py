@@ -261,3 +261,29 @@ def test_progress_bars_with_tqdm(db, capsys):
     import tqdm  # noqa: F401  (installed by scripts/test_python.sh)
     db.ingest_dataset("sent", FX / "datasets" / "sentiment_a.jsonl")  # progress=True: tqdm
     assert db.knn("sent", k=1) == []
+
+
+def test_export_jsonl_reads_back_exactly_and_parquet_loads(db, tmp_path):
+    import pandas as pd
+
+    db.ingest_dataset("sent", FX / "datasets" / "sentiment_a.jsonl", progress=False)
+    db.ingest_model("rule", command="%s %s" % (sys.executable, MODELS / "sentiment_rule.py"),
+                    progress=False)
+    r = db.export(tmp_path / "x.jsonl")
+    assert r["entries"] == 2 and r["rows"] >= 4
+    with taskdb.open(tmp_path / "copy.taskdb") as copy:
+        assert copy.import_jsonl(tmp_path / "x.jsonl")["imported"] == 2
+        a = db.snapshot(tmp_path / "a.tdbsnap")["root"]
+        b = copy.snapshot(tmp_path / "b.tdbsnap")["root"]
+        assert a == b, "the same content, bit for bit"
+    p = db.export(tmp_path / "pq", format="parquet")
+    assert len(p["files"]) == p["spaces"] >= 2
+    # An independent reader (pyarrow, through pandas) reads every file.
+    names = set()
+    for f in p["files"]:
+        df = pd.read_parquet(f)
+        names |= set(df["name"])
+        assert len(df["index_vector"][0]) > 0
+    assert names == {"sent", "rule"}
+    with pytest.raises(taskdb.InvalidInputError, match="exists"):
+        db.export(tmp_path / "x.jsonl")

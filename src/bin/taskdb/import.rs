@@ -42,6 +42,22 @@ pub fn run(ctx: &Ctx, a: ImportArgs) -> taskdb::Result<i32> {
     // An unreadable file is reported before the database is opened (and perhaps created).
     std::fs::File::open(&a.file).map_err(|e| taskdb::Error::io(&a.file, e))?;
     let db = ctx.open_rw()?;
+    if taskdb::is_export(&a.file) {
+        // A file written by `taskdb export --format jsonl`: read back exactly, spaces included.
+        let (n, warnings) = db.import_export(&a.file)?;
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        if a.json {
+            crate::output::json(&serde_json::json!({
+                "imported": n, "skipped": 0, "batches": n,
+                "file": a.file.display().to_string(), "export": true, "warnings": warnings
+            }))?;
+        } else {
+            println!("imported {n} entries from the export {}", a.file.display());
+        }
+        return Ok(0);
+    }
     let report = db.import_jsonl(&a.file, &opts, &mut |ev| match ev {
         ImportEvent::Warning(w) => eprintln!("warning: {w}"),
         ImportEvent::Committed { batch, entries } => {

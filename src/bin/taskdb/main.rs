@@ -37,8 +37,11 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Import precomputed vectors from a JSONL file (one entry a line).
+    /// Import precomputed vectors from a JSONL file (one entry a line), or a file written by
+    /// `export --format jsonl` (exactly, spaces included).
     Import(import::ImportArgs),
+    /// Write every live entry as JSON lines or Parquet (for vector stores and analysis).
+    Export(tools::ExportArgs),
     /// List entries (latest versions).
     List(read::ListArgs),
     /// Show one entry (NAME or NAME@VERSION).
@@ -183,6 +186,7 @@ fn run_db(db: Option<PathBuf>, quiet: bool, command: Command) -> ExitCode {
     let ctx = Ctx { db, quiet };
     let res = match command {
         Command::Import(a) => import::run(&ctx, a),
+        Command::Export(a) => tools::export(&ctx, a),
         Command::List(a) => read::list(&ctx, a),
         Command::Show(a) => read::show(&ctx, a),
         Command::Knn(a) => read::knn(&ctx, a),

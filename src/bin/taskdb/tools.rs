@@ -136,3 +136,37 @@ pub fn surrogate_cmd(quiet: bool, cmd: SurrogateCmd) -> taskdb::Result<i32> {
         }
     }
 }
+
+/// `export`.
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    /// `jsonl`: one file, read back exactly by `import`; `parquet`: a directory with one file
+    /// per space.
+    #[arg(long, value_parser = ["jsonl", "parquet"], default_value = "jsonl")]
+    pub format: String,
+    /// The file (jsonl) or directory (parquet) to write; it must not exist.
+    pub out: std::path::PathBuf,
+    /// JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn export(ctx: &crate::Ctx, a: ExportArgs) -> taskdb::Result<i32> {
+    let db = ctx.open_ro()?;
+    let r = match a.format.as_str() {
+        "parquet" => db.export_parquet(&a.out)?,
+        _ => db.export_jsonl(&a.out)?,
+    };
+    if a.json {
+        crate::output::json(&r)?;
+    } else {
+        println!(
+            "exported {} entries ({} rows, {} spaces) to {}",
+            r.entries,
+            r.rows,
+            r.spaces,
+            a.out.display()
+        );
+    }
+    Ok(0)
+}

@@ -330,6 +330,12 @@ class Database:
         (its `root` is the value to publish)."""
         return json.loads(self._db.snapshot_json(os.fspath(out), note))
 
+    def export(self, out: PathLike, format: str = "jsonl") -> Dict[str, Any]:
+        """Writes every live entry as JSON lines (one file, read back exactly by
+        `import_jsonl` and `taskdb import`) or Parquet (a directory, one file per space, for
+        pandas, DuckDB or a vector store such as LanceDB). See schema/EXPORT.md."""
+        return json.loads(self._db.export_json(os.fspath(out), format))
+
     def log(self, since: int = 0) -> List[Dict[str, Any]]:
         """The write log from record `since` on."""
         return json.loads(self._db.log_json(since))
