@@ -51,6 +51,33 @@ pub fn write_atomic_with<T>(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
 ) -> std::io::Result<T> {
+    write_via_temp(path, fill, false)
+}
+
+/// Like [`write_atomic_with`], but never replaces a file: when `path` exists (before, or by the
+/// time the file is complete) the write fails with `AlreadyExists` and leaves it untouched.
+/// The temporary file is removed on any failure (a full disk included).
+pub fn write_new_atomic_with<T>(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    if path.exists() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "the file exists",
+        ));
+    }
+    write_via_temp(path, fill, true)
+}
+
+/// The one atomic write: a temporary file beside `path`, filled, flushed, made 0644, fsynced,
+/// renamed into place (refusing an existing file when `no_clobber`), then the directory fsynced.
+/// The temporary file is removed on any failure.
+fn write_via_temp<T>(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
+    no_clobber: bool,
+) -> std::io::Result<T> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -70,43 +97,11 @@ pub fn write_atomic_with<T>(
             .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    sync_dir(&dir)?;
-    Ok(out)
-}
-
-/// Like [`write_atomic_with`], but never replaces a file: when `path` exists (before, or by the
-/// time the file is complete) the write fails with `AlreadyExists` and leaves it untouched.
-/// The temporary file is removed on any failure (a full disk included).
-pub fn write_new_atomic_with<T>(
-    path: &Path,
-    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
-) -> std::io::Result<T> {
-    if path.exists() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::AlreadyExists,
-            "the file exists",
-        ));
+    if no_clobber {
+        tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    } else {
+        tmp.persist(path).map_err(|e| e.error)?;
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-    let out = {
-        let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        let out = fill(&mut w)?;
-        w.flush()?;
-        out
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    tmp.as_file().sync_all()?;
-    tmp.persist_noclobber(path).map_err(|e| e.error)?;
     sync_dir(&dir)?;
     Ok(out)
 }

@@ -4,7 +4,6 @@
 
 mod engine_common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -12,39 +11,25 @@ use arrow_array::{Array, FixedSizeListArray, Float32Array, StringArray, UInt32Ar
 use engine_common::*;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use taskdb::{
-    Embedding, Error, Kind, LowRank, MethodKind, MethodParams, NewEntry, NewVector, Provenance,
-    SnapshotOptions, SpaceRef, TaskDb, TaskSpaceParams,
+    Embedding, Error, Kind, NewEntry, NewVector, Provenance, SnapshotOptions, SpaceRef, TaskDb,
 };
 
 fn fisher(name: &str, seed: usize) -> NewEntry {
-    let dim = 4;
     let a = (seed as f32 * 0.7).sin();
     let c = (1.0 - a * a).sqrt();
-    let def = TaskSpaceParams::new(MethodKind::Fisher, MethodParams::default(), None).into_def(
-        "fisher:x".into(),
-        dim as u32,
-        "surrogate-fp",
-        "probe-fp",
+    let mut e = fisher_entry(
+        name,
+        "fisher:x",
+        4,
+        vec![a, c, 0.0, 0.0],
+        vec![1.0 + seed as f32 / 10.0],
     );
-    NewEntry {
-        name: name.into(),
-        kind: Kind::Model,
-        vectors: vec![NewVector {
-            method: "fisher".into(),
-            space: SpaceRef::Def(def),
-            embedding: Embedding::LowRank(LowRank {
-                dim,
-                u: vec![a, c, 0.0, 0.0],
-                s: vec![1.0 + seed as f32 / 10.0],
-            }),
-        }],
-        tags: BTreeMap::new(),
-        provenance: Provenance {
-            command_line: vec!["ingest".into(), name.into()],
-            params: serde_json::json!({"method": "fisher", "seed": seed}),
-            ..Provenance::default()
-        },
-    }
+    e.provenance = Provenance {
+        command_line: vec!["ingest".into(), name.into()],
+        params: serde_json::json!({"method": "fisher", "seed": seed}),
+        ..Provenance::default()
+    };
+    e
 }
 
 /// A database with two-method entries, a matrix space, tags, provenance, a second version

@@ -13,8 +13,7 @@ use engine_common::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use taskdb::{
-    Embedding, Error, Filter, Kind, LowRank, MethodKind, MethodParams, NewEntry, NewOutcome,
-    NewVector, Query, Snapshot, SnapshotOptions, SpaceRef, TaskDb, TaskSpaceParams,
+    Embedding, Error, Filter, Kind, NewEntry, NewOutcome, Query, Snapshot, SnapshotOptions, TaskDb,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_taskdb");
@@ -52,27 +51,7 @@ fn fisher(name: &str, seed: u64) -> NewEntry {
     }
     let n1 = u[dim..].iter().map(|x| x * x).sum::<f32>().sqrt();
     u[dim..].iter_mut().for_each(|x| *x /= n1);
-    let def = TaskSpaceParams::new(MethodKind::Fisher, MethodParams::default(), None).into_def(
-        "fisher:test".into(),
-        dim as u32,
-        "surrogate-fp",
-        "probe-fp",
-    );
-    NewEntry {
-        name: name.into(),
-        kind: Kind::Model,
-        vectors: vec![NewVector {
-            method: "fisher".into(),
-            space: SpaceRef::Def(def),
-            embedding: Embedding::LowRank(LowRank {
-                dim,
-                u,
-                s: vec![1.5, 0.5],
-            }),
-        }],
-        tags: BTreeMap::new(),
-        provenance: Default::default(),
-    }
+    fisher_entry(name, "fisher:test", dim, u, vec![1.5, 0.5])
 }
 
 /// A database with dense entries in two spaces, matrix entries, outcomes and a deletion.

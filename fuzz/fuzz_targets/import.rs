@@ -9,12 +9,7 @@ use taskdb::{EntryRef, Filter, ImportOptions, Query, TaskDb};
 
 fn dir() -> std::path::PathBuf {
     // A RAM disk when there is one: a database is created per input.
-    let base = if std::path::Path::new("/dev/shm").is_dir() {
-        std::path::PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
-    base.join(format!("taskdb-fuzz-import-{}", std::process::id()))
+    taskdb_fuzz_hooks::scratch("import")
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -22,12 +22,7 @@ fn exercise(db: &mut TaskDb) {
 
 fuzz_target!(|data: &[u8]| {
     taskdb_fuzz_hooks::contained_panics_are_not_crashes();
-    let base = if std::path::Path::new("/dev/shm").is_dir() {
-        std::path::PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
-    let d = base.join(format!("taskdb-fuzz-open-{}", std::process::id()));
+    let d = taskdb_fuzz_hooks::scratch("open");
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     let p = d.join("t.taskdb");

@@ -9,12 +9,7 @@ use taskdb::{EntryRef, Filter, Query, Snapshot};
 
 fuzz_target!(|data: &[u8]| {
     taskdb_fuzz_hooks::contained_panics_are_not_crashes();
-    let base = if std::path::Path::new("/dev/shm").is_dir() {
-        std::path::PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
-    let p = base.join(format!("taskdb-fuzz-snapshot-{}.tdbsnap", std::process::id()));
+    let p = taskdb_fuzz_hooks::scratch("snapshot").with_extension("tdbsnap");
     std::fs::write(&p, data).unwrap();
     let _ = Snapshot::verify(&p, None);
     if let Ok(s) = Snapshot::open(&p) {

@@ -9,7 +9,7 @@
 
 mod maintain;
 mod open;
-mod outcomes;
+pub(crate) mod outcomes;
 mod read;
 mod search;
 mod write;

@@ -100,20 +100,8 @@ impl TaskDb {
 
     /// Every stored outcome, by id. A database made before outcomes existed has none.
     pub fn outcomes(&self) -> Result<Vec<Outcome>> {
-        contain("table outcomes", || {
-            let txn = self.db.begin_read()?;
-            let t = match txn.open_table(OUTCOMES) {
-                Ok(t) => t,
-                Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(Error::storage("opening table outcomes", e)),
-            };
-            let mut out = Vec::new();
-            for row in t.iter().map_err(storage("reading outcomes"))? {
-                let (k, v) = row.map_err(storage("reading outcomes"))?;
-                out.push(outcome::decode(k.value(), v.value())?);
-            }
-            Ok(out)
-        })
+        let txn = self.db.begin_read()?;
+        read_outcomes(&txn)
     }
 
     /// Removes the outcome `id`; [`Error::NotFound`] if there is none.
@@ -169,4 +157,22 @@ fn qualifiers(o: &NewOutcome) -> String {
     } else {
         format!(" ({})", q.join(", "))
     }
+}
+
+/// Every outcome stored as of `txn`, by id, each checksum verified (none in a database made
+/// before outcomes existed).
+pub(crate) fn read_outcomes(txn: &redb::ReadTransaction) -> Result<Vec<Outcome>> {
+    contain("table outcomes", || {
+        let t = match txn.open_table(OUTCOMES) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(Error::storage("opening table outcomes", e)),
+        };
+        let mut out = Vec::new();
+        for row in t.iter().map_err(storage("reading outcomes"))? {
+            let (k, v) = row.map_err(storage("reading outcomes"))?;
+            out.push(outcome::decode(k.value(), v.value())?);
+        }
+        Ok(out)
+    })
 }

@@ -178,7 +178,7 @@ impl Image {
             }
             Ok(())
         })?;
-        img.outcomes = read_outcomes(txn)?;
+        img.outcomes = crate::db::outcomes::read_outcomes(txn)?;
         img.log = contain("table log", || crate::store::log::read_raw(txn, 0))?;
         img.log_head = crate::store::log::recorded_head(txn)?;
         let used: std::collections::BTreeSet<SpaceId> = img
@@ -460,22 +460,6 @@ impl Image {
         txn.commit()
             .map_err(|e| Error::storage("committing the restored database", e))
     }
-}
-
-fn read_outcomes(txn: &ReadTransaction) -> Result<Vec<Outcome>> {
-    contain("table outcomes", || {
-        let t = match txn.open_table(OUTCOMES) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(Error::storage("opening table outcomes", e)),
-        };
-        let mut out = Vec::new();
-        for row in t.iter().map_err(storage("reading outcomes"))? {
-            let (k, v) = row.map_err(storage("reading outcomes"))?;
-            out.push(outcome::decode(k.value(), v.value())?);
-        }
-        Ok(out)
-    })
 }
 
 /// Decodes an entry payload (see [`Image::entry_payload`]) and checks every vector against its

@@ -63,3 +63,25 @@ pub fn exact_topk(
     s.sort_by(|a, b| b.0.total_cmp(&a.0));
     s.into_iter().take(k).map(|(_, n)| n.clone()).collect()
 }
+
+/// A model entry with one matrix value `U diag(s) Uᵀ` (U column-major, `s.len()` columns of
+/// `dim`) in a fisher task space named `space` (no reference: plain Frobenius cosines).
+pub fn fisher_entry(name: &str, space: &str, dim: usize, u: Vec<f32>, s: Vec<f32>) -> NewEntry {
+    let def = taskdb::TaskSpaceParams::new(
+        taskdb::MethodKind::Fisher,
+        taskdb::MethodParams::default(),
+        None,
+    )
+    .into_def(space.into(), dim as u32, "surrogate-fp", "probe-fp");
+    NewEntry {
+        name: name.into(),
+        kind: Kind::Model,
+        vectors: vec![taskdb::NewVector {
+            method: "fisher".into(),
+            space: taskdb::SpaceRef::Def(def),
+            embedding: taskdb::Embedding::LowRank(taskdb::LowRank { dim, u, s }),
+        }],
+        tags: Default::default(),
+        provenance: Default::default(),
+    }
+}

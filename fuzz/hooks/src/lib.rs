@@ -15,3 +15,14 @@ pub fn contained_panics_are_not_crashes() {
         }));
     });
 }
+
+/// A per-process scratch path `taskdb-fuzz-NAME-PID` in RAM (`/dev/shm`) when there is one,
+/// else in the temporary directory: every target writes its input there.
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        std::path::PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    base.join(format!("taskdb-fuzz-{name}-{}", std::process::id()))
+}
