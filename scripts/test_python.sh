@@ -11,7 +11,12 @@ PY=${PYTHON:-python3}
 VENV=${TASKDB_PYVENV:-${TASKDB_HOME:-$HOME/.cache/taskdb}/pyvenv}
 if [ ! -x "$VENV/bin/python" ]; then
   echo "creating $VENV"
-  "$PY" -m venv "$VENV"
+  if ! "$PY" -m venv "$VENV"; then
+    rm -rf "$VENV"
+    echo "error: '$PY -m venv' failed: the Python tests need Python 3.9+ with venv" \
+         "(Debian/Ubuntu: apt install python3-venv); set PYTHON to another interpreter" >&2
+    exit 1
+  fi
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
   maturin==1.16.0 numpy==2.4.6 pandas==3.1.1 pyarrow==26.0.1 pytest==9.2.0 tqdm==4.70.1
