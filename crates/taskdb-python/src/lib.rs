@@ -424,6 +424,23 @@ impl Database {
         json(&rec)
     }
 
+    #[pyo3(signature = (dataset, prefix=None, tags=None, method=None))]
+    fn select_prompt_json(
+        &self,
+        py: Python<'_>,
+        dataset: &str,
+        prefix: Option<String>,
+        tags: Option<BTreeMap<String, String>>,
+        method: Option<String>,
+    ) -> PyResult<String> {
+        let r = entry_ref(dataset)?;
+        let mut f = Filter::all();
+        f.name_prefix = prefix;
+        f.tags = tags.unwrap_or_default();
+        let c = self.with(py, |db| db.select_prompt(&r, &f, method.as_deref()))?;
+        json(&c)
+    }
+
     fn compare_json(&self, py: Python<'_>, a: &str, b: &str) -> PyResult<String> {
         let (a, b) = (entry_ref(a)?, entry_ref(b)?);
         let c = self.with(py, |db| db.compare(&a, &b))?;

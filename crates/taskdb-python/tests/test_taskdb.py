@@ -287,3 +287,23 @@ def test_export_jsonl_reads_back_exactly_and_parquet_loads(db, tmp_path):
     assert names == {"sent", "rule"}
     with pytest.raises(taskdb.InvalidInputError, match="exists"):
         db.export(tmp_path / "x.jsonl")
+
+
+def test_select_prompt_ranks_candidates_and_shows_entropy(db):
+    db.ingest_dataset("sent", FX / "datasets" / "sentiment_a.jsonl", progress=False)
+    # Two "prompts": one that follows the dataset's rule, one that answers one label always.
+    db.ingest_model("p-rule", predict=lambda ts: [RULES.sentiment(t)[0] for t in ts],
+                    progress=False)
+    db.ingest_model("p-constant", predict=lambda ts: ["positive" if i % 50 else "negative"
+                                                      for i, _ in enumerate(ts)],
+                    progress=False)
+    db.ingest_model("other", predict=lambda ts: [RULES.topic(t) for t in ts], progress=False)
+    choices = db.select_prompt("sent", prefix="p-")
+    # (The tiny test encoder says nothing about which prompt is better: only the shape.)
+    assert {c["name"] for c in choices} == {"p-rule", "p-constant"}, "only the prefix"
+    assert [c["rank"] for c in choices] == [1, 2]
+    assert choices[0]["similarity"] >= choices[1]["similarity"]
+    by = {c["name"]: c for c in choices}
+    assert by["p-constant"]["output_entropy"] < by["p-rule"]["output_entropy"]
+    with pytest.raises(taskdb.NotFoundError):
+        db.select_prompt("nope", prefix="p-")

@@ -311,6 +311,16 @@ class Database:
         return json.loads(self._db.recommend_json(target, k, source_kind, method, use_outcomes,
                                                   lambda_))
 
+    def select_prompt(self, dataset: str, *, prefix: Optional[str] = None,
+                      tags: Optional[Mapping[str, str]] = None,
+                      method: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Ranks stored (LLM, prompt) model entries (those named with `prefix`, or carrying
+        `tags`) as prompts for `dataset` by FUTE's rule: the similarity of each model's task
+        embedding to the dataset's, best first, with each one's output entropy on U beside
+        (a prompt that answers one label for everything has entropy 0)."""
+        return json.loads(self._db.select_prompt_json(dataset, prefix, dict(tags or {}) or None,
+                                                      method))
+
     def compare(self, a: str, b: str) -> Dict[str, Any]:
         """Two tasks side by side: similarity and neighbour ranks per shared space."""
         return json.loads(self._db.compare_json(a, b))
