@@ -78,10 +78,7 @@ fn write_via_temp<T>(
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<T>,
     no_clobber: bool,
 ) -> std::io::Result<T> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = parent_dir(path);
     let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
     let out = {
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
@@ -104,6 +101,46 @@ fn write_via_temp<T>(
     }
     sync_dir(&dir)?;
     Ok(out)
+}
+
+/// [`write_new_atomic_with`] for a `fill` that fails with a taskdb error (kept as it is); an
+/// existing `path` is [`crate::Error::InvalidInput`] saying that `what` (e.g. "a snapshot")
+/// never replaces a file, and any other I/O failure is [`crate::Error::io`] on `path` (disk
+/// full included). Nothing is left behind on failure.
+pub(crate) fn write_new_file<T>(
+    path: &Path,
+    what: &str,
+    fill: impl FnOnce(&mut dyn Write) -> crate::Result<T>,
+) -> crate::Result<T> {
+    let mut failure = None;
+    let written = write_new_atomic_with(path, |w| {
+        fill(w).map_err(|e| {
+            failure = Some(e);
+            std::io::Error::other("the content failed")
+        })
+    });
+    match (written, failure) {
+        (Ok(v), _) => Ok(v),
+        (Err(_), Some(e)) => Err(e),
+        (Err(e), None) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(crate::Error::invalid(
+                path.display().to_string(),
+                format!(
+                    "the file exists; {what} never replaces a file: choose a new path, or \
+                     remove the old file first"
+                ),
+            ))
+        }
+        (Err(e), None) => Err(crate::Error::io(path, e)),
+    }
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// fsyncs a directory, so a rename inside it is durable.

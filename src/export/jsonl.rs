@@ -71,10 +71,10 @@ impl TaskDb {
     /// values (f32 written so that reading them back gives the same bits), tags and
     /// provenance, and the unit vector the space indexes.
     pub fn export_jsonl(&self, out: &Path) -> Result<ExportReport> {
-        let img = self.export_image()?;
+        let img = self.read_image()?;
         let nrows: u64 = img.entries.iter().map(|e| e.vectors.len() as u64).sum();
-        let mut failure = None;
-        let written = crate::files::write_new_atomic_with(out, |w| {
+        crate::files::write_new_file(out, "an export", |w| {
+            let io = |e: std::io::Error| Error::io(out, e);
             line(
                 w,
                 &Header {
@@ -87,7 +87,8 @@ impl TaskDb {
                     entries: img.entries.len() as u64,
                     rows: nrows,
                 },
-            )?;
+            )
+            .map_err(io)?;
             for s in &img.spaces {
                 line(
                     w,
@@ -95,10 +96,10 @@ impl TaskDb {
                         space: s.def.name.clone(),
                         definition: s.def.clone(),
                     },
-                )?;
+                )
+                .map_err(io)?;
             }
-            let mut io = None;
-            let r = rows(&img, |row| {
+            rows(&img, |row| {
                 let (vector, factors) = match row.value {
                     Embedding::Dense(v) => (Some(v), None),
                     Embedding::LowRank(l) => (
@@ -132,34 +133,15 @@ impl TaskDb {
                     id: row.entry.id,
                     created_at_ms: row.entry.rec.created_at_ms,
                 };
-                line(w, &l).map_err(|e| {
-                    io = Some(e);
-                    Error::Internal("write failed".into())
-                })
-            });
-            if let Some(e) = io {
-                return Err(e);
-            }
-            if let Err(e) = r {
-                failure = Some(e);
-                return Err(std::io::Error::other("export failed"));
-            }
-            Ok(())
-        });
-        match written {
-            Ok(()) => Ok(ExportReport {
-                entries: img.entries.len() as u64,
-                rows: nrows,
-                spaces: img.spaces.len() as u64,
-                files: vec![out.to_path_buf()],
-            }),
-            Err(_) if failure.is_some() => Err(failure.expect("checked")),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::invalid(
-                out.display().to_string(),
-                "the file exists; an export never replaces a file: choose a new path",
-            )),
-            Err(e) => Err(Error::io(out, e)),
-        }
+                line(w, &l).map_err(io)
+            })
+        })?;
+        Ok(ExportReport {
+            entries: img.entries.len() as u64,
+            rows: nrows,
+            spaces: img.spaces.len() as u64,
+            files: vec![out.to_path_buf()],
+        })
     }
 
     /// Imports a file written by [`TaskDb::export_jsonl`]: every line is read and checked

@@ -104,11 +104,3 @@ pub(crate) fn rows(img: &Image, mut f: impl FnMut(Row<'_>) -> Result<()>) -> Res
     }
     Ok(())
 }
-
-impl crate::TaskDb {
-    /// One consistent image of the live entries.
-    fn export_image(&self) -> Result<Image> {
-        let txn = self.begin_read_txn()?;
-        Image::read(&txn)
-    }
-}

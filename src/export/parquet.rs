@@ -171,20 +171,17 @@ impl TaskDb {
                 "exists; an export never writes into an existing path: choose a new directory",
             ));
         }
-        let img = self.export_image()?;
+        let img = self.read_image()?;
         let mut per_space: BTreeMap<u32, Columns> = BTreeMap::new();
         let mut nrows = 0u64;
         rows(&img, |r| {
             nrows += 1;
             per_space.entry(r.space.id).or_default().push(r)
         })?;
+        let parent = crate::files::parent_dir(dir);
         let tmp = tempfile::Builder::new()
             .prefix(".taskdb-export-")
-            .tempdir_in(
-                dir.parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(Path::new(".")),
-            )
+            .tempdir_in(&parent)
             .map_err(|e| Error::io(dir, e))?;
         let mut files = Vec::new();
         for s in &img.spaces {
@@ -225,9 +222,7 @@ impl TaskDb {
             let _ = std::fs::remove_dir_all(&staged);
             Error::io(dir, e)
         })?;
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            crate::files::sync_dir(parent).map_err(|e| Error::io(parent, e))?;
-        }
+        crate::files::sync_dir(&parent).map_err(|e| Error::io(&parent, e))?;
         Ok(ExportReport {
             entries: img.entries.len() as u64,
             rows: nrows,

@@ -111,14 +111,7 @@ fn label(e: &ImageEntry) -> String {
 
 /// Compares `a` with `b` (databases, or snapshots opened with [`super::Snapshot::to_db`]).
 pub fn diff(a: &TaskDb, b: &TaskDb, opts: &DiffOptions) -> Result<SnapshotDiff> {
-    let ia = {
-        let t = a.begin_read_txn()?;
-        Image::read(&t)?
-    };
-    let ib = {
-        let t = b.begin_read_txn()?;
-        Image::read(&t)?
-    };
+    let (ia, ib) = (a.read_image()?, b.read_image()?);
     let mut d = SnapshotDiff::default();
     let sa: BTreeMap<&str, _> = ia
         .spaces

@@ -139,9 +139,9 @@ pub fn is_snapshot(path: &Path) -> bool {
 }
 
 fn write_snapshot(img: &Image, out: &Path, opts: &SnapshotOptions) -> Result<Manifest> {
-    let mut failure: Option<Error> = None;
-    let res = crate::files::write_new_atomic_with(out, |w| {
-        let mut sw = format::Writer::new(w)?;
+    crate::files::write_new_file(out, "a snapshot", |w| {
+        let io = |e: std::io::Error| Error::io(out, e);
+        let mut sw = format::Writer::new(w).map_err(io)?;
         let mut manifest = Manifest {
             format: SNAPSHOT_FORMAT,
             taskdb_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -159,15 +159,8 @@ fn write_snapshot(img: &Image, out: &Path, opts: &SnapshotOptions) -> Result<Man
             log_records: img.log.len() as u64,
         };
         let mut leaves = Vec::new();
-        let mut io_err = None;
-        let r = img.records(|kind, payload, label| {
-            let (_, d) = match sw.record(kind, payload) {
-                Ok(x) => x,
-                Err(e) => {
-                    io_err = Some(e);
-                    return Err(Error::Internal("write failed".into()));
-                }
-            };
+        img.records(|kind, payload, label| {
+            let (_, d) = sw.record(kind, payload).map_err(io)?;
             let leaf = Leaf {
                 name: label.to_string(),
                 sha256: hex::encode(d),
@@ -186,29 +179,21 @@ fn write_snapshot(img: &Image, out: &Path, opts: &SnapshotOptions) -> Result<Man
                 leaves.push(d);
             }
             Ok(())
-        });
-        if let Some(e) = io_err {
-            return Err(e);
-        }
-        if let Err(e) = r {
-            failure = Some(e);
-            return Err(std::io::Error::other("snapshot content failed"));
-        }
+        })?;
         manifest.root = hex::encode(format::merkle_root(&leaves));
-        let mj = serde_json::to_vec(&manifest).map_err(std::io::Error::other)?;
-        let (at, _) = sw.record(RecordKind::Manifest, &mj)?;
-        sw.finish(at)?;
+        let mj = serde_json::to_vec(&manifest)
+            .map_err(|e| Error::Internal(format!("manifest json: {e}")))?;
+        let (at, _) = sw.record(RecordKind::Manifest, &mj).map_err(io)?;
+        sw.finish(at).map_err(io)?;
         Ok(manifest)
-    });
-    match res {
-        Ok(m) => Ok(m),
-        Err(_) if failure.is_some() => Err(failure.expect("checked")),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::invalid(
-            out.display().to_string(),
-            "the file exists; a snapshot never replaces a file: choose a new path, or remove \
-             the old file first",
-        )),
-        Err(e) => Err(Error::io(out, e)),
+    })
+}
+
+impl TaskDb {
+    /// Everything a snapshot or an export holds, from one read transaction.
+    pub(crate) fn read_image(&self) -> Result<Image> {
+        let txn = self.begin_read_txn()?;
+        Image::read(&txn)
     }
 }
 
@@ -216,10 +201,7 @@ impl TaskDb {
     /// Writes a snapshot of this database to `out` (which must not exist), from one read
     /// transaction. Returns its manifest (its `root` is the value to publish).
     pub fn snapshot(&self, out: impl AsRef<Path>, opts: &SnapshotOptions) -> Result<Manifest> {
-        let txn = self.begin_read_txn()?;
-        let img = Image::read(&txn)?;
-        drop(txn);
-        write_snapshot(&img, out.as_ref(), opts)
+        write_snapshot(&self.read_image()?, out.as_ref(), opts)
     }
 
     /// Opens a snapshot for queries: verified, then held in memory, read-only.
@@ -331,10 +313,7 @@ impl Snapshot {
                 "the file exists; restore never replaces a database: choose a new path",
             ));
         }
-        let dir = match to.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = crate::files::parent_dir(to);
         let tmp = tempfile::Builder::new()
             .prefix(".taskdb-restore-")
             .tempfile_in(&dir)

@@ -135,28 +135,21 @@ pub(crate) fn decode(seq: u64, bytes: &[u8]) -> Result<LogRecord> {
     })
 }
 
-/// The store generation inside a write transaction.
-fn generation(txn: &WriteTransaction) -> Result<u64> {
-    let m = open_write(txn, META)?;
-    let g = m.get("generation").map_err(storage("reading meta"))?;
-    Ok(g.and_then(|g| g.value().try_into().ok())
-        .map(u64::from_le_bytes)
-        .unwrap_or(0))
-}
-
 /// Appends the record of `op` inside `txn` (call it after the write's own changes, before the
 /// commit) and moves `meta.log_head` to it. A log that is empty although the write is not the
 /// database's creation belongs to a database made before the log: a `log-start` record comes
 /// first.
 pub(crate) fn append(txn: &WriteTransaction, op: LogOp) -> Result<u64> {
+    // The store generation (as this write left it) and the recorded head, in one read of meta.
     let (gen, head) = {
         let m = open_write(txn, META)?;
-        let head = m
-            .get("log_head")
-            .map_err(storage("reading meta"))?
-            .map(|h| hex::encode(h.value()));
-        drop(m);
-        (generation(txn)?, head)
+        let get = |k: &str| m.get(k).map_err(storage("reading meta"));
+        let gen = get("generation")?
+            .and_then(|g| g.value().try_into().ok())
+            .map(u64::from_le_bytes)
+            .unwrap_or(0);
+        let head = get("log_head")?.map(|h| hex::encode(h.value()));
+        (gen, head)
     };
     let mut t = open_write(txn, LOG)?;
     // The head in meta is the hash of the last record (`check` verifies that); only a log

@@ -85,11 +85,7 @@ fn read_only_reason(db: &std::path::Path) -> Option<String> {
     if idx.exists() {
         return not_writable(&idx);
     }
-    let parent = match db.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    not_writable(&parent)
+    not_writable(&taskdb::files::parent_dir(db))
 }
 
 pub fn check(ctx: &Ctx, a: CheckArgs) -> taskdb::Result<i32> {

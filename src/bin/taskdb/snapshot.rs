@@ -225,17 +225,14 @@ fn verify(a: VerifyArgs) -> taskdb::Result<i32> {
     })
 }
 
-/// Opens one side of a diff: a snapshot (verified) or a database (read-only).
+/// Opens one side of a diff: a snapshot (verified) or a database (read-only), as every read
+/// command does.
 fn open_side(p: &std::path::Path) -> taskdb::Result<TaskDb> {
-    if taskdb::is_snapshot(p) {
-        TaskDb::open_snapshot(p)
-    } else {
-        Ctx {
-            db: p.to_path_buf(),
-            quiet: true,
-        }
-        .open_ro_database()
+    Ctx {
+        db: p.to_path_buf(),
+        quiet: true,
     }
+    .open_ro()
 }
 
 fn diff(a: DiffArgs) -> taskdb::Result<i32> {
