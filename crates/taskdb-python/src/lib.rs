@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use taskdb::ingest::sources::{self, DatasetOptions, ProbeSet};
 use taskdb::ingest::surrogate::{self, Surrogate};
-use taskdb::ingest::{IngestOptions, Ingestor, ModelSource, Progress};
+use taskdb::ingest::{IngestOptions, IngestReport, Ingestor, ModelSource, Progress};
 use taskdb::{
     exit, Embedding, EntryRef, Filter, Kind, MethodKind, NewOutcome, Query, RecommendOptions,
     Snapshot, SnapshotOptions, TaskDb,
@@ -222,17 +222,29 @@ impl Database {
     }
 }
 
-fn ingest_options(
-    methods_: Option<Vec<String>>,
-    tags: Option<BTreeMap<String, String>>,
-    provenance: Vec<String>,
-) -> PyResult<IngestOptions> {
-    Ok(IngestOptions {
-        methods: methods(methods_)?,
-        tags: tags.unwrap_or_default(),
-        command_line: provenance,
-        ..IngestOptions::default()
-    })
+impl Database {
+    /// One ingestion: its options, the ingestor (loaded once), this call's progress callable,
+    /// then `run` with the GIL released; the report as JSON.
+    fn ingest(
+        &self,
+        py: Python<'_>,
+        progress: Option<Py<PyAny>>,
+        methods_: Option<Vec<String>>,
+        tags: Option<BTreeMap<String, String>>,
+        provenance: Option<Vec<String>>,
+        run: impl FnOnce(&Ingestor, &TaskDb, &IngestOptions) -> taskdb::Result<IngestReport> + Send,
+    ) -> PyResult<String> {
+        let opts = IngestOptions {
+            methods: methods(methods_)?,
+            tags: tags.unwrap_or_default(),
+            command_line: provenance.unwrap_or_else(|| vec!["python".into()]),
+            ..IngestOptions::default()
+        };
+        let ing = self.ingestor(py)?;
+        let _reporting = Reporting::new(&self.progress, progress);
+        let report = self.with(py, |db| run(&ing, db, &opts))?;
+        json(&report)
+    }
 }
 
 #[pymethods]
@@ -544,8 +556,6 @@ impl Database {
         progress: Option<Py<PyAny>>,
         provenance: Option<Vec<String>>,
     ) -> PyResult<String> {
-        let ing = self.ingestor(py)?;
-        let _reporting = Reporting::new(&self.progress, progress);
         let mut d = DatasetOptions::default();
         if let Some(t) = text {
             d.text_col = t;
@@ -568,13 +578,9 @@ impl Database {
         }
         d.limit = limit;
         d.seed = seed;
-        let opts = ingest_options(
-            methods,
-            tags,
-            provenance.unwrap_or_else(|| vec!["python".into()]),
-        )?;
-        let report = self.with(py, |db| ing.dataset(db, &name, &path, &d, &opts))?;
-        json(&report)
+        self.ingest(py, progress, methods, tags, provenance, |ing, db, opts| {
+            ing.dataset(db, &name, &path, &d, opts)
+        })
     }
 
     #[pyo3(signature = (name, command=None, predictions=None, timeout=None, methods=None, tags=None, progress=None, provenance=None))]
@@ -610,15 +616,21 @@ impl Database {
                 ))
             }
         };
-        let ing = self.ingestor(py)?;
-        let _reporting = Reporting::new(&self.progress, progress);
-        let opts = ingest_options(
-            methods,
-            tags,
-            provenance.unwrap_or_else(|| vec!["python".into()]),
-        )?;
-        let report = self.with(py, |db| ing.model(db, &name, &source, &opts))?;
-        json(&report)
+        self.ingest(py, progress, methods, tags, provenance, |ing, db, opts| {
+            ing.model(db, &name, &source, opts)
+        })
+    }
+}
+
+/// A snapshot (verified, in memory, read-only), or a database: read-only, or writable and
+/// created if missing.
+fn open_db(p: &std::path::Path, read_only: bool) -> taskdb::Result<TaskDb> {
+    if taskdb::is_snapshot(p) {
+        TaskDb::open_snapshot(p)
+    } else if read_only {
+        TaskDb::open_read_only(p)
+    } else {
+        TaskDb::open(p)
     }
 }
 
@@ -638,17 +650,7 @@ fn open(
     reference_cache: Option<PathBuf>,
 ) -> PyResult<Database> {
     let p = path.clone();
-    let db = py
-        .detach(move || {
-            if taskdb::is_snapshot(&p) {
-                TaskDb::open_snapshot(&p)
-            } else if read_only {
-                TaskDb::open_read_only(&p)
-            } else {
-                TaskDb::open(&p)
-            }
-        })
-        .map_err(err)?;
+    let db = py.detach(move || open_db(&p, read_only)).map_err(err)?;
     Ok(Database {
         db: RwLock::new(Some(db)),
         path,
@@ -706,14 +708,7 @@ fn diff_json(
 ) -> PyResult<String> {
     let d = py
         .detach(|| {
-            let open = |p: &PathBuf| {
-                if taskdb::is_snapshot(p) {
-                    TaskDb::open_snapshot(p)
-                } else {
-                    TaskDb::open_read_only(p)
-                }
-            };
-            let (da, db) = (open(&a)?, open(&b)?);
+            let (da, db) = (open_db(&a, true)?, open_db(&b, true)?);
             taskdb::diff(&da, &db, &taskdb::DiffOptions { neighbours })
         })
         .map_err(err)?;
