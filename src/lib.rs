@@ -37,6 +37,7 @@ pub mod files;
 mod import;
 mod index;
 pub mod ingest;
+mod map;
 mod model;
 mod outcome;
 mod recommend;
@@ -59,6 +60,10 @@ pub use export::{is_export, ExportReport, EXPORT_FORMAT};
 pub use features::CacheStats;
 pub use import::{ImportEvent, ImportOptions, ImportReport};
 pub use index::IndexParams;
+pub use map::{
+    MapLayout, MapNeighbour, MapOptions, MapPoint, MapRole, RenderOptions, RenderReport, TaskMap,
+    MAP_FORMAT, MAP_MAX_POINTS, TSNE_MAX_POINTS,
+};
 pub use model::{
     validate_name_for_new_entry, Embedding, Entry, EntryId, EntryRef, EntrySummary, Kind, LowRank,
     NewEntry, NewVector, Provenance,

@@ -18,8 +18,8 @@ use taskdb::ingest::sources::{self, DatasetOptions, ProbeSet};
 use taskdb::ingest::surrogate::{self, Surrogate};
 use taskdb::ingest::{IngestOptions, IngestReport, Ingestor, ModelSource, Progress};
 use taskdb::{
-    exit, Embedding, EntryRef, Filter, Kind, MethodKind, NewOutcome, Query, RecommendOptions,
-    Snapshot, SnapshotOptions, TaskDb,
+    exit, Embedding, EntryRef, Filter, Kind, MapLayout, MapOptions, MethodKind, NewOutcome, Query,
+    RecommendOptions, RenderOptions, Snapshot, SnapshotOptions, TaskDb,
 };
 
 create_exception!(taskdb, Error, PyException, "Every taskdb error.");
@@ -483,6 +483,54 @@ impl Database {
             }
         };
         json(&r)
+    }
+
+    /// A map of one space: `(map JSON, render report JSON or None)`; with `out`, the picture is
+    /// written there too (by extension: .svg, .png, .html, .json).
+    #[pyo3(signature = (method=None, kind=None, prefix=None, tags=None, layout="tsne", neighbours=5, frozen_layout=None, out=None, colour_tag=None, label_top=60, edges=2, title=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn map_json(
+        &self,
+        py: Python<'_>,
+        method: Option<String>,
+        kind: Option<&str>,
+        prefix: Option<String>,
+        tags: Option<BTreeMap<String, String>>,
+        layout: &str,
+        neighbours: usize,
+        frozen_layout: Option<PathBuf>,
+        out: Option<PathBuf>,
+        colour_tag: Option<String>,
+        label_top: usize,
+        edges: usize,
+        title: Option<String>,
+    ) -> PyResult<(String, Option<String>)> {
+        let mut filter = Filter::all();
+        filter.kind = self::kind(kind)?;
+        filter.name_prefix = prefix;
+        filter.tags = tags.unwrap_or_default();
+        let opts = MapOptions {
+            method,
+            filter,
+            layout: MapLayout::parse(layout).map_err(err)?,
+            neighbours: neighbours.max(edges),
+            frozen: frozen_layout,
+        };
+        let render = RenderOptions {
+            colour_tag,
+            label_top,
+            edges,
+            title,
+        };
+        let (m, report) = self.with(py, |db| {
+            let m = db.map(&opts)?;
+            let r = match &out {
+                Some(p) => Some(m.write(p, &render)?),
+                None => None,
+            };
+            Ok((m, r))
+        })?;
+        Ok((json(&m)?, report.map(|r| json(&r)).transpose()?))
     }
 
     #[pyo3(signature = (since=0))]

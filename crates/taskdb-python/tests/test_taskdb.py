@@ -307,3 +307,39 @@ def test_select_prompt_ranks_candidates_and_shows_entropy(db):
     assert by["p-constant"]["output_entropy"] < by["p-rule"]["output_entropy"]
     with pytest.raises(taskdb.NotFoundError):
         db.select_prompt("nope", prefix="p-")
+
+
+def test_map_returns_coordinates_and_writes_pictures(tmp_path):
+    import pandas as pd
+
+    sample = FX / "engine" / "sample.jsonl"
+    with taskdb.open(tmp_path / "m.taskdb") as db:
+        db.import_jsonl(sample)
+        m = db.map(method="demo")
+        assert isinstance(m, taskdb.Map) and len(m) == 13
+        assert m.space == "demo" and m.layout == "tsne" and m.report is None
+        p = m[0]
+        assert {"name", "version", "kind", "role", "x", "y", "tags", "neighbours"} <= set(p)
+        # The neighbours are knn's answer.
+        hits = db.knn(p["name"], k=5, method="demo")
+        assert [n["name"] for n in p["neighbours"]] == [h.name for h in hits]
+        # Deterministic, and a DataFrame.
+        assert list(db.map(method="demo")) == list(m)
+        df = m.to_pandas()
+        assert len(df) == 13 and np.isfinite(df["x"]).all()
+        # Pictures by extension; a frozen layout keeps old points where they were.
+        for ext in ("svg", "png", "html"):
+            r = db.map(tmp_path / ("m." + ext), method="demo", label_top=5).report
+            assert r["points"] == 13 and r["labelled"] + len(r["unlabelled"]) == 5
+            assert (tmp_path / ("m." + ext)).stat().st_size > 1000
+        frozen = tmp_path / "layout.json"
+        first = db.map(method="demo", frozen_layout=frozen)
+        assert frozen.exists()
+        again = db.map(method="demo", frozen_layout=frozen, layout="pca")
+        assert [(q["x"], q["y"]) for q in again] == [(q["x"], q["y"]) for q in first]
+        with pytest.raises(taskdb.InvalidInputError, match=r"\.svg, \.png, \.html or \.json"):
+            db.map(tmp_path / "m.bmp", method="demo")
+        with pytest.raises(taskdb.InvalidInputError, match="unknown layout"):
+            db.map(method="demo", layout="umap")
+        with pytest.raises(taskdb.NotFoundError, match="nothing to map"):
+            db.map(method="demo", prefix="no-such-")

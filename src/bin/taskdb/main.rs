@@ -7,6 +7,7 @@
 mod admin;
 mod import;
 mod ingest;
+mod map;
 mod output;
 mod prompts;
 mod read;
@@ -83,6 +84,9 @@ pub enum Command {
     Snapshot(snapshot::SnapshotCmd),
     /// The write log: every write, hash-chained (`--since N`, `--json`).
     Log(snapshot::LogArgs),
+    /// Draw one task space: SVG, PNG, self-contained HTML (hover for neighbours), or JSON
+    /// coordinates.
+    Map(map::MapArgs),
     /// Rank stored (LLM, prompt) model entries as prompts for a dataset (FUTE's rule), with
     /// each one's output entropy on U beside.
     #[command(name = "select-prompt")]
@@ -205,6 +209,7 @@ fn run_db(db: Option<PathBuf>, quiet: bool, command: Command) -> ExitCode {
         Command::SelectPrompt(a) => transfer::select_prompt(&ctx, a),
         Command::Snapshot(c) => snapshot::run(Some(&ctx), c),
         Command::Log(a) => snapshot::log(&ctx, a),
+        Command::Map(a) => map::map(&ctx, a),
     };
     finish(res)
 }

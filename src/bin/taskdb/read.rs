@@ -87,7 +87,7 @@ pub fn list(ctx: &Ctx, a: ListArgs) -> taskdb::Result<i32> {
 
 /// `--method M` must name a method taskdb computes or one some entry has (an external
 /// space's method), so that a typo is an error, not an empty listing.
-fn check_method(db: &taskdb::TaskDb, m: &str) -> taskdb::Result<()> {
+pub fn check_method(db: &taskdb::TaskDb, m: &str) -> taskdb::Result<()> {
     if m.parse::<taskdb::MethodKind>().is_ok() {
         return Ok(());
     }

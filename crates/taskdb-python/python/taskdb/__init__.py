@@ -41,7 +41,7 @@ from ._taskdb import (  # noqa: F401  (re-exported)
 )
 
 __all__ = [
-    "open", "Database", "Hit", "Hits", "Entry", "verify_snapshot", "diff",
+    "open", "Database", "Hit", "Hits", "Entry", "Map", "verify_snapshot", "diff",
     "Error", "NotFoundError", "InvalidInputError", "LockedError", "IncompatibleError",
     "CorruptError", "FileError", "SurrogateError", "ModelError", "DiskFullError",
     "SnapshotInvalidError",
@@ -71,6 +71,29 @@ class Hits(list):
 
         return pd.DataFrame([h.__dict__ for h in self],
                             columns=["name", "version", "kind", "score", "space", "method", "id"])
+
+
+class Map(list):
+    """A map of one space: a list of points (dicts with `id`, `name`, `version`, `kind`,
+    `role` — dataset, model or llm-prompt —, `tags`, `x`, `y`, `frozen` and `neighbours`),
+    with the space, method and layout as attributes, the rendering report when a picture was
+    written, and `.to_pandas()`."""
+
+    def __init__(self, m: Dict[str, Any], report: Optional[Dict[str, Any]] = None):
+        super().__init__(m["points"])
+        self.space: str = m["space"]
+        self.method: str = m["method"]
+        self.layout: str = m["layout"]
+        self.left_out: List[str] = m.get("left_out", [])
+        self.report: Optional[Dict[str, Any]] = report
+
+    def to_pandas(self):
+        import pandas as pd
+
+        rows = [{**{k: v for k, v in p.items() if k != "neighbours"},
+                 "neighbours": [n["name"] for n in p["neighbours"]]} for p in self]
+        return pd.DataFrame(rows, columns=["name", "version", "kind", "role", "x", "y", "tags",
+                                           "neighbours", "frozen", "id"])
 
 
 @dataclass(frozen=True)
@@ -345,6 +368,25 @@ class Database:
         `import_jsonl` and `taskdb import`) or Parquet (a directory, one file per space, for
         pandas, DuckDB or a vector store such as LanceDB). See schema/EXPORT.md."""
         return json.loads(self._db.export_json(os.fspath(out), format))
+
+    def map(self, out: Optional[PathLike] = None, *, method: Optional[str] = None,
+            kind: Optional[str] = None, prefix: Optional[str] = None,
+            tags: Optional[Mapping[str, str]] = None, layout: str = "tsne",
+            neighbours: int = 5, frozen_layout: Optional[PathLike] = None,
+            colour_tag: Optional[str] = None, label_top: int = 60, edges: int = 2,
+            title: Optional[str] = None) -> "Map":
+        """A map of one task space: each entry's coordinates (deterministic: t-SNE started
+        from kernel PCA, or `layout="pca"`) from the space's exact similarities, with its
+        nearest neighbours. With `out`, the picture is written too: `.svg`, `.png`, `.html`
+        (one self-contained file; hover shows neighbours) or `.json`. `frozen_layout`: a map
+        JSON file written earlier whose points keep their coordinates (written first when it
+        does not exist). `colour_tag` colours points by a tag's value (e.g. "family")."""
+        m, report = self._db.map_json(method, kind, prefix, dict(tags or {}) or None, layout,
+                                      neighbours,
+                                      None if frozen_layout is None else os.fspath(frozen_layout),
+                                      None if out is None else os.fspath(out), colour_tag,
+                                      label_top, edges, title)
+        return Map(json.loads(m), None if report is None else json.loads(report))
 
     def log(self, since: int = 0) -> List[Dict[str, Any]]:
         """The write log from record `since` on."""
