@@ -255,6 +255,24 @@ fn llm_with_prompt_and_verbalizers_reports_unmatched_replies() {
         "Classify the sentiment. Text: {text}"
     );
     assert_eq!(knn_datasets(&db, "llm", None)[0], "sentiment_a");
+    // A map draws it as an LLM with a prompt, the datasets as datasets.
+    let map = d.path().join("v.json");
+    ok(run(&db, &["map", map.to_str().unwrap()]), "map");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&map).unwrap()).unwrap();
+    let roles: Vec<(&str, &str)> = m["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("sentiment_a", "dataset"),
+            ("topic", "dataset"),
+            ("llm", "llm-prompt")
+        ]
+    );
     // Every reply evasive: refused, nothing written.
     let before = listing(&db);
     let err = fails(
