@@ -213,7 +213,20 @@ pub fn tsne(sim: &[f64], n: usize, p: TsneParams) -> Vec<[f64; 2]> {
                 vel[i][d] = momentum * vel[i][d] - eta * gains[i][d] * grad;
             }
         }
+        // No point moves more than a tenth of the layout's radius in one step: without this
+        // cap a point can be flung far out during early exaggeration and, the Student-t
+        // kernel's pull decaying with distance, not come back (seen on real data: the one
+        // spam classifier ended 10× farther out than anything else, away from its dataset).
+        let radius = (y.iter().map(|c| c[0] * c[0] + c[1] * c[1]).sum::<f64>() / n as f64)
+            .sqrt()
+            .max(1e-3);
+        let cap = 0.1 * radius;
         for i in 0..n {
+            let step = (vel[i][0] * vel[i][0] + vel[i][1] * vel[i][1]).sqrt();
+            if step > cap {
+                vel[i][0] *= cap / step;
+                vel[i][1] *= cap / step;
+            }
             y[i][0] += vel[i][0];
             y[i][1] += vel[i][1];
         }
@@ -370,6 +383,10 @@ mod tests {
         assert_eq!(a, pca(&s, n));
         let t = tsne(&s, n, TsneParams::default());
         assert!(clusters_kept(&t, &lab));
+        // No point flung far out (the step cap): the farthest is within 4× the median radius.
+        let mut r: Vec<f64> = t.iter().map(|c| c[0].hypot(c[1])).collect();
+        r.sort_by(f64::total_cmp);
+        assert!(r[n - 1] <= 4.0 * r[n / 2], "{r:?}");
         assert_eq!(t, tsne(&s, n, TsneParams::default()));
         assert!(t.iter().all(|c| c[0].is_finite() && c[1].is_finite()));
     }
