@@ -245,10 +245,17 @@ impl ArenaQuery {
         }
         let n = dot_terms(dim) as f64;
         let unit = (2.0f64).powi(-24);
+        // Padded with zero columns of weight 0 to a multiple of four (the kernel's width):
+        // their products and sums are exactly 0, so neither the value nor the bound moves.
+        let padded = v.s.len().div_ceil(4) * 4;
+        let mut cols = v.u.clone();
+        cols.resize(padded * dim, 0.0);
+        let mut t: Vec<f64> = v.s.iter().map(|&x| x as f64).collect();
+        t.resize(padded, 0.0);
         Some(ArenaQuery {
             dim,
-            cols: v.u.clone(),
-            t: v.s.iter().map(|&x| x as f64).collect(),
+            cols,
+            t,
             norm: p.norm,
             ref_dot: p.ref_dot,
             ref_norm2: p.ref_norm2,
@@ -258,7 +265,7 @@ impl ArenaQuery {
     }
 }
 
-/// The longest chain of roundings one product goes through in [`dot`]: its multiplication,
+/// The longest chain of roundings one product goes through in [`dot4`] (or [`dot4_fma`]): its multiplication,
 /// the additions in its lane (`⌈d/LANES⌉` products per lane at most, the remainder included),
 /// and the `log2(LANES)` levels of the final tree.
 fn dot_terms(dim: usize) -> usize {
@@ -321,41 +328,98 @@ fn score_rows_with<const FMA: bool>(
 }
 
 /// `⟨U diag(s) Uᵀ, V diag(t) Vᵀ⟩_F = Σ_ij s_i t_j (u_iᵀ v_j)²`: dot products in f32 (four
-/// query columns per pass over `u_i`), everything after them in f64.
+/// query columns per pass over `u_i`, the query being padded to a multiple of four),
+/// everything after them in f64.
 #[inline(always)]
 fn row_inner<const FMA: bool>(u: &[f32], s: &[f64], q: &ArenaQuery) -> f64 {
     let d = q.dim;
-    let t = &q.t;
     let mut total = 0.0f64;
     for (ui, &si) in u.chunks_exact(d).zip(s) {
         let mut row = 0.0f64;
-        let mut quads = q.cols.chunks_exact(4 * d);
-        let mut j = 0;
-        for v in quads.by_ref() {
-            let g = dot4::<FMA>(ui, v, d);
-            for (l, &gl) in g.iter().enumerate() {
+        for (v, t) in q.cols.chunks_exact(4 * d).zip(q.t.chunks_exact(4)) {
+            let g = if FMA {
+                // SAFETY: `FMA` is true only in the instance called by `score_rows_avx2`, which
+                // runs after the CPU was found to support AVX2 and FMA.
+                unsafe { dot4_fma(ui, v, d) }
+            } else {
+                dot4(ui, v, d)
+            };
+            for (&gl, &tl) in g.iter().zip(t) {
                 let gl = gl as f64;
-                row += t[j + l] * gl * gl;
+                row += tl * gl * gl;
             }
-            j += 4;
-        }
-        for v in quads.remainder().chunks_exact(d) {
-            let g = dot::<FMA>(ui, v) as f64;
-            row += t[j] * g * g;
-            j += 1;
         }
         total += si * row;
     }
     total
 }
 
-#[inline(always)]
-fn fmadd<const FMA: bool>(acc: f32, x: f32, y: f32) -> f32 {
-    if FMA {
-        x.mul_add(y, acc)
-    } else {
-        acc + x * y
+/// [`dot4`] with AVX2 and FMA: the same lanes, each summed in the same order (fused), then the
+/// same tree. Only called from [`score_rows_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn dot4_fma(x: &[f32], v: &[f32], d: usize) -> [f32; 4] {
+    use std::arch::x86_64::{__m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps};
+    use std::arch::x86_64::{_mm256_add_ps, _mm256_castps256_ps128, _mm256_extractf128_ps};
+    use std::arch::x86_64::{_mm256_storeu_ps, _mm_prefetch, _MM_HINT_T0};
+    use std::arch::x86_64::{_mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps};
+    let (x, v) = (&x[..d], &v[..4 * d]);
+    let full = d / LANES * LANES;
+    let mut a: [__m256; 8] = [_mm256_setzero_ps(); 8];
+    let (px, pv) = (x.as_ptr(), v.as_ptr());
+    let mut i = 0;
+    while i < full {
+        // SAFETY: `i + LANES <= full <= d`, `x` holds `d` floats and `v` four columns of `d`,
+        // so every 8-float load below is in bounds (unaligned loads are allowed).
+        unsafe {
+            // The next columns of the arena follow this one: ask for them early (a prefetch
+            // never faults, wherever it points).
+            _mm_prefetch::<_MM_HINT_T0>(px.wrapping_add(i + 4 * d).cast());
+            let xl = _mm256_loadu_ps(px.add(i));
+            let xh = _mm256_loadu_ps(px.add(i + 8));
+            for c in 0..4 {
+                let col = pv.add(c * d + i);
+                a[2 * c] = _mm256_fmadd_ps(xl, _mm256_loadu_ps(col), a[2 * c]);
+                a[2 * c + 1] = _mm256_fmadd_ps(xh, _mm256_loadu_ps(col.add(8)), a[2 * c + 1]);
+            }
+        }
+        i += LANES;
     }
+    if full == d {
+        // No remainder: the tree of `reduce`, level by level, in registers (lanes l and l + 8,
+        // then l and l + 4, l and l + 2, l and l + 1).
+        return std::array::from_fn(|c| {
+            let s8 = _mm256_add_ps(a[2 * c], a[2 * c + 1]);
+            let s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps::<1>(s8));
+            let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+            let s1 = _mm_add_ss(s2, _mm_shuffle_ps::<1>(s2, s2));
+            _mm_cvtss_f32(s1)
+        });
+    }
+    let mut acc = [[0.0f32; LANES]; 4];
+    for (c, lanes) in acc.iter_mut().enumerate() {
+        // SAFETY: each store writes 8 floats into a 16-float array, at offsets 0 and 8.
+        unsafe {
+            _mm256_storeu_ps(lanes.as_mut_ptr(), a[2 * c]);
+            _mm256_storeu_ps(lanes.as_mut_ptr().add(8), a[2 * c + 1]);
+        }
+        let col = &v[c * d..(c + 1) * d];
+        for l in 0..d - full {
+            lanes[l] = x[full + l].mul_add(col[full + l], lanes[l]);
+        }
+    }
+    acc.map(reduce)
+}
+
+/// Elsewhere than x86-64, [`dot4`] (never called: `score_rows` uses the portable kernel).
+///
+/// # Safety
+/// None needed; `unsafe` only to match the x86-64 signature.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+unsafe fn dot4_fma(x: &[f32], v: &[f32], d: usize) -> [f32; 4] {
+    dot4(x, v, d)
 }
 
 /// The fixed-order sum of the lanes (a tree of `log2(LANES)` levels).
@@ -371,27 +435,11 @@ fn reduce(mut acc: [f32; LANES]) -> f32 {
     acc[0]
 }
 
-/// `xᵀy` in f32 over `LANES` lanes (the remainder goes to the first lanes, one each).
+/// `xᵀv_0 … xᵀv_3` for the four consecutive columns of `v` (each of length `d`): lane `l`
+/// sums the products at `l`, `l + LANES`, … in order (the remainder `full + l` last), then
+/// [`reduce`] adds the lanes. Loads each chunk of `x` once.
 #[inline(always)]
-fn dot<const FMA: bool>(x: &[f32], y: &[f32]) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let (xc, yc) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
-    let (xr, yr) = (xc.remainder(), yc.remainder());
-    for (a, b) in xc.zip(yc) {
-        for l in 0..LANES {
-            acc[l] = fmadd::<FMA>(acc[l], a[l], b[l]);
-        }
-    }
-    for l in 0..xr.len().min(yr.len()) {
-        acc[l] = fmadd::<FMA>(acc[l], xr[l], yr[l]);
-    }
-    reduce(acc)
-}
-
-/// `xᵀv_0 … xᵀv_3` for the four consecutive columns of `v` (each of length `d`), in the same
-/// order of operations as [`dot`], loading each chunk of `x` once.
-#[inline(always)]
-fn dot4<const FMA: bool>(x: &[f32], v: &[f32], d: usize) -> [f32; 4] {
+fn dot4(x: &[f32], v: &[f32], d: usize) -> [f32; 4] {
     let (v0, rest) = v.split_at(d);
     let (v1, rest) = rest.split_at(d);
     let (v2, v3) = rest.split_at(d);
@@ -405,18 +453,18 @@ fn dot4<const FMA: bool>(x: &[f32], v: &[f32], d: usize) -> [f32; 4] {
         .zip(v3[..full].chunks_exact(LANES));
     for ((((a, b0), b1), b2), b3) in it {
         for l in 0..LANES {
-            acc[0][l] = fmadd::<FMA>(acc[0][l], a[l], b0[l]);
-            acc[1][l] = fmadd::<FMA>(acc[1][l], a[l], b1[l]);
-            acc[2][l] = fmadd::<FMA>(acc[2][l], a[l], b2[l]);
-            acc[3][l] = fmadd::<FMA>(acc[3][l], a[l], b3[l]);
+            acc[0][l] += a[l] * b0[l];
+            acc[1][l] += a[l] * b1[l];
+            acc[2][l] += a[l] * b2[l];
+            acc[3][l] += a[l] * b3[l];
         }
     }
     for l in 0..d - full {
         let a = x[full + l];
-        acc[0][l] = fmadd::<FMA>(acc[0][l], a, v0[full + l]);
-        acc[1][l] = fmadd::<FMA>(acc[1][l], a, v1[full + l]);
-        acc[2][l] = fmadd::<FMA>(acc[2][l], a, v2[full + l]);
-        acc[3][l] = fmadd::<FMA>(acc[3][l], a, v3[full + l]);
+        acc[0][l] += a * v0[full + l];
+        acc[1][l] += a * v1[full + l];
+        acc[2][l] += a * v2[full + l];
+        acc[3][l] += a * v3[full + l];
     }
     acc.map(reduce)
 }
