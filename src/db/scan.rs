@@ -84,7 +84,9 @@ fn build(
     points: &BTreeSet<EntryId>,
     generation: u64,
 ) -> Result<Arena> {
-    let mut a = Arena::new(space.def.dim as usize, generation);
+    // Read first, then copied into buffers allocated once at their final size.
+    let mut values = Vec::with_capacity(points.len());
+    let mut cols = 0;
     for &id in points {
         let e = c
             .entries
@@ -92,7 +94,14 @@ fn build(
             .ok_or_else(|| Error::Internal(format!("entry {id} not in the catalog")))?;
         let vm = e.vector_in(id, space.id)?;
         let x = read_vector(txn, id, &vm.method)?;
-        push(&mut a, space, id, &x, vm.prep)?;
+        if let Embedding::LowRank(v) = &x {
+            cols += v.s.len();
+        }
+        values.push((id, x, vm.prep));
+    }
+    let mut a = Arena::with_capacity(space.def.dim as usize, generation, values.len(), cols);
+    for (id, x, prep) in values {
+        push(&mut a, space, id, &x, prep)?;
     }
     Ok(a)
 }
