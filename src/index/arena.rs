@@ -147,6 +147,9 @@ impl Arena {
         live: Option<&HashMap<EntryId, ScoreConsts>>,
     ) -> Vec<EntryId> {
         use rayon::prelude::*;
+        if k == 0 {
+            return Vec::new();
+        }
         if rows.len() <= k {
             let mut ids: Vec<EntryId> = rows.iter().map(|&r| self.ids[r as usize]).collect();
             ids.sort_unstable();
