@@ -293,6 +293,20 @@ fn matrix(dir: &Path) {
         );
         let (rows, bytes) = taskdb::testing::scan_arena_size(&db, SPACE).expect("arena");
         drop(db);
+        // The old scan's first query on a fresh handle (redb's cache cold, as the arena's
+        // build found it): what a one-query process paid before.
+        let db = TaskDb::open_with(&path, options()).expect("open");
+        let cold = run(&queries[..1], |q| {
+            taskdb::testing::nearest_with_old_scan(&db, q, 10, &all, &opts)
+                .expect("knn")
+                .0
+        });
+        drop(db);
+        println!(
+            "# n={n}: first query of a fresh handle: arena path {build_s:.2} s (build included), \
+             old scan {:.2} s",
+            cold.ms[0] / 1e3
+        );
         let gbs = read_bandwidth(bytes);
         let mut ms = new.ms.clone();
         ms.sort_by(f64::total_cmp);
