@@ -13,10 +13,11 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::{EntryId, NewEntry, Result, TaskDb};
+use crate::{EntryId, Filter, Hit, NewEntry, Query, Result, SearchOptions, SearchPath, TaskDb};
 
 thread_local! {
     static UNVALIDATED: Cell<bool> = const { Cell::new(false) };
+    static OLD_SCAN: Cell<bool> = const { Cell::new(false) };
 }
 
 static GRAPH_INSERT_PANICS: AtomicBool = AtomicBool::new(false);
@@ -38,6 +39,38 @@ pub fn put_unvalidated(db: &TaskDb, entries: Vec<NewEntry>) -> Result<Vec<EntryI
 /// Whether the current thread is inside [`put_unvalidated`].
 pub(crate) fn unvalidated() -> bool {
     UNVALIDATED.with(|c| c.get())
+}
+
+/// [`TaskDb::nearest_with`] answered by the exact scan as it was before the scan arenas of
+/// issue 14 (every candidate read from redb and scored exactly; on this thread only, for this
+/// call only): the reference the arena path is tested and benchmarked against.
+pub fn nearest_with_old_scan(
+    db: &TaskDb,
+    query: &Query,
+    k: usize,
+    filter: &Filter,
+    opts: &SearchOptions,
+) -> Result<(Vec<Hit>, SearchPath)> {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            OLD_SCAN.with(|c| c.set(false));
+        }
+    }
+    OLD_SCAN.with(|c| c.set(true));
+    let _reset = Reset;
+    db.nearest_with(query, k, filter, opts)
+}
+
+/// The rows and factor bytes of the scan arena of the space named `space`, if one is built
+/// (it is built by the second exact query of a matrix space on a handle).
+pub fn scan_arena_size(db: &TaskDb, space: &str) -> Option<(usize, usize)> {
+    db.scan_arena_size(space)
+}
+
+/// Whether the current thread is inside [`nearest_with_old_scan`].
+pub(crate) fn old_scan() -> bool {
+    OLD_SCAN.with(|c| c.get())
 }
 
 /// Makes every HNSW insertion in this process panic (`true`) or behave (`false`).

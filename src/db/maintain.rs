@@ -179,6 +179,7 @@ impl TaskDb {
         for id in &dead {
             st.catalog.purge(*id);
         }
+        super::scan::clear(&mut st.arenas);
         // Rebuild graphs from the store.
         let txn = self.db.begin_read()?;
         let sids: Vec<SpaceId> = st.catalog.spaces.keys().copied().collect();

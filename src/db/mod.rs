@@ -11,6 +11,7 @@ mod maintain;
 mod open;
 pub(crate) mod outcomes;
 mod read;
+mod scan;
 mod search;
 mod write;
 
@@ -49,6 +50,8 @@ struct State {
     meta: Meta,
     /// What happened to each space's graph at open: "loaded" or "rebuilt: <reason>".
     index_events: BTreeMap<SpaceId, String>,
+    /// The scan arenas of matrix spaces (derived, built by the second exact query of a space; `scan.rs`).
+    arenas: scan::Arenas,
 }
 
 /// A taskdb database. Cheap to share across threads (`&TaskDb` is `Sync`): any number of

@@ -90,6 +90,7 @@ impl TaskDb {
                 indexes: BTreeMap::new(),
                 meta,
                 index_events: BTreeMap::new(),
+                arenas: Mutex::new(HashMap::new()),
             }),
             live_centres: Mutex::new(HashMap::new()),
         };

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use redb::ReadTransaction;
 
-use super::{poisoned, TaskDb, DEFAULT_METHOD};
+use super::{poisoned, scan, TaskDb, DEFAULT_METHOD};
 use crate::catalog::{CatEntry, Catalog};
 use crate::error::{Error, Result};
+use crate::index::arena::{Arena, ArenaQuery};
 use crate::model::{Embedding, EntryId, Kind};
 use crate::search::plan::{self, Plan, Shape, Step};
 use crate::search::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};
@@ -99,6 +100,13 @@ impl TaskDb {
             live,
         };
         let exact = |path: SearchPath| -> Result<(Vec<Hit>, SearchPath)> {
+            if !crate::testing::old_scan() {
+                let arena = scan::arena_for(&st.arenas, c, &txn, space, points)?;
+                let rows = |a: &Arena| rows_passing(a, &keep);
+                if let Some(hits) = run.top_arena(arena.as_deref(), rows, k)? {
+                    return Ok((hits, path));
+                }
+            }
             let ids: Vec<EntryId> = points.iter().copied().filter(|&id| keep(id)).collect();
             Ok((run.top(&ids, k)?, path))
         };
@@ -131,6 +139,14 @@ impl TaskDb {
                 Step::Exact => return exact(SearchPath::HnswThenBruteForce),
             }
         };
+        if shape.sketched && !crate::testing::old_scan() {
+            // A matrix space re-ranks a wide candidate set: through the arena too.
+            let arena = scan::arena_for(&st.arenas, c, &txn, space, points)?;
+            let rows = |a: &Arena| rows_of(a, &ids);
+            if let Some(hits) = run.top_arena(arena.as_deref(), rows, k)? {
+                return Ok((hits, SearchPath::Hnsw));
+            }
+        }
         Ok((run.top(&ids, k)?, SearchPath::Hnsw))
     }
 
@@ -162,6 +178,31 @@ impl TaskDb {
 }
 
 impl Run<'_> {
+    /// The exact scan through the space's scan arena (`None` without one, or for a query the
+    /// arena cannot score: the caller scans the old way). The arena ranks every row passing
+    /// `keep` and keeps a candidate set that provably contains the exact top `k`
+    /// ([`Arena::candidates`]); those are re-scored exactly by [`Run::top`], so the hits,
+    /// their order and their scores are the old scan's.
+    fn top_arena(
+        &self,
+        arena: Option<&Arena>,
+        rows: impl FnOnce(&Arena) -> Option<Vec<u32>>,
+        k: usize,
+    ) -> Result<Option<Vec<Hit>>> {
+        let (Some(arena), Prepared::Task(p)) = (arena, &self.prepared) else {
+            return Ok(None);
+        };
+        let Some(q) = ArenaQuery::new(p, self.space.def.dim as usize) else {
+            return Ok(None);
+        };
+        let Some(rows) = rows(arena) else {
+            return Ok(None);
+        };
+        let live = self.live.as_ref().map(|l| &l.consts);
+        let ids = arena.candidates(&q, &rows, k, live);
+        Ok(Some(self.top(&ids, k)?))
+    }
+
     /// Scores `ids` exactly and returns the best `k`, best first, ties broken by id. Every
     /// score depends only on its own pair, so the answer is the same whatever the thread count.
     fn top(&self, ids: &[EntryId], k: usize) -> Result<Vec<Hit>> {
@@ -203,6 +244,24 @@ impl Run<'_> {
         hits.truncate(k);
         Ok(hits)
     }
+}
+
+/// The arena rows whose ids pass `keep`.
+fn rows_passing(a: &Arena, keep: &dyn Fn(EntryId) -> bool) -> Option<Vec<u32>> {
+    Some(
+        (0u32..)
+            .zip(a.ids())
+            .filter(|&(_, &id)| keep(id))
+            .map(|(r, _)| r)
+            .collect(),
+    )
+}
+
+/// The arena rows of `ids` (`None` if one is missing: the caller scans the old way).
+fn rows_of(a: &Arena, ids: &[EntryId]) -> Option<Vec<u32>> {
+    ids.iter()
+        .map(|id| a.ids().binary_search(id).ok().map(|r| r as u32))
+        .collect()
 }
 
 /// The space, value and excluded id (an entry query leaves itself out) of a query.

@@ -171,6 +171,15 @@ impl TaskDb {
         }
         for (sid, g) in space_gens {
             st.catalog.space_gen.insert(sid, g);
+            if let Some(space) = st.catalog.spaces.get(&sid) {
+                let added = per_space.get(&sid).map(Vec::as_slice).unwrap_or_default();
+                let c = &st.catalog;
+                let prep = |id: EntryId| {
+                    let e = c.entries.get(&id)?;
+                    e.vector_in(id, sid).ok()?.prep
+                };
+                super::scan::extend(&mut st.arenas, space, g, added, prep);
+            }
             if let (Some(idx), Some(space)) =
                 (st.indexes.get_mut(&sid), st.catalog.spaces.get(&sid))
             {

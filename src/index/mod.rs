@@ -5,6 +5,7 @@
 //! a filter at query time; `compact` rebuilds graphs without them. Graphs are persisted beside
 //! the database by [`persist`] and verified on open.
 
+pub(crate) mod arena;
 pub(crate) mod persist;
 
 use std::collections::HashSet;

@@ -1,0 +1,317 @@
+//! The fast exact scan of matrix spaces (issue 14): the scan arena ranks, the exact path
+//! re-scores, and the answers must be the old exact scan's, hits, order and score bits, with
+//! filters, deletions, new versions, puts after the arena was built, compaction and live
+//! centring. The old scan is reached through `taskdb::testing::nearest_with_old_scan`.
+
+use std::collections::BTreeMap;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use taskdb::{
+    Centring, Embedding, EntryRef, Filter, IndexParams, Kind, LowRank, MethodKind, MethodParams,
+    NewEntry, NewVector, OpenOptions, Query, SearchOptions, SpaceRef, SpaceSel, TaskDb,
+    TaskSpaceParams,
+};
+
+/// Not a multiple of the kernel's 16 lanes, so its remainder path is exercised.
+const DIM: usize = 40;
+const SPACE: &str = "scatter:scan-test";
+
+fn orthonormal(mut cols: Vec<Vec<f32>>) -> Vec<f32> {
+    for j in 0..cols.len() {
+        for p in 0..j {
+            let d: f32 = cols[j].iter().zip(&cols[p]).map(|(a, b)| a * b).sum();
+            let prev = cols[p].clone();
+            for (a, b) in cols[j].iter_mut().zip(prev) {
+                *a -= d * b;
+            }
+        }
+        let n = cols[j].iter().map(|x| x * x).sum::<f32>().sqrt();
+        cols[j].iter_mut().for_each(|x| *x /= n);
+    }
+    cols.concat()
+}
+
+/// Random low-rank values of ranks 1–19 near a few shared directions (so that many scores
+/// are close: the hard case for a first pass in f32).
+fn values(n: usize, seed: u64) -> Vec<LowRank> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut base = ChaCha8Rng::seed_from_u64(1);
+    let centres: Vec<Vec<f32>> = (0..24)
+        .map(|_| (0..DIM).map(|_| base.random_range(-1.0f32..1.0)).collect())
+        .collect();
+    (0..n)
+        .map(|_| {
+            let rank = rng.random_range(1..=19usize);
+            let c0 = rng.random_range(0..centres.len() - rank.min(centres.len() - 1));
+            let noise = rng.random_range(0.05f32..0.6);
+            let cols = (0..rank)
+                .map(|j| {
+                    centres[(c0 + j) % centres.len()]
+                        .iter()
+                        .map(|x| x + rng.random_range(-noise..noise))
+                        .collect()
+                })
+                .collect();
+            let mut s: Vec<f32> = (0..rank).map(|_| rng.random_range(0.05f32..3.0)).collect();
+            s.sort_by(|a, b| b.total_cmp(a));
+            LowRank {
+                dim: DIM,
+                u: orthonormal(cols),
+                s,
+            }
+        })
+        .collect()
+}
+
+/// An uncentred-whitening scatter space with a frozen reference (the mean of other values),
+/// so the scores' reference terms are not zero.
+fn space_def() -> taskdb::SpaceDef {
+    let refs: Vec<taskdb_methods::TaskEmbedding> = values(30, 77)
+        .into_iter()
+        .map(taskdb_methods::TaskEmbedding::LowRank)
+        .collect();
+    let refs: Vec<&taskdb_methods::TaskEmbedding> = refs.iter().collect();
+    let reference = taskdb_methods::library_reference(MethodKind::Scatter, DIM, &refs).unwrap();
+    let params = MethodParams {
+        scatter_whitening: None,
+        ..MethodParams::default()
+    };
+    TaskSpaceParams::new(MethodKind::Scatter, params, Some(reference)).into_def(
+        SPACE.into(),
+        DIM as u32,
+        "surrogate-fp",
+        "probe-fp",
+    )
+}
+
+fn entry(name: String, i: usize, v: &LowRank, def: &taskdb::SpaceDef) -> NewEntry {
+    NewEntry {
+        name,
+        kind: if i.is_multiple_of(3) {
+            Kind::Model
+        } else {
+            Kind::Dataset
+        },
+        vectors: vec![NewVector {
+            method: "scatter".into(),
+            space: SpaceRef::Def(def.clone()),
+            embedding: Embedding::LowRank(v.clone()),
+        }],
+        tags: BTreeMap::from([("bucket".to_string(), (i % 5).to_string())]),
+        provenance: Default::default(),
+    }
+}
+
+fn filters() -> Vec<Filter> {
+    vec![
+        Filter::all(),
+        Filter::all().kind(Kind::Model),
+        Filter::all().tag("bucket", "2"),
+        Filter::all().kind(Kind::Dataset).tag("bucket", "4"),
+        Filter::all().name_prefix("t1"),
+    ]
+}
+
+/// Every query × k × filter × centring answered both ways; returns how many were compared.
+fn compare_all(db: &TaskDb, queries: &[Query], live: bool) -> usize {
+    let mut n = 0;
+    let centrings: &[Centring] = if live {
+        &[Centring::Frozen, Centring::Live]
+    } else {
+        &[Centring::Frozen]
+    };
+    for q in queries {
+        for k in [1, 3, 10, 37, 1000] {
+            for f in filters() {
+                for &centring in centrings {
+                    let opts = SearchOptions { centring };
+                    let new = db.nearest_with(q, k, &f, &opts).unwrap();
+                    let old = taskdb::testing::nearest_with_old_scan(db, q, k, &f, &opts).unwrap();
+                    assert_eq!(new.1, old.1, "path of {q:?} k={k} {f:?} {centring:?}");
+                    assert_eq!(new.0.len(), old.0.len(), "{q:?} k={k} {f:?} {centring:?}");
+                    for (a, b) in new.0.iter().zip(&old.0) {
+                        assert_eq!(
+                            (a.id, a.score.to_bits(), &a.name, a.version),
+                            (b.id, b.score.to_bits(), &b.name, b.version),
+                            "{q:?} k={k} {f:?} {centring:?}"
+                        );
+                    }
+                    assert_eq!(new.0, old.0);
+                    n += 1;
+                }
+            }
+        }
+    }
+    n
+}
+
+fn queries(db_names: &[&str], seed: u64) -> Vec<Query> {
+    values(6, seed)
+        .into_iter()
+        .map(|v| Query::Vector {
+            space: SpaceSel::Name(SPACE.into()),
+            embedding: Embedding::LowRank(v),
+        })
+        .chain(db_names.iter().map(|n| Query::entry(n).unwrap()))
+        .collect()
+}
+
+fn open(path: &std::path::Path) -> TaskDb {
+    TaskDb::open_with(
+        path,
+        OpenOptions {
+            index: IndexParams {
+                m: 4,
+                ef_construction: 16,
+                ..IndexParams::default()
+            },
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_arena_scan_returns_the_old_exact_scan_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scan.taskdb");
+    let def = space_def();
+    let vals = values(300, 5);
+    let mut entries: Vec<NewEntry> = vals
+        .iter()
+        .enumerate()
+        .map(|(i, v)| entry(format!("t{i}"), i, v, &def))
+        .collect();
+    // Exact duplicates under other names (tied scores, broken by id) and near-duplicates
+    // (weights moved by about 1e-6: scores closer than the f32 pass can tell apart).
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    for i in (0..300).step_by(23) {
+        entries.push(entry(format!("dup{i}"), i, &vals[i], &def));
+        for j in 0..3 {
+            let mut near = vals[i].clone();
+            near.s
+                .iter_mut()
+                .for_each(|x| *x *= 1.0 + rng.random_range(-2e-6f32..2e-6));
+            entries.push(entry(format!("near{i}-{j}"), i, &near, &def));
+        }
+    }
+    let mut db = open(&path);
+    db.put(entries).unwrap();
+    let qs = queries(&["t0", "t7", "dup23", "near46-1", "t150"], 11);
+    assert!(compare_all(&db, &qs, true) > 0);
+    let (rows, _) = taskdb::testing::scan_arena_size(&db, SPACE).unwrap();
+    assert_eq!(
+        rows,
+        300 + 14 * 4,
+        "the arena was built and holds every point"
+    );
+
+    // New versions (the old ones become non-live), deletions, then puts into a built arena.
+    let more = values(60, 6);
+    let next: Vec<NewEntry> = more
+        .iter()
+        .enumerate()
+        .map(|(i, v)| entry(format!("t{}", i * 5), i, v, &def))
+        .collect();
+    db.put(next).unwrap();
+    for name in ["t1", "t2", "t100", "dup46"] {
+        db.delete(&EntryRef::latest(name)).unwrap();
+    }
+    db.delete(&EntryRef::parse("t10@2").unwrap()).unwrap();
+    let (rows, _) = taskdb::testing::scan_arena_size(&db, SPACE).unwrap();
+    assert_eq!(rows, 300 + 14 * 4 + 60, "put extends the built arena");
+    let qs = queries(&["t0", "t5", "t7", "dup23", "t10"], 12);
+    assert!(compare_all(&db, &qs, true) > 0);
+
+    // Compaction purges the tombstones: the arena is dropped and rebuilt.
+    db.compact().unwrap();
+    assert!(compare_all(&db, &qs, false) > 0);
+    let (rows, _) = taskdb::testing::scan_arena_size(&db, SPACE).unwrap();
+    // Deleted: t1, t2, both versions of t100, dup46 and t10@2.
+    assert_eq!(rows, 300 + 14 * 4 + 60 - 6, "{rows}");
+
+    // Reopened: built again from the store, same answers.
+    drop(db);
+    let db = open(&path);
+    assert!(compare_all(&db, &qs, false) > 0);
+
+    // Reopened with tiny exact-scan limits: the graph path's wide re-rank goes through the
+    // arena too, and must equal the old re-rank of the same graph candidates.
+    drop(db);
+    let db = TaskDb::open_with(
+        &path,
+        OpenOptions {
+            index: IndexParams {
+                m: 4,
+                ef_construction: 16,
+                brute_force_below: 16,
+                exact_matrix_below: 16,
+                ..IndexParams::default()
+            },
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
+    let (_, path_taken) = db.nearest_explain(&qs[0], 10, &Filter::all()).unwrap();
+    assert_eq!(path_taken, taskdb::SearchPath::Hnsw);
+    assert!(compare_all(&db, &qs, false) > 0);
+}
+
+#[test]
+fn a_query_of_another_rank_or_an_all_filtering_filter_still_answers_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.taskdb");
+    let def = space_def();
+    let db = open(&path);
+    // Few entries (fewer than k), then none passing the filter.
+    let vals = values(5, 9);
+    db.put(
+        vals.iter()
+            .enumerate()
+            .map(|(i, v)| entry(format!("e{i}"), i, v, &def))
+            .collect(),
+    )
+    .unwrap();
+    let q = queries(&["e0"], 3);
+    compare_all(&db, &q, true);
+    let none = Filter::all().tag("bucket", "nope");
+    for q in &q {
+        let hits = db.nearest(q, 10, &none).unwrap();
+        assert!(hits.is_empty());
+    }
+}
+
+#[test]
+fn the_arena_is_built_by_a_spaces_second_exact_query_not_its_first() {
+    let d = tempfile::tempdir().unwrap();
+    let def = space_def();
+    let db = open(&d.path().join("s.taskdb"));
+    let vals = values(50, 3);
+    db.put(
+        vals.iter()
+            .enumerate()
+            .map(|(i, v)| entry(format!("t{i}"), i, v, &def))
+            .collect(),
+    )
+    .unwrap();
+    let q = Query::entry("t0").unwrap();
+    let first = db.nearest(&q, 5, &Filter::all()).unwrap();
+    // A one-query process (the CLI's knn) never pays for the build.
+    assert_eq!(taskdb::testing::scan_arena_size(&db, SPACE), None);
+    // A put before the second query keeps the request: the next query builds.
+    db.put(vec![entry("late".into(), 50, &values(51, 3)[50], &def)])
+        .unwrap();
+    assert_eq!(taskdb::testing::scan_arena_size(&db, SPACE), None);
+    let second = db.nearest(&q, 5, &Filter::all()).unwrap();
+    assert_eq!(
+        taskdb::testing::scan_arena_size(&db, SPACE).map(|s| s.0 > 0),
+        Some(true)
+    );
+    // Both answers are the old exact scan's (hits, order and score bits).
+    let (old, _) =
+        taskdb::testing::nearest_with_old_scan(&db, &q, 5, &Filter::all(), &Default::default())
+            .unwrap();
+    assert_eq!(second, old);
+    assert!(first.iter().all(|h| h.name != "late"));
+}
