@@ -87,25 +87,8 @@ pub(super) fn place_labels(
                 if !b.inside(&area) || taken.iter().any(|t| t.hits(&b)) {
                     continue;
                 }
-                let leader = (k > 0).then(|| {
-                    // From the marker's edge toward the box's nearest point.
-                    let tx = ((b.0 + b.2) / 2.0).clamp(b.0, b.2);
-                    let ty = if dy > 0.0 {
-                        b.1
-                    } else if dy < 0.0 {
-                        b.3
-                    } else {
-                        (b.1 + b.3) / 2.0
-                    };
-                    let tx = if dx > 0.0 {
-                        b.0
-                    } else if dx < 0.0 {
-                        b.2
-                    } else {
-                        tx
-                    };
-                    (tx, ty)
-                });
+                // A leader line from the point to the middle of the box's near side.
+                let leader = (k > 0).then(|| (near_side(dx, b.0, b.2), near_side(dy, b.1, b.3)));
                 found = Some((b, leader));
                 break 'search;
             }
@@ -128,5 +111,17 @@ pub(super) fn label_text(m: &TaskMap, i: usize) -> String {
         format!("{}@{}", p.name, p.version)
     } else {
         p.name.clone()
+    }
+}
+
+/// The coordinate of a box's side nearest a point that lies in direction −`d` from it
+/// (`lo` when the box is after the point, `hi` when before, the middle when level).
+fn near_side(d: f64, lo: f64, hi: f64) -> f64 {
+    if d > 0.0 {
+        lo
+    } else if d < 0.0 {
+        hi
+    } else {
+        (lo + hi) / 2.0
     }
 }

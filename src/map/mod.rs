@@ -223,8 +223,18 @@ impl TaskDb {
                 ),
             ));
         }
-        let frozen_exists = opts.frozen.as_ref().is_some_and(|p| p.exists());
-        if opts.layout == MapLayout::Tsne && n > TSNE_MAX_POINTS && !frozen_exists {
+        let space = self
+            .spaces()?
+            .into_iter()
+            .find(|s| u64::from(s.id) == sid)
+            .map(|s| s.def.name)
+            .ok_or_else(|| Error::Internal(format!("space {sid} not found")))?;
+        // Read (and check) a frozen layout before the O(n²) work, once.
+        let frozen = match &opts.frozen {
+            Some(p) if p.exists() => Some(read_frozen(p, &space)?),
+            _ => None,
+        };
+        if opts.layout == MapLayout::Tsne && n > TSNE_MAX_POINTS && frozen.is_none() {
             return Err(Error::invalid(
                 format!("map of {n} entries"),
                 format!(
@@ -233,17 +243,7 @@ impl TaskDb {
                 ),
             ));
         }
-        let space = self
-            .spaces()?
-            .into_iter()
-            .find(|s| u64::from(s.id) == sid)
-            .map(|s| s.def.name)
-            .ok_or_else(|| Error::Internal(format!("space {sid} not found")))?;
         let sim = self.similarity_matrix(&entries, &method, &opts.filter)?;
-        let frozen = match &opts.frozen {
-            Some(p) if p.exists() => Some(read_frozen(p, &space)?),
-            _ => None,
-        };
         let (coords, fixed, layout_name) =
             coordinates(&entries, &sim, opts.layout, frozen.as_ref());
         let points = entries
@@ -284,8 +284,7 @@ impl TaskDb {
         };
         if let Some(p) = &opts.frozen {
             if frozen.is_none() {
-                let bytes = serde_json::to_vec_pretty(&map)
-                    .map_err(|e| Error::Internal(format!("map JSON: {e}")))?;
+                let bytes = map.to_json()?;
                 crate::files::write_new_file(p, "a frozen layout", |w| {
                     w.write_all(&bytes).map_err(|e| Error::io(p, e))
                 })?;
@@ -431,6 +430,11 @@ fn coordinates(
 }
 
 impl TaskMap {
+    /// The map as pretty-printed JSON (the `.json` file, and a frozen layout).
+    fn to_json(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec_pretty(self).map_err(|e| Error::Internal(format!("map JSON: {e}")))
+    }
+
     /// Writes the map to `path`, by extension: `.svg`, `.png`, `.html` (one self-contained
     /// file: no network) or `.json` (the coordinates; usable as a frozen layout). The file is
     /// written atomically and replaces an existing one (a map is derived; re-rendering is
@@ -451,11 +455,7 @@ impl TaskMap {
                 let (s, r) = html::html(self, opts)?;
                 (s.into_bytes(), r)
             }
-            "json" => (
-                serde_json::to_vec_pretty(self)
-                    .map_err(|e| Error::Internal(format!("map JSON: {e}")))?,
-                RenderReport::default(),
-            ),
+            "json" => (self.to_json()?, RenderReport::default()),
             _ => {
                 return Err(Error::invalid(
                     path.display().to_string(),
