@@ -3,8 +3,11 @@
 //! filters, deletions, new versions, puts after the arena was built, compaction and live
 //! centring. The old scan is reached through `taskdb::testing::nearest_with_old_scan`.
 
+mod engine_common;
+
 use std::collections::BTreeMap;
 
+use engine_common::orthonormal;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use taskdb::{
@@ -16,21 +19,6 @@ use taskdb::{
 /// Not a multiple of the kernel's 16 lanes, so its remainder path is exercised.
 const DIM: usize = 40;
 const SPACE: &str = "scatter:scan-test";
-
-fn orthonormal(mut cols: Vec<Vec<f32>>) -> Vec<f32> {
-    for j in 0..cols.len() {
-        for p in 0..j {
-            let d: f32 = cols[j].iter().zip(&cols[p]).map(|(a, b)| a * b).sum();
-            let prev = cols[p].clone();
-            for (a, b) in cols[j].iter_mut().zip(prev) {
-                *a -= d * b;
-            }
-        }
-        let n = cols[j].iter().map(|x| x * x).sum::<f32>().sqrt();
-        cols[j].iter_mut().for_each(|x| *x /= n);
-    }
-    cols.concat()
-}
 
 /// Random low-rank values of ranks 1–19 near a few shared directions (so that many scores
 /// are close: the hard case for a first pass in f32).

@@ -5,7 +5,6 @@
 mod engine_common;
 
 use std::path::Path;
-use std::process::Command;
 
 use arrow_array::{Array, FixedSizeListArray, Float32Array, StringArray, UInt32Array};
 use engine_common::*;
@@ -237,26 +236,13 @@ fn the_cli_round_trip_goes_through_import() {
     let d = tempfile::tempdir().unwrap();
     let a = d.path().join("a.taskdb");
     drop(populated(&a));
-    let bin = env!("CARGO_BIN_EXE_taskdb");
-    let run = |args: &[&str]| {
-        let o = Command::new(bin)
-            .env_remove("TASKDB_DB")
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            o.status.code().unwrap(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    };
     let x = d.path().join("x.jsonl");
-    let (c, _, e) = run(&["--db", a.to_str().unwrap(), "export", x.to_str().unwrap()]);
+    let (c, _, e) = cli(&["--db", a.to_str().unwrap(), "export", x.to_str().unwrap()]);
     assert_eq!(c, 0, "{e}");
-    let (c, _, e) = run(&["--db", a.to_str().unwrap(), "export", x.to_str().unwrap()]);
+    let (c, _, e) = cli(&["--db", a.to_str().unwrap(), "export", x.to_str().unwrap()]);
     assert_eq!(c, 4, "{e}");
     let b = d.path().join("b.taskdb");
-    let (c, out, e) = run(&["--db", b.to_str().unwrap(), "import", x.to_str().unwrap()]);
+    let (c, out, e) = cli(&["--db", b.to_str().unwrap(), "import", x.to_str().unwrap()]);
     assert_eq!(c, 0, "{e}");
     assert!(out.contains("imported 9 entries from the export"), "{out}");
     let roots: Vec<String> = [&a, &b]
@@ -264,7 +250,7 @@ fn the_cli_round_trip_goes_through_import() {
         .enumerate()
         .map(|(i, db)| {
             let s = d.path().join(format!("{i}.tdbsnap"));
-            let (c, out, e) = run(&[
+            let (c, out, e) = cli(&[
                 "--db",
                 db.to_str().unwrap(),
                 "snapshot",

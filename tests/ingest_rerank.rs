@@ -1,8 +1,11 @@
 //! Matrix-valued (low-rank) task spaces: the HNSW graph holds sketches, candidates are re-ranked
 //! exactly, and the answers equal an exact scan.
 
+mod engine_common;
+
 use std::collections::BTreeMap;
 
+use engine_common::orthonormal;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use taskdb::{
@@ -12,22 +15,6 @@ use taskdb::{
 
 const DIM: usize = 16;
 const RANK: usize = 3;
-
-/// Orthonormal columns (Gram-Schmidt) of `cols` vectors.
-fn orthonormal(mut cols: Vec<Vec<f32>>) -> Vec<f32> {
-    for j in 0..cols.len() {
-        for p in 0..j {
-            let d: f32 = cols[j].iter().zip(&cols[p]).map(|(a, b)| a * b).sum();
-            let prev = cols[p].clone();
-            for (a, b) in cols[j].iter_mut().zip(prev) {
-                *a -= d * b;
-            }
-        }
-        let n = cols[j].iter().map(|x| x * x).sum::<f32>().sqrt();
-        cols[j].iter_mut().for_each(|x| *x /= n);
-    }
-    cols.concat()
-}
 
 /// Clustered random low-rank symmetric matrices: each near one of `clusters` centres.
 fn low_ranks(n: usize, clusters: usize, seed: u64) -> Vec<LowRank> {

@@ -5,7 +5,6 @@
 mod engine_common;
 
 use std::path::Path;
-use std::process::Command;
 
 use engine_common::*;
 use taskdb::{
@@ -272,25 +271,12 @@ fn the_cli_draws_a_map_of_a_database_or_a_snapshot() {
         db.snapshot(d.path().join("m.tdbsnap"), &Default::default())
             .unwrap();
     }
-    let run = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_taskdb"))
-            .env_remove("TASKDB_DB")
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            o.status.code().unwrap(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    };
-    let s = |p: &Path| p.to_str().unwrap().to_string();
     let out = d.path().join("m.svg");
-    let (c, o, e) = run(&[
+    let (c, o, e) = cli(&[
         "--db",
-        &s(&p),
+        s(&p),
         "map",
-        &s(&out),
+        s(&out),
         "--method",
         "dense",
         "--colour-tag",
@@ -304,18 +290,18 @@ fn the_cli_draws_a_map_of_a_database_or_a_snapshot() {
     assert!(std::fs::read_to_string(&out).unwrap().contains("c0 (4)"));
     // A snapshot maps the same, read-only.
     let snap_json = d.path().join("s.json");
-    let (c, _, e) = run(&[
+    let (c, _, e) = cli(&[
         "--db",
-        &s(&d.path().join("m.tdbsnap")),
+        s(&d.path().join("m.tdbsnap")),
         "map",
-        &s(&snap_json),
+        s(&snap_json),
         "--method",
         "dense",
     ]);
     assert_eq!(c, 0, "{e}");
     let db_json = d.path().join("d.json");
     assert_eq!(
-        run(&["--db", &s(&p), "map", &s(&db_json), "--method", "dense"]).0,
+        cli(&["--db", s(&p), "map", s(&db_json), "--method", "dense"]).0,
         0
     );
     assert_eq!(
@@ -323,11 +309,11 @@ fn the_cli_draws_a_map_of_a_database_or_a_snapshot() {
         std::fs::read(&db_json).unwrap()
     );
     // Errors: an unknown format (exit 4, invalid input), a mistyped database (exit 3), an unknown method.
-    let (c, _, e) = run(&[
+    let (c, _, e) = cli(&[
         "--db",
-        &s(&p),
+        s(&p),
         "map",
-        &s(&d.path().join("m.gif")),
+        s(&d.path().join("m.gif")),
         "--method",
         "dense",
     ]);
@@ -336,10 +322,10 @@ fn the_cli_draws_a_map_of_a_database_or_a_snapshot() {
         e.contains("m.gif") && e.contains(".svg, .png, .html or .json"),
         "{e}"
     );
-    let (c, _, _) = run(&["--db", &s(&d.path().join("nope.taskdb")), "map", &s(&out)]);
+    let (c, _, _) = cli(&["--db", s(&d.path().join("nope.taskdb")), "map", s(&out)]);
     assert_eq!(c, 3);
     assert!(!d.path().join("nope.taskdb").exists());
-    let (c, _, e) = run(&["--db", &s(&p), "map", &s(&out), "--method", "bogus"]);
+    let (c, _, e) = cli(&["--db", s(&p), "map", s(&out), "--method", "bogus"]);
     assert_ne!(c, 0);
     assert!(e.contains("bogus"), "{e}");
 }

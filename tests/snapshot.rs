@@ -18,23 +18,6 @@ use taskdb::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_taskdb");
 
-fn cli(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(BIN)
-        .env_remove("TASKDB_DB")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code().expect("not killed by a signal"),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// A small low-rank (matrix) entry in a fisher space of side 6.
 fn fisher(name: &str, seed: u64) -> NewEntry {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

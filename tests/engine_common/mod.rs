@@ -85,3 +85,39 @@ pub fn fisher_entry(name: &str, space: &str, dim: usize, u: Vec<f32>, s: Vec<f32
         provenance: Default::default(),
     }
 }
+
+/// Runs the `taskdb` binary with `args` (`TASKDB_DB` unset): (exit code, stdout, stderr). A
+/// process killed by a signal fails the test.
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_taskdb"))
+        .env_remove("TASKDB_DB")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.code().expect("not killed by a signal"),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A path as `&str`, for [`cli`] arguments.
+pub fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Orthonormal columns (Gram-Schmidt) of `cols` vectors, concatenated.
+pub fn orthonormal(mut cols: Vec<Vec<f32>>) -> Vec<f32> {
+    for j in 0..cols.len() {
+        for p in 0..j {
+            let d: f32 = cols[j].iter().zip(&cols[p]).map(|(a, b)| a * b).sum();
+            let prev = cols[p].clone();
+            for (a, b) in cols[j].iter_mut().zip(prev) {
+                *a -= d * b;
+            }
+        }
+        let n = cols[j].iter().map(|x| x * x).sum::<f32>().sqrt();
+        cols[j].iter_mut().for_each(|x| *x /= n);
+    }
+    cols.concat()
+}
