@@ -104,6 +104,23 @@ fn kind(k: Option<&str>) -> PyResult<Option<Kind>> {
     k.map(|k| k.parse::<Kind>().map_err(err)).transpose()
 }
 
+/// The library's [`Filter`] from the keyword arguments the Python calls share.
+fn filter(
+    kind: Option<&str>,
+    prefix: Option<String>,
+    tags: Option<BTreeMap<String, String>>,
+    method: Option<String>,
+) -> PyResult<Filter> {
+    let mut f = Filter::all();
+    f.kind = self::kind(kind)?;
+    f.name_prefix = prefix;
+    f.tags = tags.unwrap_or_default();
+    if let Some(m) = method {
+        f = f.method(m);
+    }
+    Ok(f)
+}
+
 fn methods(m: Option<Vec<String>>) -> PyResult<Vec<MethodKind>> {
     m.unwrap_or_default()
         .iter()
@@ -282,11 +299,7 @@ impl Database {
         method: Option<String>,
     ) -> PyResult<String> {
         let q = Query::entry(name).map_err(err)?;
-        let mut f = Filter::all();
-        f.kind = self::kind(kind)?;
-        if let Some(m) = method {
-            f = f.method(m);
-        }
+        let f = filter(kind, None, None, method)?;
         let hits = self.with(py, |db| db.nearest(&q, k, &f))?;
         json(&hits)
     }
@@ -356,13 +369,7 @@ impl Database {
         method: Option<String>,
         all_versions: bool,
     ) -> PyResult<String> {
-        let mut f = Filter::all();
-        f.kind = self::kind(kind)?;
-        f.name_prefix = prefix;
-        f.tags = tags.unwrap_or_default();
-        if let Some(m) = method {
-            f = f.method(m);
-        }
+        let mut f = filter(kind, prefix, tags, method)?;
         f.all_versions = all_versions;
         let list = self.with(py, |db| db.list(&f))?;
         json(&list)
@@ -446,9 +453,7 @@ impl Database {
         method: Option<String>,
     ) -> PyResult<String> {
         let r = entry_ref(dataset)?;
-        let mut f = Filter::all();
-        f.name_prefix = prefix;
-        f.tags = tags.unwrap_or_default();
+        let f = filter(None, prefix, tags, None)?;
         let c = self.with(py, |db| db.select_prompt(&r, &f, method.as_deref()))?;
         json(&c)
     }
@@ -505,13 +510,9 @@ impl Database {
         edges: usize,
         title: Option<String>,
     ) -> PyResult<(String, Option<String>)> {
-        let mut filter = Filter::all();
-        filter.kind = self::kind(kind)?;
-        filter.name_prefix = prefix;
-        filter.tags = tags.unwrap_or_default();
         let opts = MapOptions {
+            filter: filter(kind, prefix, tags, None)?,
             method,
-            filter,
             layout: MapLayout::parse(layout).map_err(err)?,
             neighbours: neighbours.max(edges),
             frozen: frozen_layout,
