@@ -543,7 +543,7 @@ pub fn to_targets(outputs: &ModelOutputs, kind: ScoreKind) -> Result<Targets> {
         .values()
         .all(|p| matches!(p, Prediction::Label(_)));
     if all_hard {
-        let v = outputs
+        let v: Vec<u32> = outputs
             .predictions
             .values()
             .map(|p| match p {
@@ -551,6 +551,12 @@ pub fn to_targets(outputs: &ModelOutputs, kind: ScoreKind) -> Result<Targets> {
                 Prediction::Scores(_) => unreachable!("all hard"),
             })
             .collect();
+        if v.iter().all(|&i| i == v[0]) {
+            return Err(constant_outputs(
+                v.len(),
+                &format!("the same label {:?}", labels[v[0] as usize]),
+            ));
+        }
         return Ok(Targets {
             labels,
             ids,
@@ -609,9 +615,37 @@ pub fn to_targets(outputs: &ModelOutputs, kind: ScoreKind) -> Result<Targets> {
         }
         rows.push(row);
     }
+    let first = &rows[0];
+    if rows
+        .iter()
+        .all(|r| r.iter().zip(first).all(|(a, b)| (a - b).abs() <= 1e-12))
+    {
+        let shown: Vec<String> = labels
+            .iter()
+            .zip(first)
+            .map(|(l, p)| format!("{l:?}: {p:.4}"))
+            .collect();
+        return Err(constant_outputs(
+            rows.len(),
+            &format!("the same distribution {{{}}}", shown.join(", ")),
+        ));
+    }
     Ok(Targets {
         labels,
         ids,
         values: TargetValues::Soft(rows),
     })
+}
+
+/// A model whose outputs do not depend on its input: centred on U it is the zero matrix,
+/// so it has no task embedding (every method would give a zero vector).
+fn constant_outputs(n: usize, what: &str) -> Error {
+    Error::NoPredictions {
+        msg: format!(
+            "all {n} probe texts the model answered got {what}: its outputs do not depend on \
+             the input, so it performs no task on U and has no task embedding. For an LLM, \
+             check the prompt and the verbalizers (the model may never prefer one label's \
+             words over another's)"
+        ),
+    }
 }

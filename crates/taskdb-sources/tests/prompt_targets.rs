@@ -165,11 +165,60 @@ fn targets_soft_normalisation() {
     assert_eq!(r[1], vec![1.0, 0.0, 0.0]);
     assert_eq!(r[2], vec![0.0, 0.0, 1.0]);
     // logits: softmax
-    let o = outputs(vec![(0, sc(&[("a", 0.0), ("b", 2f64.ln())]))], &[]);
+    let o = outputs(
+        vec![
+            (0, sc(&[("a", 0.0), ("b", 2f64.ln())])),
+            (1, sc(&[("a", 0.0), ("b", 0.0)])),
+        ],
+        &[],
+    );
     let TargetValues::Soft(r) = to_targets(&o, ScoreKind::Logits).unwrap().values else {
         panic!()
     };
     assert!((r[0][0] - 1.0 / 3.0).abs() < 1e-12 && (r[0][1] - 2.0 / 3.0).abs() < 1e-12);
+    assert_eq!(r[1], vec![0.5, 0.5]);
+}
+
+/// Outputs that do not depend on the input (one label, or one distribution, for every
+/// probe text) centre to zero: refused with a reason, not stored as a zero vector.
+#[test]
+fn constant_outputs_are_refused_with_a_reason() {
+    let hard = outputs(
+        vec![
+            (0, Prediction::Label("b".into())),
+            (1, Prediction::Label("b".into())),
+        ],
+        &["a", "b"],
+    );
+    let soft = outputs(
+        vec![
+            (0, sc(&[("sports", 2.0), ("politics", 1.0)])),
+            (4, sc(&[("sports", 4.0), ("politics", 2.0)])),
+        ],
+        &[],
+    );
+    for (o, what) in [
+        (hard, "the same label \"b\""),
+        (soft, "the same distribution"),
+    ] {
+        match to_targets(&o, ScoreKind::Probabilities) {
+            Err(e @ Error::NoPredictions { .. }) => {
+                let m = e.to_string();
+                assert!(m.contains(what) && m.contains("all 2 probe texts"), "{m}");
+                assert!(m.contains("do not depend on the input"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // One text that differs is enough.
+    let o = outputs(
+        vec![
+            (0, sc(&[("sports", 2.0), ("politics", 1.0)])),
+            (1, sc(&[("sports", 1.0), ("politics", 2.0)])),
+        ],
+        &[],
+    );
+    assert!(to_targets(&o, ScoreKind::Probabilities).is_ok());
 }
 
 #[test]
