@@ -68,13 +68,15 @@ pub fn run(ctx: &Ctx, a: PromptsArgs) -> taskdb::Result<i32> {
         let r = match run {
             Ok(r) => r,
             Err(e) => {
-                if !done.is_empty() {
-                    eprintln!(
-                        "note: stopped at {}; the prompts ingested before it stay: {}",
-                        spec.at,
-                        done.join(", ")
-                    );
-                }
+                let kept = if done.is_empty() {
+                    String::new()
+                } else {
+                    format!("; the prompts ingested before it stay: {}", done.join(", "))
+                };
+                eprintln!(
+                    "note: stopped at {} (prompt {:?}){kept}",
+                    spec.at, spec.name
+                );
                 return Err(e);
             }
         };
