@@ -10,7 +10,10 @@
 //!   `RESULT bench=matrix-exact …` and `RESULT bench=matrix-exact-old …`, and the physical
 //!   bound: the arena's factor bytes over a measured single-core streaming-read bandwidth
 //!   (`RESULT bench=matrix-bound …`).
-//! * `dense`, `open`: not implemented yet (later parts of issue 14); named, they are skipped.
+//! * `dense`: taskdb's dense HNSW path against hnswlib, usearch and faiss on the same 100k ×
+//!   768 clustered vectors, one query thread, an ef sweep (`benches/knn/dense.rs`, peers run
+//!   by `scripts/dense_peers.py`).
+//! * `open`: not implemented yet; named, it is skipped.
 //!
 //! Run: `cargo bench --bench knn -- matrix` (no name: every implemented one).
 //! Environment: `TASKDB_BENCH_N` (comma list, default 10000,50000), `TASKDB_BENCH_QUERIES`
@@ -21,6 +24,9 @@
 //! the old way);
 //! `open_s` is `TaskDb::open_with` of the built database (catalog, persisted graph);
 //! `recall10` compares each path's top 10 with the old exact scan's on the queries both ran.
+
+#[path = "knn/dense.rs"]
+mod dense;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -346,6 +352,7 @@ fn main() {
     for name in names {
         match name.as_str() {
             "matrix" => matrix(&dir),
+            "dense" => dense::dense(&dir),
             other => println!("# bench {other:?}: not implemented yet (skipped)"),
         }
     }
