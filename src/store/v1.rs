@@ -36,13 +36,20 @@ pub(crate) enum Either<A, B> {
 }
 
 type Ro<K, V> = ReadOnlyTable<K, V>;
+type Bytes = &'static [u8];
+type Text = &'static str;
+/// What [`open_either`] gives.
+type Opened<K1, V1, K2, V2> = std::result::Result<Either<Ro<K1, V1>, Ro<K2, V2>>, TableError>;
+type MetaEither = Either<Ro<Bytes, Bytes>, Ro<Text, Bytes>>;
+type VectorsEither = Either<Ro<(u64, Bytes), Bytes>, Ro<(u64, Text), Bytes>>;
+type NamesEither = Either<Ro<(Bytes, u32), u64>, Ro<(Text, u32), u64>>;
 
 /// Opens `new`, or `old` when the stored table has format 1's types.
 fn open_either<K1, V1, K2, V2>(
     txn: &ReadTransaction,
     new: TableDefinition<'static, K1, V1>,
     old: TableDefinition<'static, K2, V2>,
-) -> std::result::Result<Either<Ro<K1, V1>, Ro<K2, V2>>, TableError>
+) -> Opened<K1, V1, K2, V2>
 where
     K1: Key + 'static,
     V1: Value + 'static,
@@ -60,9 +67,7 @@ fn opened<T>(name: &str, r: std::result::Result<T, TableError>) -> Result<T> {
 }
 
 /// The `meta` table in either format.
-pub(crate) struct MetaTable(
-    Either<Ro<&'static [u8], &'static [u8]>, Ro<&'static str, &'static [u8]>>,
-);
+pub(crate) struct MetaTable(MetaEither);
 
 impl MetaTable {
     pub(crate) fn open(txn: &ReadTransaction) -> std::result::Result<MetaTable, TableError> {
@@ -85,9 +90,7 @@ impl MetaTable {
 }
 
 /// The `vectors` table in either format.
-pub(crate) struct VectorsTable(
-    Either<Ro<(u64, &'static [u8]), &'static [u8]>, Ro<(u64, &'static str), &'static [u8]>>,
-);
+pub(crate) struct VectorsTable(VectorsEither);
 
 impl VectorsTable {
     pub(crate) fn open(txn: &ReadTransaction) -> Result<VectorsTable> {
@@ -112,7 +115,7 @@ impl VectorsTable {
 }
 
 /// The `names` table in either format.
-pub(crate) struct NamesTable(Either<Ro<(&'static [u8], u32), u64>, Ro<(&'static str, u32), u64>>);
+pub(crate) struct NamesTable(NamesEither);
 
 impl NamesTable {
     pub(crate) fn open(txn: &ReadTransaction) -> Result<NamesTable> {
