@@ -11,7 +11,7 @@ use crate::model::{EntryId, EntryRef, Kind};
 use crate::space::{Space, SpaceId};
 use crate::store::codec::{self, VecMeta};
 use crate::store::tables::{open_read, storage};
-use crate::store::{ENTRIES, SPACES, SPACE_GEN};
+use crate::store::{ENTRIES, SPACE_GEN};
 
 /// An entry in the in-memory catalog (no vectors, no provenance).
 #[derive(Debug, Clone)]
@@ -56,6 +56,9 @@ pub(crate) struct Catalog {
     pub space_points: HashMap<SpaceId, BTreeSet<EntryId>>,
     /// Live ids: the latest non-deleted version of each name (what knn may return).
     pub live: HashSet<EntryId>,
+    /// Records the open could not read and left out (a degraded open): each names its table and
+    /// id and says why. `check` reports them; everything else stays usable.
+    pub set_aside: Vec<String>,
 }
 
 impl Catalog {
@@ -195,19 +198,17 @@ impl Catalog {
     /// Reads the catalog from the store.
     pub(crate) fn load(txn: &ReadTransaction) -> Result<Catalog> {
         let mut c = Catalog::default();
-        contain("table spaces", || {
-            let sp_t = open_read(txn, SPACES)?;
-            for row in sp_t.iter().map_err(storage("reading spaces"))? {
-                let (k, v) = row.map_err(storage("reading spaces"))?;
-                let s: Space = serde_json::from_str(v.value()).map_err(|e| Error::Corrupt {
-                    what: format!("space {}", k.value()),
-                    detail: e.to_string(),
-                })?;
-                c.space_by_name.insert(s.def.name.clone(), s.id);
-                c.spaces.insert(s.id, s);
+        // A space definition that cannot be read is set aside (with the entries that have a
+        // vector in it, below); in format 1 a damaged text byte still fails the whole table.
+        for (id, s) in contain("table spaces", || crate::store::v1::spaces(txn))? {
+            match s {
+                Ok(s) => {
+                    c.space_by_name.insert(s.def.name.clone(), s.id);
+                    c.spaces.insert(s.id, s);
+                }
+                Err(e) => c.set_aside.push(format!("space {id} set aside: {e}")),
             }
-            Ok(())
-        })?;
+        }
         contain("table space_gen", || {
             let gen_t = open_read(txn, SPACE_GEN)?;
             for row in gen_t.iter().map_err(storage("reading space generations"))? {
@@ -220,13 +221,35 @@ impl Catalog {
         Ok(c)
     }
 
+    /// Reads every entry record; one that cannot be decoded, or that has a vector in a space
+    /// set aside or missing, is set aside itself (named, with why) and the others are loaded.
     fn load_entries(&mut self, txn: &ReadTransaction) -> Result<()> {
         let ent_t = open_read(txn, ENTRIES)?;
         for row in ent_t.iter().map_err(storage("reading entries"))? {
             let (k, v) = row.map_err(storage("reading entries"))?;
             let id = k.value();
-            let rec = codec::decode_entry_unverified(id, v.value())?;
-            let kind = rec.kind(id)?;
+            let decoded = codec::decode_entry_unverified(id, v.value())
+                .and_then(|rec| Ok((rec.kind(id)?, rec)));
+            let (kind, rec) = match decoded {
+                Ok(r) => r,
+                Err(e) => {
+                    self.set_aside
+                        .push(format!("entry {id} (table entries) set aside: {e}"));
+                    continue;
+                }
+            };
+            if let Some(v) = rec
+                .vectors
+                .iter()
+                .find(|v| !self.spaces.contains_key(&v.space))
+            {
+                self.set_aside.push(format!(
+                    "entry {id} ({}@{}, table entries) set aside: its vector {:?} is in space \
+                     {}, whose definition is unreadable or missing",
+                    rec.name, rec.version, v.method, v.space
+                ));
+                continue;
+            }
             self.add(
                 id,
                 CatEntry {

@@ -209,6 +209,15 @@ thread_local! {
     static CONTAINED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
+/// Panics of the storage layer caught by [`catch_contained`] in this process (read by the
+/// reliability tests through `taskdb::testing::contained_panics`).
+static CONTAINED_PANICS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many panics of the storage layer this process has contained so far.
+pub(crate) fn contained_panics() -> u64 {
+    CONTAINED_PANICS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Whether the current thread is inside a taskdb storage read or write that turns a panic of
 /// the storage layer into [`Error::Corrupt`] (redb unwraps the UTF-8 decoding of text keys
 /// and values, so a damaged byte in one panics). A host program's panic hook may stay quiet
@@ -237,6 +246,9 @@ pub(crate) fn catch_contained<T>(f: impl FnOnce() -> T) -> std::result::Result<T
     let depth = Depth;
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     drop(depth);
+    if r.is_err() {
+        CONTAINED_PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
     r.map_err(|p| {
         p.downcast_ref::<&str>()
             .map(|s| s.to_string())

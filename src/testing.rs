@@ -6,6 +6,8 @@
 //!   database written by an older taskdb (or by another program) may not have passed, so that
 //!   tests can build such a database and check that it still opens, is reported by `check`
 //!   and can be repaired.
+//! * [`contained_panics`] counts the storage-layer panics taskdb contained, so that tests can
+//!   check that a damaged file is decoded by taskdb rather than by a panicking redb.
 //! * [`set_graph_insert_panics`] makes every HNSW insertion panic (as hnsw_rs's assertions
 //!   do on a vector that is not unit length), to test that no command depends on a graph
 //!   being buildable.
@@ -83,6 +85,14 @@ pub(crate) fn maybe_panic_in_graph_insert() {
     if GRAPH_INSERT_PANICS.load(Ordering::SeqCst) {
         panic!("injected HNSW insertion panic (taskdb::testing)");
     }
+}
+
+/// How many panics of the storage layer this process has caught and turned into
+/// [`crate::Error::Corrupt`] so far (`catch_unwind` around store access, RELIABILITY.md promise
+/// 12). In a format-2 database no text is decoded by redb, so a damaged text byte must leave it
+/// unchanged.
+pub fn contained_panics() -> u64 {
+    crate::error::contained_panics()
 }
 
 /// Internals that benches and tests measure or inspect directly (the feature cache, the name a

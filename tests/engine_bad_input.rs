@@ -267,10 +267,10 @@ fn newer_format_version() {
         let db = redb::Database::open(&p).unwrap();
         let t = db.begin_write().unwrap();
         {
-            let def: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+            let def: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("meta");
             t.open_table(def)
                 .unwrap()
-                .insert("format_version", 99u32.to_le_bytes().as_slice())
+                .insert(b"format_version".as_slice(), 99u32.to_le_bytes().as_slice())
                 .unwrap();
         }
         t.commit().unwrap();
@@ -282,7 +282,7 @@ fn newer_format_version() {
             err,
             Error::UnsupportedFormat {
                 found: 99,
-                supported: 1,
+                supported: 2,
                 ..
             }
         ),

@@ -669,9 +669,9 @@ fn a_database_without_a_log_gets_one_at_its_next_write() {
         let txn = rdb.begin_write().unwrap();
         txn.delete_table(redb::TableDefinition::<u64, &[u8]>::new("log"))
             .unwrap();
-        txn.open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+        txn.open_table(redb::TableDefinition::<&[u8], &[u8]>::new("meta"))
             .unwrap()
-            .remove("log_head")
+            .remove(b"log_head".as_slice())
             .unwrap();
         txn.commit().unwrap();
     }

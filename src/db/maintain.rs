@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata};
+use redb::{ReadTransaction, ReadableTable};
 use serde::Serialize;
 
 use super::open::rebuild_space;
@@ -19,7 +19,8 @@ use crate::store::log::{LogEntry, LogOp};
 use crate::store::tables::{
     bump_generation, bump_space_generations, open_read, open_write, storage,
 };
-use crate::store::{Db, ENTRIES, NAMES, VECTORS};
+use crate::store::v1::{NamesTable, VectorsTable};
+use crate::store::{Db, ENTRIES, VECTORS};
 
 /// Result of [`TaskDb::check`].
 #[derive(Debug, Clone, Serialize)]
@@ -150,7 +151,7 @@ impl TaskDb {
                 for id in &dead {
                     for v in &st.catalog.entries[id].vectors {
                         vec_t
-                            .remove((*id, v.method.as_str()))
+                            .remove((*id, v.method.as_bytes()))
                             .map_err(storage("removing vector"))?;
                     }
                     ent_t.remove(*id).map_err(storage("removing entry"))?;
@@ -246,6 +247,14 @@ impl TaskDb {
         if let Err(e) = scanned {
             problems.push(e.to_string());
         }
+        // What the open set aside, and (format 2) every text key that is not UTF-8.
+        problems.extend(st.catalog.set_aside.iter().cloned());
+        if st.meta.format_version >= 2 {
+            match contain("the text tables", || crate::store::v1::damaged_text(&txn)) {
+                Ok(found) => problems.extend(found),
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
         let log_records = match contain("table log", || crate::store::log::verify_chain(&txn)) {
             Ok(c) => {
                 problems.extend(c.problems);
@@ -316,8 +325,8 @@ fn scan_store(
     problems: &mut Vec<String>,
 ) -> Result<()> {
     let ent_t = open_read(txn, ENTRIES)?;
-    let vec_t = open_read(txn, VECTORS)?;
-    let names_t = open_read(txn, NAMES)?;
+    let vec_t = VectorsTable::open(txn)?;
+    let names_t = NamesTable::open(txn)?;
     for row in ent_t.iter().map_err(storage("reading entries"))? {
         let (k, v) = row.map_err(storage("reading entries"))?;
         let id = k.value();
@@ -339,8 +348,8 @@ fn scan_store(
         }
         if rec.deleted_at_ms.is_none() {
             at.set("names");
-            match names_t.get((rec.name.as_str(), rec.version)) {
-                Ok(Some(g)) if g.value() == id => {}
+            match names_t.get(&rec.name, rec.version) {
+                Ok(Some(g)) if g == id => {}
                 _ => problems.push(format!(
                     "entry {id} ({}@{}) is missing from the name index",
                     rec.name, rec.version
@@ -356,9 +365,9 @@ fn scan_store(
                     rec.name, vm.method
                 )
             };
-            match vec_t.get((id, vm.method.as_str())) {
-                Ok(Some(g)) => {
-                    if check_vector(st, g.value(), vm, &what, problems) {
+            match vec_t.get(id, &vm.method, |b| check_vector(st, b, vm, &what, problems)) {
+                Ok(Some(decoded)) => {
+                    if decoded {
                         tally.vectors += 1;
                     }
                 }
@@ -370,7 +379,7 @@ fn scan_store(
         }
     }
     at.set("names");
-    let n_names = names_t.len().map_err(storage("reading names"))?;
+    let n_names = names_t.len()?;
     let live_versions: usize = st.catalog.names.values().map(|m| m.len()).sum();
     if n_names as usize != live_versions {
         problems.push(format!(

@@ -124,7 +124,11 @@ impl TaskDb {
 fn read_or_init_meta(db: &Db, path: &Path) -> Result<Meta> {
     let txn = db.begin_read()?;
     if let Some(m) = contain("table meta", || store::read_meta(&txn, path))? {
-        return Ok(m);
+        drop(txn);
+        return match db {
+            Db::Rw(d) if m.format_version < store::FORMAT_VERSION => migrate(d, path),
+            _ => Ok(m),
+        };
     }
     if contain("the table directory", || store::has_foreign_tables(&txn))? {
         return Err(Error::NotTaskDb {
@@ -148,6 +152,32 @@ fn read_or_init_meta(db: &Db, path: &Path) -> Result<Meta> {
     }
     let txn = db.begin_read()?;
     store::read_meta(&txn, path)?.ok_or_else(|| Error::Internal("meta missing after init".into()))
+}
+
+/// Migrates a format-1 file (text as redb `&str`) to the current format in one transaction, on
+/// the first writable open. A failure changes nothing: the file keeps format 1, and read-only
+/// opens (`check --read-only`) still read it.
+fn migrate(d: &redb::Database, path: &Path) -> Result<Meta> {
+    contain("the format-1 tables (migrating them to format 2)", || {
+        store::v1::migrate(d)
+    })
+    .map_err(|e| match e {
+        Error::Corrupt { what, detail } => Error::Corrupt {
+            what,
+            detail: format!(
+                "{detail}; the migration to format {} was not committed, the file is \
+                 unchanged (`taskdb check --read-only` reads it as it is)",
+                store::FORMAT_VERSION
+            ),
+        },
+        e => e,
+    })?;
+    use redb::ReadableDatabase;
+    let txn = d
+        .begin_read()
+        .map_err(|e| Error::storage("starting a read transaction", e))?;
+    store::read_meta(&txn, path)?
+        .ok_or_else(|| Error::Internal("meta missing after migration".into()))
 }
 
 fn space_items(

@@ -48,13 +48,13 @@ struct Batch {
 
 /// The tables a `put` writes.
 struct PutTables<'t> {
-    meta: Table<'t, &'static str, &'static [u8]>,
+    meta: Table<'t, &'static [u8], &'static [u8]>,
     entries: Table<'t, u64, &'static [u8]>,
-    vectors: Table<'t, (u64, &'static str), &'static [u8]>,
-    names: Table<'t, (&'static str, u32), u64>,
-    name_seq: Table<'t, &'static str, u32>,
-    spaces: Table<'t, u32, &'static str>,
-    space_names: Table<'t, &'static str, u32>,
+    vectors: Table<'t, (u64, &'static [u8]), &'static [u8]>,
+    names: Table<'t, (&'static [u8], u32), u64>,
+    name_seq: Table<'t, &'static [u8], u32>,
+    spaces: Table<'t, u32, &'static [u8]>,
+    space_names: Table<'t, &'static [u8], u32>,
 }
 
 impl<'t> PutTables<'t> {
@@ -243,7 +243,7 @@ impl TaskDb {
                     version: rec.version,
                 });
                 names_t
-                    .remove((rec.name.as_str(), rec.version))
+                    .remove((rec.name.as_bytes(), rec.version))
                     .map_err(storage("removing name"))?;
                 ent_t
                     .insert(id, codec::encode_entry(&rec)?.as_slice())
@@ -310,7 +310,7 @@ fn write_entry(
         let prep = space.prep(&v.embedding)?;
         let (bytes, crc) = codec::encode_vector(&v.embedding);
         t.vectors
-            .insert((id, v.method.as_str()), bytes.as_slice())
+            .insert((id, v.method.as_bytes()), bytes.as_slice())
             .map_err(storage("writing vector"))?;
         batch.touched.insert(sid);
         vmeta.push(VecMeta {
@@ -323,16 +323,16 @@ fn write_entry(
     }
     let last = t
         .name_seq
-        .get(e.name.as_str())
+        .get(e.name.as_bytes())
         .map_err(storage("reading name sequence"))?
         .map(|g| g.value())
         .unwrap_or(0);
     let version = last + 1;
     t.name_seq
-        .insert(e.name.as_str(), version)
+        .insert(e.name.as_bytes(), version)
         .map_err(storage("writing name sequence"))?;
     t.names
-        .insert((e.name.as_str(), version), id)
+        .insert((e.name.as_bytes(), version), id)
         .map_err(storage("writing name"))?;
     let mut prov: Provenance = e.provenance;
     if prov.taskdb_version.is_empty() {
@@ -449,10 +449,10 @@ fn create_space(
     let json =
         serde_json::to_string(&s).map_err(|e| Error::Internal(format!("space json: {e}")))?;
     t.spaces
-        .insert(id, json.as_str())
+        .insert(id, json.as_bytes())
         .map_err(storage("writing space"))?;
     t.space_names
-        .insert(s.def.name.as_str(), id)
+        .insert(s.def.name.as_bytes(), id)
         .map_err(storage("writing space"))?;
     batch.space_names.insert(s.def.name.clone(), id);
     batch.spaces.insert(id, s);

@@ -71,7 +71,8 @@ impl TaskDb {
     /// values (f32 written so that reading them back gives the same bits), tags and
     /// provenance, and the unit vector the space indexes.
     pub fn export_jsonl(&self, out: &Path) -> Result<ExportReport> {
-        let img = self.read_image()?;
+        let mut skipped = Vec::new();
+        let img = self.read_image_saving(&mut skipped)?;
         let nrows: u64 = img.entries.iter().map(|e| e.vectors.len() as u64).sum();
         crate::files::write_new_file(out, "an export", |w| {
             let io = |e: std::io::Error| Error::io(out, e);
@@ -141,6 +142,7 @@ impl TaskDb {
             rows: nrows,
             spaces: img.spaces.len() as u64,
             files: vec![out.to_path_buf()],
+            skipped,
         })
     }
 

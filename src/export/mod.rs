@@ -37,6 +37,10 @@ pub struct ExportReport {
     pub spaces: u64,
     /// The files written.
     pub files: Vec<PathBuf>,
+    /// What a damaged database could not give (a space definition or live entry that cannot be
+    /// read: table and id, and why), left out of the export; empty for a sound database.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 /// One row: an entry's value in one space, decoded, with what a vector store indexes.

@@ -171,7 +171,8 @@ impl TaskDb {
                 "exists; an export never writes into an existing path: choose a new directory",
             ));
         }
-        let img = self.read_image()?;
+        let mut skipped = Vec::new();
+        let img = self.read_image_saving(&mut skipped)?;
         let mut per_space: BTreeMap<u32, Columns> = BTreeMap::new();
         let mut nrows = 0u64;
         rows(&img, |r| {
@@ -228,6 +229,7 @@ impl TaskDb {
             rows: nrows,
             spaces: files.len() as u64,
             files,
+            skipped,
         })
     }
 }

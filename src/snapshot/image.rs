@@ -19,6 +19,7 @@ use crate::outcome::{self, NewOutcome, Outcome};
 use crate::space::{Space, SpaceDef, SpaceId};
 use crate::store::codec::{self, EntryRecord, VecMeta};
 use crate::store::tables::{open_read, open_write, storage};
+use crate::store::v1::{MetaTable, VectorsTable};
 use crate::store::{
     self, ENTRIES, LOG, META, NAMES, NAME_SEQ, OUTCOMES, SPACES, SPACE_GEN, SPACE_NAMES, VECTORS,
 };
@@ -92,12 +93,11 @@ fn json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
 }
 
 fn meta_bytes(txn: &ReadTransaction, key: &str) -> Result<Vec<u8>> {
-    let t = open_read(txn, META)?;
-    let v = t
-        .get(key)
-        .map_err(storage("reading meta"))?
-        .ok_or_else(|| Error::Internal(format!("meta {key} missing")))?;
-    Ok(v.value().to_vec())
+    let t = MetaTable::open(txn).map_err(|e| Error::storage("opening table meta", e))?;
+    t.get(key)?.ok_or_else(|| Error::Corrupt {
+        what: format!("table meta, key {key}"),
+        detail: "missing".into(),
+    })
 }
 
 fn le<const N: usize>(b: Vec<u8>, key: &str) -> Result<[u8; N]> {
@@ -114,6 +114,16 @@ impl Image {
     /// Reads every live entry, the spaces they use, the outcomes and the log, all from `txn`
     /// (one consistent state of the store), verifying each record's checksum.
     pub(crate) fn read(txn: &ReadTransaction) -> Result<Image> {
+        Image::read_saving(txn, None)
+    }
+
+    /// [`Image::read`]; with `skipped` (an export of a damaged database), a space definition or
+    /// live entry that cannot be read is left out and named there instead of failing the read,
+    /// and so is every entry with a vector in a space left out.
+    pub(crate) fn read_saving(
+        txn: &ReadTransaction,
+        mut skipped: Option<&mut Vec<String>>,
+    ) -> Result<Image> {
         let mut img = Image {
             db_uuid: le(meta_bytes(txn, "db_uuid")?, "db_uuid")?,
             generation: u64::from_le_bytes(le(meta_bytes(txn, "generation")?, "generation")?),
@@ -124,60 +134,44 @@ impl Image {
             )?),
             ..Image::default()
         };
-        let mut spaces: BTreeMap<SpaceId, Space> = BTreeMap::new();
-        contain("table spaces", || {
-            for row in open_read(txn, SPACES)?
-                .iter()
-                .map_err(storage("reading spaces"))?
-            {
-                let (k, v) = row.map_err(storage("reading spaces"))?;
-                let s: Space = serde_json::from_str(v.value()).map_err(|e| Error::Corrupt {
-                    what: format!("space {}", k.value()),
-                    detail: e.to_string(),
-                })?;
-                spaces.insert(s.id, s);
+        // `Err` unless the caller saves what it can, which notes the error and goes on.
+        let mut set_aside = |e: Error| -> Result<()> {
+            match skipped.as_deref_mut() {
+                Some(s) => {
+                    s.push(e.to_string());
+                    Ok(())
+                }
+                None => Err(e),
             }
-            Ok(())
-        })?;
+        };
+        let mut spaces: BTreeMap<SpaceId, Space> = BTreeMap::new();
+        for (_, s) in contain("table spaces", || crate::store::v1::spaces(txn))? {
+            match s {
+                Ok(s) => {
+                    spaces.insert(s.id, s);
+                }
+                Err(e) => set_aside(e)?,
+            }
+        }
         contain("tables entries and vectors", || {
-            let vec_t = open_read(txn, VECTORS)?;
+            let vec_t = VectorsTable::open(txn)?;
             for row in open_read(txn, ENTRIES)?
                 .iter()
                 .map_err(storage("reading entries"))?
             {
                 let (k, v) = row.map_err(storage("reading entries"))?;
-                let id = k.value();
-                let rec = codec::decode_entry(id, v.value())?;
-                if rec.deleted_at_ms.is_some() {
-                    continue;
+                match read_live_entry(&vec_t, &spaces, k.value(), v.value()) {
+                    Ok(Some(e)) => img.entries.push(e),
+                    Ok(None) => {}
+                    Err(e) => set_aside(e)?,
                 }
-                let mut vectors = Vec::with_capacity(rec.vectors.len());
-                for vm in &rec.vectors {
-                    let what = || format!("vector of entry {id}, method {:?}", vm.method);
-                    let g = vec_t
-                        .get((id, vm.method.as_str()))
-                        .map_err(storage("reading vector"))?
-                        .ok_or_else(|| Error::Corrupt {
-                            what: what(),
-                            detail: "missing".into(),
-                        })?;
-                    codec::decode_vector(g.value(), what)?;
-                    vectors.push((vm.method.clone(), g.value().to_vec()));
-                }
-                img.entries.push(ImageEntry { id, rec, vectors });
             }
             Ok(())
         })?;
-        contain("table name_seq", || {
-            for row in open_read(txn, NAME_SEQ)?
-                .iter()
-                .map_err(storage("reading names"))?
-            {
-                let (k, v) = row.map_err(storage("reading names"))?;
-                img.name_seq.push((k.value().to_string(), v.value()));
-            }
-            Ok(())
-        })?;
+        match contain("table name_seq", || crate::store::v1::name_seq(txn)) {
+            Ok(n) => img.name_seq = n,
+            Err(e) => set_aside(e)?,
+        }
         img.outcomes = crate::db::outcomes::read_outcomes(txn)?;
         img.log = contain("table log", || crate::store::log::read_raw(txn, 0))?;
         img.log_head = crate::store::log::recorded_head(txn)?;
@@ -409,11 +403,11 @@ impl Image {
                     format!("taskdb {}", env!("CARGO_PKG_VERSION")).into_bytes(),
                 ),
             ] {
-                m.insert(k, v.as_slice()).map_err(&w)?;
+                m.insert(k.as_bytes(), v.as_slice()).map_err(&w)?;
             }
             if let Some(h) = &self.log_head {
                 let b = hex::decode(h).map_err(|e| Error::Internal(format!("log head: {e}")))?;
-                m.insert("log_head", b.as_slice()).map_err(&w)?;
+                m.insert(b"log_head".as_slice(), b.as_slice()).map_err(&w)?;
             }
             let mut sp = open_write(&txn, SPACES)?;
             let mut sn = open_write(&txn, SPACE_NAMES)?;
@@ -421,8 +415,8 @@ impl Image {
             for s in &self.spaces {
                 let j = serde_json::to_string(s)
                     .map_err(|e| Error::Internal(format!("space json: {e}")))?;
-                sp.insert(s.id, j.as_str()).map_err(&w)?;
-                sn.insert(s.def.name.as_str(), s.id).map_err(&w)?;
+                sp.insert(s.id, j.as_bytes()).map_err(&w)?;
+                sn.insert(s.def.name.as_bytes(), s.id).map_err(&w)?;
                 sg.insert(s.id, 1).map_err(&w)?;
             }
             let mut et = open_write(&txn, ENTRIES)?;
@@ -431,16 +425,16 @@ impl Image {
             for e in &self.entries {
                 et.insert(e.id, codec::encode_entry(&e.rec)?.as_slice())
                     .map_err(&w)?;
-                nt.insert((e.rec.name.as_str(), e.rec.version), e.id)
+                nt.insert((e.rec.name.as_bytes(), e.rec.version), e.id)
                     .map_err(&w)?;
                 for (method, b) in &e.vectors {
-                    vt.insert((e.id, method.as_str()), b.as_slice())
+                    vt.insert((e.id, method.as_bytes()), b.as_slice())
                         .map_err(&w)?;
                 }
             }
             let mut ns = open_write(&txn, NAME_SEQ)?;
             for (n, v) in &self.name_seq {
-                ns.insert(n.as_str(), *v).map_err(&w)?;
+                ns.insert(n.as_bytes(), *v).map_err(&w)?;
             }
             let mut ot = open_write(&txn, OUTCOMES)?;
             for o in &self.outcomes {
@@ -460,6 +454,44 @@ impl Image {
         txn.commit()
             .map_err(|e| Error::storage("committing the restored database", e))
     }
+}
+
+/// Entry `id` with its vectors, checksums verified; `None` for a tombstone. A vector in a space
+/// that is not in `spaces` (unreadable) is an error naming the entry.
+fn read_live_entry(
+    vec_t: &VectorsTable,
+    spaces: &BTreeMap<SpaceId, Space>,
+    id: u64,
+    bytes: &[u8],
+) -> Result<Option<ImageEntry>> {
+    let rec = codec::decode_entry(id, bytes)?;
+    if rec.deleted_at_ms.is_some() {
+        return Ok(None);
+    }
+    let mut vectors = Vec::with_capacity(rec.vectors.len());
+    for vm in &rec.vectors {
+        let what = || {
+            format!(
+                "vector of entry {id} ({}@{}), method {:?}",
+                rec.name, rec.version, vm.method
+            )
+        };
+        if !spaces.contains_key(&vm.space) {
+            return Err(Error::Corrupt {
+                what: what(),
+                detail: format!("its space {} is unreadable or missing", vm.space),
+            });
+        }
+        let b = vec_t
+            .get(id, &vm.method, <[u8]>::to_vec)?
+            .ok_or_else(|| Error::Corrupt {
+                what: what(),
+                detail: "missing".into(),
+            })?;
+        codec::decode_vector(&b, what)?;
+        vectors.push((vm.method.clone(), b));
+    }
+    Ok(Some(ImageEntry { id, rec, vectors }))
 }
 
 /// Decodes an entry payload (see [`Image::entry_payload`]) and checks every vector against its

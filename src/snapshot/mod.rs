@@ -195,6 +195,13 @@ impl TaskDb {
         let txn = self.begin_read_txn()?;
         Image::read(&txn)
     }
+
+    /// [`TaskDb::read_image`] for an export: what cannot be read is left out and named in
+    /// `skipped` (see [`Image::read_saving`]).
+    pub(crate) fn read_image_saving(&self, skipped: &mut Vec<String>) -> Result<Image> {
+        let txn = self.begin_read_txn()?;
+        Image::read_saving(&txn, Some(skipped))
+    }
 }
 
 impl TaskDb {

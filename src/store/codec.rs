@@ -45,6 +45,21 @@ impl EntryRecord {
     }
 }
 
+/// Decodes stored text: a key or value of a text table (`meta` keys, `vectors` methods,
+/// `names`, `name_seq`, `spaces`, `space_names`), stored as bytes since format 2 so that redb
+/// never decodes (and never panics on) a damaged byte. `what` names the table and the key or
+/// id (`table spaces, id 3`).
+pub(crate) fn text(bytes: &[u8], what: impl FnOnce() -> String) -> Result<&str> {
+    std::str::from_utf8(bytes).map_err(|e| Error::Corrupt {
+        what: what(),
+        detail: format!(
+            "not UTF-8 ({e}): the stored bytes are damaged; `taskdb check` lists every \
+             damaged record, and the entries it does not name can be exported or compacted \
+             as usual"
+        ),
+    })
+}
+
 /// Marks an entry record that ends with its checksum: `[postcard record][ENTRY_CRC_MAGIC][CRC32
 /// of the postcard bytes, u32 LE]` (issue 10, defect 10). Records written before it have no
 /// trailer and are read as they are (unverified); postcard ignores trailing bytes, so older
@@ -311,5 +326,27 @@ mod tests {
         let mut b = bytes.clone();
         b[bytes.len() - 1] ^= 1;
         assert_eq!(decode_entry_unverified(1, &b).unwrap(), r);
+    }
+
+    #[test]
+    fn damaged_text_is_corruption_naming_the_record_not_a_panic() {
+        let json = br#"{"id":3,"def":{"name":"space_one"}}"#;
+        assert_eq!(text(json, || unreachable!()).unwrap().len(), json.len());
+        // Every single-byte flip that leaves invalid UTF-8 (here: XOR 0x80 at each byte of an
+        // ASCII text) is an error naming the record; none panics.
+        for i in 0..json.len() {
+            let mut b = json.to_vec();
+            b[i] ^= 0x80;
+            let e = text(&b, || "table spaces, id 3".into()).unwrap_err();
+            let msg = e.to_string();
+            assert!(matches!(e, Error::Corrupt { .. }), "{msg}");
+            assert!(
+                msg.contains("table spaces, id 3") && msg.contains("not UTF-8"),
+                "{msg}"
+            );
+        }
+        // A flip that keeps the text UTF-8 is not this decoder's business (the JSON or the
+        // lookup that follows finds it).
+        assert!(text("naïve".as_bytes(), || unreachable!()).is_ok());
     }
 }

@@ -143,7 +143,7 @@ pub(crate) fn append(txn: &WriteTransaction, op: LogOp) -> Result<u64> {
     // The store generation (as this write left it) and the recorded head, in one read of meta.
     let (gen, head) = {
         let m = open_write(txn, META)?;
-        let get = |k: &str| m.get(k).map_err(storage("reading meta"));
+        let get = |k: &str| m.get(k.as_bytes()).map_err(storage("reading meta"));
         let gen = get("generation")?
             .and_then(|g| g.value().try_into().ok())
             .map(u64::from_le_bytes)
@@ -206,7 +206,7 @@ pub(crate) fn append(txn: &WriteTransaction, op: LogOp) -> Result<u64> {
     drop(t);
     let mut m = open_write(txn, META)?;
     let head = hex::decode(&prev).map_err(|e| Error::Internal(format!("log head: {e}")))?;
-    m.insert("log_head", head.as_slice())
+    m.insert(b"log_head".as_slice(), head.as_slice())
         .map_err(storage("writing meta"))?;
     Ok(seq - 1)
 }
@@ -291,11 +291,8 @@ pub(crate) fn verify_records<'a>(
 
 /// The recorded head (`meta.log_head`), as hex.
 pub(crate) fn recorded_head(txn: &ReadTransaction) -> Result<Option<String>> {
-    let m = txn
-        .open_table(META)
-        .map_err(|e| Error::storage("opening table meta", e))?;
-    let g = m.get("log_head").map_err(storage("reading meta"))?;
-    Ok(g.map(|g| hex::encode(g.value())))
+    let m = super::v1::MetaTable::open(txn).map_err(|e| Error::storage("opening table meta", e))?;
+    Ok(m.get("log_head")?.map(hex::encode))
 }
 
 /// Every stored record as `(seq, bytes)`, from `since` on. A database without a log has none.

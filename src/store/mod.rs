@@ -1,24 +1,31 @@
 //! The redb store: the only source of truth.
 //!
-//! Tables (see `schema/FORMAT.md`):
-//! - `meta`: `&str -> &[u8]`: `magic` = `b"taskdb"`, `format_version` (u32 LE), `db_uuid`
+//! Tables (see `schema/FORMAT.md`). Text is stored as bytes (`&[u8]`, UTF-8) and decoded by
+//! taskdb ([`codec::text`]), never by redb: redb `unwrap`s the UTF-8 decoding of its `&str`
+//! type, so in format 1, where these tables were `&str`, a damaged byte made it panic. Byte
+//! order of UTF-8 is the order of `str`, so keys sort as they did.
+//! - `meta`: `&[u8] -> &[u8]`: `magic` = `b"taskdb"`, `format_version` (u32 LE), `db_uuid`
 //!   (16 bytes), `generation` (u64 LE, bumped by every committed write), `next_id` (u64 LE),
 //!   `next_space_id` (u32 LE).
 //! - `entries`: `u64 -> &[u8]`: postcard [`codec::EntryRecord`] (no vectors).
-//! - `vectors`: `(u64, &str) -> &[u8]`: (entry id, method) -> encoded vector with CRC32.
-//! - `names`: `(&str, u32) -> u64`: (name, version) -> entry id, live (non-deleted) versions only.
-//! - `name_seq`: `&str -> u32`: the last version number ever assigned to a name.
-//! - `spaces`: `u32 -> &str`: space id -> JSON of [`crate::space::Space`].
-//! - `space_names`: `&str -> u32`.
+//! - `vectors`: `(u64, &[u8]) -> &[u8]`: (entry id, method) -> encoded vector with CRC32.
+//! - `names`: `(&[u8], u32) -> u64`: (name, version) -> entry id, live (non-deleted) versions only.
+//! - `name_seq`: `&[u8] -> u32`: the last version number ever assigned to a name.
+//! - `spaces`: `u32 -> &[u8]`: space id -> JSON of [`crate::space::Space`].
+//! - `space_names`: `&[u8] -> u32`.
 //! - `space_gen`: `u32 -> u64`: per-space generation, bumped when points are added to the space
 //!   or the space is compacted; persisted graphs record the generation they reflect.
 //! - `outcomes`: `u64 -> &[u8]`: recorded transfer outcomes.
 //! - `log`: `u64 -> &[u8]`: the write log, a hash chain (see `log.rs`); `meta.log_head`
 //!   holds the SHA-256 of its last record.
+//!
+//! Format 1 (`v1.rs`) had the same tables with `&str` text; it is read as it is by read-only
+//! handles and migrated to format 2 by the first writable open.
 
 pub(crate) mod codec;
 pub(crate) mod log;
 pub(crate) mod tables;
+pub(crate) mod v1;
 
 use std::mem::ManuallyDrop;
 use std::path::Path;
@@ -30,17 +37,18 @@ use redb::{
 
 use crate::error::{Error, Result};
 
-/// The on-disk format version written by this build.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format version written by this build. 2: text stored as bytes (issue 10); 1 is
+/// still read (read-only) and migrated by a writable open.
+pub const FORMAT_VERSION: u32 = 2;
 pub(crate) const MAGIC: &[u8] = b"taskdb";
 
-pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(crate) const META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("meta");
 pub(crate) const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
-pub(crate) const VECTORS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("vectors");
-pub(crate) const NAMES: TableDefinition<(&str, u32), u64> = TableDefinition::new("names");
-pub(crate) const NAME_SEQ: TableDefinition<&str, u32> = TableDefinition::new("name_seq");
-pub(crate) const SPACES: TableDefinition<u32, &str> = TableDefinition::new("spaces");
-pub(crate) const SPACE_NAMES: TableDefinition<&str, u32> = TableDefinition::new("space_names");
+pub(crate) const VECTORS: TableDefinition<(u64, &[u8]), &[u8]> = TableDefinition::new("vectors");
+pub(crate) const NAMES: TableDefinition<(&[u8], u32), u64> = TableDefinition::new("names");
+pub(crate) const NAME_SEQ: TableDefinition<&[u8], u32> = TableDefinition::new("name_seq");
+pub(crate) const SPACES: TableDefinition<u32, &[u8]> = TableDefinition::new("spaces");
+pub(crate) const SPACE_NAMES: TableDefinition<&[u8], u32> = TableDefinition::new("space_names");
 pub(crate) const SPACE_GEN: TableDefinition<u32, u64> = TableDefinition::new("space_gen");
 /// Recorded transfer outcomes (`crate::outcome`): id → JSON with a CRC32 trailer. Absent in
 /// databases that never recorded one (read as empty).
@@ -264,9 +272,10 @@ fn read_u64(b: &[u8], key: &str, path: &Path) -> Result<u64> {
         })
 }
 
-/// Reads and validates the meta table. `Ok(None)` means "no taskdb tables yet" (a fresh file).
+/// Reads and validates the meta table, of either format ([`v1`] for format 1). `Ok(None)`
+/// means "no taskdb tables yet" (a fresh file).
 pub(crate) fn read_meta(txn: &ReadTransaction, path: &Path) -> Result<Option<Meta>> {
-    let t = match txn.open_table(META) {
+    let t = match v1::MetaTable::open(txn) {
         Ok(t) => t,
         Err(TableError::TableDoesNotExist(_)) => return Ok(None),
         Err(e) => {
@@ -276,11 +285,7 @@ pub(crate) fn read_meta(txn: &ReadTransaction, path: &Path) -> Result<Option<Met
             })
         }
     };
-    let get = |k: &str| -> Result<Option<Vec<u8>>> {
-        Ok(t.get(k)
-            .map_err(|e| Error::storage("reading meta", e))?
-            .map(|v| v.value().to_vec()))
-    };
+    let get = |k: &str| t.get(k);
     let not = |reason: &str| Error::NotTaskDb {
         path: path.to_path_buf(),
         reason: reason.into(),
@@ -295,11 +300,21 @@ pub(crate) fn read_meta(txn: &ReadTransaction, path: &Path) -> Result<Option<Met
             .try_into()
             .map_err(|_| not("malformed format version"))?,
     );
-    if format_version != FORMAT_VERSION {
+    if format_version > FORMAT_VERSION || format_version == 0 {
         return Err(Error::UnsupportedFormat {
             path: path.to_path_buf(),
             found: format_version,
             supported: FORMAT_VERSION,
+        });
+    }
+    // The table types must be those of the recorded format.
+    if (format_version == 1) != t.is_v1() {
+        return Err(Error::Corrupt {
+            what: "table meta".into(),
+            detail: format!(
+                "format version {format_version} recorded in a table of the other format's \
+                 types: the file is damaged; restore it from a backup"
+            ),
         });
     }
     let uuid = get("db_uuid")?.ok_or_else(|| not("missing db_uuid"))?;
@@ -337,8 +352,8 @@ pub(crate) fn init(db: &Database) -> Result<()> {
             .open_table(META)
             .map_err(|e| Error::storage("initialising meta", e))?;
         let uuid: [u8; 16] = rand::random();
-        let ins = |m: &mut redb::Table<&str, &[u8]>, k: &str, v: &[u8]| -> Result<()> {
-            m.insert(k, v)
+        let ins = |m: &mut redb::Table<&[u8], &[u8]>, k: &str, v: &[u8]| -> Result<()> {
+            m.insert(k.as_bytes(), v)
                 .map(|_| ())
                 .map_err(|e| Error::storage("initialising meta", e))
         };

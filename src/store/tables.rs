@@ -3,8 +3,10 @@
 //! every read of a stored record goes through one helper here: the vector of an entry, the
 //! record of an entry, the counters of the meta table, the per-space generations.
 //!
-//! Reads that parse text keys or values run inside [`crate::error::contain`] at the caller, so a
-//! panic of the storage layer on a damaged record becomes an error naming the table.
+//! Text keys and values are bytes (format 2) decoded by taskdb; a format-1 file (read-only
+//! handles) is read through `v1.rs`, and reads run inside [`crate::error::contain`] at the
+//! caller, so a panic of the storage layer on a damaged record becomes an error naming the
+//! table.
 
 use redb::{
     Key, ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableDefinition, TableHandle, Value,
@@ -12,7 +14,7 @@ use redb::{
 };
 
 use super::codec::{self, EntryRecord};
-use super::{ENTRIES, META, SPACE_GEN, VECTORS};
+use super::{ENTRIES, META, SPACE_GEN};
 use crate::error::{contain, Error, Result};
 use crate::model::{Embedding, EntryId};
 use crate::space::SpaceId;
@@ -52,7 +54,7 @@ pub(crate) struct Counters {
 
 impl Counters {
     /// Reads the counters inside a write transaction.
-    pub(crate) fn read(meta: &Table<&str, &[u8]>) -> Result<Counters> {
+    pub(crate) fn read(meta: &Table<&[u8], &[u8]>) -> Result<Counters> {
         Ok(Counters {
             next_id: u64::from_le_bytes(meta_value(meta, "next_id")?),
             generation: u64::from_le_bytes(meta_value(meta, "generation")?),
@@ -61,34 +63,39 @@ impl Counters {
     }
 
     /// Writes the counters back.
-    pub(crate) fn write(&self, meta: &mut Table<&str, &[u8]>) -> Result<()> {
+    pub(crate) fn write(&self, meta: &mut Table<&[u8], &[u8]>) -> Result<()> {
         let w = storage("writing meta");
-        meta.insert("next_id", self.next_id.to_le_bytes().as_slice())
-            .map_err(&w)?;
-        meta.insert("generation", self.generation.to_le_bytes().as_slice())
-            .map_err(&w)?;
-        meta.insert("next_space_id", self.next_space.to_le_bytes().as_slice())
-            .map_err(&w)?;
+        for (k, v) in [
+            ("next_id", &self.next_id.to_le_bytes()[..]),
+            ("generation", &self.generation.to_le_bytes()[..]),
+            ("next_space_id", &self.next_space.to_le_bytes()[..]),
+        ] {
+            meta.insert(k.as_bytes(), v).map_err(&w)?;
+        }
         Ok(())
     }
 }
 
 /// A fixed-size value of the meta table, inside a write transaction.
-fn meta_value<const N: usize>(t: &Table<&str, &[u8]>, key: &str) -> Result<[u8; N]> {
+fn meta_value<const N: usize>(t: &Table<&[u8], &[u8]>, key: &str) -> Result<[u8; N]> {
+    let corrupt = |detail: &str| Error::Corrupt {
+        what: format!("table meta, key {key}"),
+        detail: detail.into(),
+    };
     let g = t
-        .get(key)
+        .get(key.as_bytes())
         .map_err(storage("reading meta"))?
-        .ok_or_else(|| Error::Internal(format!("meta {key} missing")))?;
+        .ok_or_else(|| corrupt("missing"))?;
     g.value()
         .try_into()
-        .map_err(|_| Error::Internal(format!("meta {key} malformed")))
+        .map_err(|_| corrupt("malformed (wrong length)"))
 }
 
 /// Bumps the store generation (a write that changes no other counter).
 pub(crate) fn bump_generation(txn: &WriteTransaction) -> Result<()> {
     let mut m = open_write(txn, META)?;
     let g = u64::from_le_bytes(meta_value(&m, "generation")?);
-    m.insert("generation", (g + 1).to_le_bytes().as_slice())
+    m.insert(b"generation".as_slice(), (g + 1).to_le_bytes().as_slice())
         .map_err(storage("writing meta"))?;
     Ok(())
 }
@@ -118,16 +125,15 @@ pub(crate) fn bump_space_generations(
 /// The stored vector of entry `id` for `method`, checksum verified.
 pub(crate) fn read_vector(txn: &ReadTransaction, id: EntryId, method: &str) -> Result<Embedding> {
     contain("table vectors", || {
-        let t = open_read(txn, VECTORS)?;
+        let t = super::v1::VectorsTable::open(txn)?;
         let what = || format!("vector of entry {id}, method {method:?}");
-        let g = t
-            .get((id, method))
-            .map_err(storage("reading vector"))?
+        let decoded = t
+            .get(id, method, |b| codec::decode_vector(b, what))?
             .ok_or_else(|| Error::Corrupt {
                 what: what(),
                 detail: "missing".into(),
             })?;
-        Ok(codec::decode_vector(g.value(), what)?.0)
+        Ok(decoded?.0)
     })
 }
 

@@ -162,6 +162,9 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(move |info| {
         if !taskdb::panic_is_contained() {
             default_hook(info);
+        } else if std::env::var_os("TASKDB_REPORT_CONTAINED_PANICS").is_some() {
+            // For the reliability tests: a panic taskdb contained (turned into an error).
+            eprintln!("taskdb: contained panic: {info}");
         }
     }));
     let cli = Cli::parse();

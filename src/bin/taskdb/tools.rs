@@ -157,6 +157,9 @@ pub fn export(ctx: &crate::Ctx, a: ExportArgs) -> taskdb::Result<i32> {
         "parquet" => db.export_parquet(&a.out)?,
         _ => db.export_jsonl(&a.out)?,
     };
+    for s in &r.skipped {
+        eprintln!("warning: left out of the export (damaged): {s}");
+    }
     if a.json {
         crate::output::json(&r)?;
     } else {
