@@ -54,7 +54,9 @@ impl PromptChoice {
             .collect();
         (!missing.is_empty()).then(|| {
             format!(
-                "mutual information is unavailable for {}: their outputs on U are not stored                  (ingested before taskdb stored them); ingest them again (`taskdb ingest model                  NAME …`, a new version) to get it",
+                "mutual information is unavailable for {}: their outputs on U are not stored \
+                 (ingested before taskdb stored them); ingest them again (`taskdb ingest model \
+                 NAME …`, a new version) to get it",
                 missing.join(", ")
             )
         })
