@@ -105,15 +105,38 @@ def check_entry(payload, spaces):
     need(all(isinstance(t, list) and len(t) == 2 for t in head["tags"]), "the head's tags are not [key, value] pairs")
     vecs = [has(v, "a vector in the head", method=str, space=str, bytes=int) for v in head["vectors"]]
     need(all(v["bytes"] >= 0 for v in vecs), "a vector in the head has negative bytes")
-    pos, total = 4 + head_len, sum(v["bytes"] for v in vecs)
-    need(pos + total == len(payload), "the head gives its vectors %d bytes, the payload has %d after the head"
-         % (total, len(payload) - pos))
+    outputs = head.get("outputs")
+    need(outputs is None or (is_int(outputs) and outputs >= 0 and head["kind"] == "model"),
+         "the head's outputs is not a model's byte count")
+    pos, total = 4 + head_len, sum(v["bytes"] for v in vecs) + (outputs or 0)
+    need(pos + total == len(payload), "the head gives its vectors and outputs %d bytes, the payload has %d "
+         "after the head" % (total, len(payload) - pos))
     for v in vecs:
         where = "vector %r" % v["method"]
         need(v["space"] in spaces, "%s: space %r is not a space record" % (where, v["space"]))
         check_vector(payload[pos:pos + v["bytes"]], spaces[v["space"]], where)
         pos += v["bytes"]
+    if outputs is not None:
+        check_outputs(payload[pos:pos + outputs])
     return "%s@%s" % (head["name"], head["version"])
+
+
+def check_outputs(raw):
+    """A model's outputs on U, FORMAT.md "Model outputs record": magic, layout, CRC-32."""
+    need(len(raw) >= 27 and raw[:4] == b"TDo1", "outputs on U: no TDo1 magic")
+    need(zlib.crc32(raw[:-4]) & 0xFFFFFFFF == struct.unpack_from("<I", raw, len(raw) - 4)[0],
+         "outputs on U: CRC-32 does not match")
+    kind, probe_rows, n, k, flen = struct.unpack_from("<BIIIH", raw, 4)
+    need(kind in (0, 1, 2), "outputs on U: unknown kind %d" % kind)
+    pos = 19 + flen
+    for _ in range(k):
+        need(pos + 4 <= len(raw) - 4, "outputs on U: labels run past the record")
+        pos += 4 + struct.unpack_from("<I", raw, pos)[0]
+    width = {0: 2 * n, 1: 4 * n * k, 2: 4 * n}[kind]
+    need(pos + 4 * n + width == len(raw) - 4, "outputs on U: %d rows of %d labels do not fill the record" % (n, k))
+    rows = struct.unpack_from("<%dI" % n, raw, pos)
+    need(all(a < b for a, b in zip(rows, rows[1:])) and all(r < probe_rows for r in rows),
+         "outputs on U: rows not ascending inside U")
 
 
 def check_payload(r, spaces, by):

@@ -40,6 +40,7 @@ pub mod ingest;
 mod map;
 mod model;
 mod outcome;
+mod outputs;
 mod recommend;
 mod reflib;
 mod search;
@@ -69,6 +70,7 @@ pub use model::{
     NewEntry, NewVector, Provenance,
 };
 pub use outcome::{read_outcomes_csv, NewOutcome, Outcome};
+pub use outputs::{ModelOutputs, OutputValues};
 pub use recommend::{
     rank, Basis, Candidate, Comparison, EvalReport, EvalRow, Pivot, PromptChoice, Ranked,
     RecommendOptions, Recommendation, SharedSpace, Side, Target, UnstoredTarget, DEFAULT_LAMBDA,

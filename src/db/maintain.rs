@@ -20,7 +20,7 @@ use crate::store::tables::{
     bump_generation, bump_space_generations, open_read, open_write, storage,
 };
 use crate::store::v1::{NamesTable, VectorsTable};
-use crate::store::{Db, ENTRIES, VECTORS};
+use crate::store::{Db, ENTRIES, MODEL_OUTPUTS, VECTORS};
 
 /// Result of [`TaskDb::check`].
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +31,8 @@ pub struct CheckReport {
     pub entries_checked: u64,
     /// Vectors whose checksum was verified.
     pub vectors_checked: u64,
+    /// Model outputs on U whose checksum was verified.
+    pub outputs_checked: u64,
     /// Spaces whose in-memory graph was compared with the store.
     pub spaces_checked: u64,
     /// Write-log records whose hash chain was verified.
@@ -143,38 +145,45 @@ impl TaskDb {
         let Db::Rw(db) = &mut self.db else {
             unreachable!("checked by rw()")
         };
-        let gens = contain("tables entries, vectors or space_gen", || {
-            let txn = db.begin_write().map_err(storage("starting a write"))?;
-            {
-                let mut ent_t = open_write(&txn, ENTRIES)?;
-                let mut vec_t = open_write(&txn, VECTORS)?;
-                for id in &dead {
-                    for v in &st.catalog.entries[id].vectors {
-                        vec_t
-                            .remove((*id, v.method.as_bytes()))
-                            .map_err(storage("removing vector"))?;
+        let gens = contain(
+            "tables entries, vectors, model_outputs or space_gen",
+            || {
+                let txn = db.begin_write().map_err(storage("starting a write"))?;
+                {
+                    let mut ent_t = open_write(&txn, ENTRIES)?;
+                    let mut vec_t = open_write(&txn, VECTORS)?;
+                    let mut out_t = open_write(&txn, MODEL_OUTPUTS)?;
+                    for id in &dead {
+                        out_t
+                            .remove(*id)
+                            .map_err(storage("removing model outputs"))?;
+                        for v in &st.catalog.entries[id].vectors {
+                            vec_t
+                                .remove((*id, v.method.as_bytes()))
+                                .map_err(storage("removing vector"))?;
+                        }
+                        ent_t.remove(*id).map_err(storage("removing entry"))?;
                     }
-                    ent_t.remove(*id).map_err(storage("removing entry"))?;
                 }
-            }
-            let gens = bump_space_generations(&txn, st.catalog.spaces.keys().copied())?;
-            bump_generation(&txn)?;
-            let mut op = LogOp::new("compact");
-            op.entries = dead
-                .iter()
-                .map(|id| {
-                    let e = &st.catalog.entries[id];
-                    LogEntry {
-                        id: *id,
-                        name: e.name.clone(),
-                        version: e.version,
-                    }
-                })
-                .collect();
-            crate::store::log::append(&txn, op)?;
-            txn.commit().map_err(storage("committing"))?;
-            Ok(gens)
-        })?;
+                let gens = bump_space_generations(&txn, st.catalog.spaces.keys().copied())?;
+                bump_generation(&txn)?;
+                let mut op = LogOp::new("compact");
+                op.entries = dead
+                    .iter()
+                    .map(|id| {
+                        let e = &st.catalog.entries[id];
+                        LogEntry {
+                            id: *id,
+                            name: e.name.clone(),
+                            version: e.version,
+                        }
+                    })
+                    .collect();
+                crate::store::log::append(&txn, op)?;
+                txn.commit().map_err(storage("committing"))?;
+                Ok(gens)
+            },
+        )?;
         st.meta.generation += 1;
         st.catalog.space_gen.extend(gens);
         for id in &dead {
@@ -255,6 +264,11 @@ impl TaskDb {
                 Err(e) => problems.push(e.to_string()),
             }
         }
+        let outputs_checked = contain("table model_outputs", || scan_outputs(&txn, &mut problems))
+            .unwrap_or_else(|e| {
+                problems.push(e.to_string());
+                0
+            });
         let log_records = match contain("table log", || crate::store::log::verify_chain(&txn)) {
             Ok(c) => {
                 problems.extend(c.problems);
@@ -276,6 +290,7 @@ impl TaskDb {
             redb_integrity,
             entries_checked: tally.entries,
             vectors_checked: tally.vectors,
+            outputs_checked,
             spaces_checked,
             log_records_checked: log_records,
             problems,
@@ -387,6 +402,46 @@ fn scan_store(
         ));
     }
     Ok(())
+}
+
+/// Verifies every model-outputs record (checksum, layout) and that it belongs to a stored model
+/// entry; returns how many decoded. A database without the table has nothing to check.
+fn scan_outputs(txn: &ReadTransaction, problems: &mut Vec<String>) -> Result<u64> {
+    let Some(out_t) = crate::store::tables::open_outputs(txn)? else {
+        return Ok(0);
+    };
+    let ent_t = open_read(txn, ENTRIES)?;
+    let mut checked = 0;
+    for row in out_t.iter().map_err(storage("reading model outputs"))? {
+        let (k, v) = row.map_err(storage("reading model outputs"))?;
+        let id = k.value();
+        let rec = match ent_t.get(id).map_err(storage("reading entries"))? {
+            Some(g) => codec::decode_entry_unverified(id, g.value()).ok(),
+            None => {
+                problems.push(format!(
+                    "outputs on U of entry {id}: no such entry (an orphaned record)"
+                ));
+                None
+            }
+        };
+        let label = rec
+            .as_ref()
+            .map(|r| format!(" ({}@{})", r.name, r.version))
+            .unwrap_or_default();
+        if rec
+            .as_ref()
+            .is_some_and(|r| r.kind != crate::model::Kind::Model.to_u8())
+        {
+            problems.push(format!(
+                "outputs on U of entry {id}{label}: it is not a model"
+            ));
+        }
+        match crate::outputs::decode(v.value(), &|| format!("outputs on U of entry {id}{label}")) {
+            Ok(_) => checked += 1,
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    Ok(checked)
 }
 
 /// Checks one stored vector record against its entry record (checksum) and its space (the

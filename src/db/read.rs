@@ -80,6 +80,21 @@ impl TaskDb {
         read_entry(&txn, &st.catalog, id)
     }
 
+    /// The outputs on U stored with a model entry at ingestion: each answered row's index in U
+    /// and the model's label or distribution there (checksum verified). `None` for a dataset,
+    /// an imported entry, or a model ingested before taskdb stored outputs (ingest it again to
+    /// store them).
+    pub fn model_outputs(&self, r: &EntryRef) -> Result<Option<crate::ModelOutputs>> {
+        let st = self.read()?;
+        let id = st.catalog.resolve(r)?;
+        let e = &st.catalog.entries[&id];
+        let label = format!("{}@{}", e.name, e.version);
+        let txn = self.db.begin_read()?;
+        crate::store::tables::read_outputs(&txn, id, &|| {
+            format!("outputs on U of entry {id} ({label})")
+        })
+    }
+
     /// Lists entries passing `filter` (latest versions unless `filter.all_versions`),
     /// sorted by name then version.
     pub fn list(&self, filter: &Filter) -> Result<Vec<EntrySummary>> {

@@ -11,14 +11,17 @@ use super::{State, TaskDb};
 use crate::catalog::{CatEntry, Catalog};
 use crate::error::{contain, Error, Result};
 use crate::index::SpaceIndex;
-use crate::model::{Embedding, EntryId, EntryRef, NewEntry, NewVector, Provenance};
+use crate::model::{Embedding, EntryId, EntryRef, Kind, NewEntry, NewVector, Provenance};
+use crate::outputs::{self, ModelOutputs};
 use crate::space::{Space, SpaceDef, SpaceId, SpaceRef};
 use crate::store::codec::{self, EntryRecord, VecMeta};
 use crate::store::log::{self, LogEntry, LogOp};
 use crate::store::tables::{
     bump_generation, bump_space_generations, open_write, storage, Counters,
 };
-use crate::store::{self, ENTRIES, META, NAMES, NAME_SEQ, SPACES, SPACE_NAMES, VECTORS};
+use crate::store::{
+    self, ENTRIES, META, MODEL_OUTPUTS, NAMES, NAME_SEQ, SPACES, SPACE_NAMES, VECTORS,
+};
 
 /// One entry as [`TaskDb::put_versioned`] wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,10 +58,13 @@ struct PutTables<'t> {
     name_seq: Table<'t, &'static [u8], u32>,
     spaces: Table<'t, u32, &'static [u8]>,
     space_names: Table<'t, &'static [u8], u32>,
+    /// Opened only by a batch that stores model outputs (an older database gets the table
+    /// with its first model's outputs).
+    outputs: Option<Table<'t, u64, &'static [u8]>>,
 }
 
 impl<'t> PutTables<'t> {
-    fn open(txn: &'t WriteTransaction) -> Result<PutTables<'t>> {
+    fn open(txn: &'t WriteTransaction, with_outputs: bool) -> Result<PutTables<'t>> {
         Ok(PutTables {
             meta: open_write(txn, META)?,
             entries: open_write(txn, ENTRIES)?,
@@ -67,6 +73,10 @@ impl<'t> PutTables<'t> {
             name_seq: open_write(txn, NAME_SEQ)?,
             spaces: open_write(txn, SPACES)?,
             space_names: open_write(txn, SPACE_NAMES)?,
+            outputs: match with_outputs {
+                true => Some(open_write(txn, MODEL_OUTPUTS)?),
+                false => None,
+            },
         })
     }
 }
@@ -93,6 +103,15 @@ impl TaskDb {
     /// [`TaskDb::put`], returning each entry's id, name and the version it got (in input
     /// order), as committed by this very transaction.
     pub fn put_versioned(&self, entries: Vec<NewEntry>) -> Result<Vec<Written>> {
+        self.put_with_outputs(entries.into_iter().map(|e| (e, None)).collect())
+    }
+
+    /// [`TaskDb::put_versioned`] with each model entry's outputs on U (ingestion's write):
+    /// entry, vectors and outputs land in one transaction.
+    pub(crate) fn put_with_outputs(
+        &self,
+        entries: Vec<(NewEntry, Option<ModelOutputs>)>,
+    ) -> Result<Vec<Written>> {
         let db = self.rw("put")?;
         validate_batch(&entries)?;
         if entries.is_empty() {
@@ -101,7 +120,7 @@ impl TaskDb {
         // Write under the state lock, so readers never see the store ahead of the index.
         let mut st = self.write()?;
         contain(
-            "tables names, name_seq, spaces, space_names or vectors",
+            "tables names, name_seq, spaces, space_names, vectors or model_outputs",
             || self.put_locked(db, &mut st, entries),
         )
         .map_err(|e| e.on_file(&self.path))
@@ -112,20 +131,26 @@ impl TaskDb {
         &self,
         db: &redb::Database,
         st: &mut State,
-        entries: Vec<NewEntry>,
+        entries: Vec<(NewEntry, Option<ModelOutputs>)>,
     ) -> Result<Vec<Written>> {
         let txn = db.begin_write().map_err(storage("starting a write"))?;
         let now = store::now_ms();
         let mut batch = Batch::default();
         let mut written = Vec::with_capacity(entries.len());
         let counters = {
-            let mut t = PutTables::open(&txn)?;
+            let with_outputs = entries.iter().any(|(_, o)| o.is_some());
+            let mut t = PutTables::open(&txn, with_outputs)?;
             let mut counters = Counters::read(&t.meta)?;
             counters.generation += 1;
             let n = entries.len();
-            for (i, e) in entries.into_iter().enumerate() {
+            for (i, (e, o)) in entries.into_iter().enumerate() {
                 let ctx = entry_ctx(i, n, &e.name);
                 let w = write_entry(&mut t, &st.catalog, &mut batch, &mut counters, e, &ctx, now)?;
+                if let (Some(o), Some(table)) = (o, t.outputs.as_mut()) {
+                    table
+                        .insert(w.id, outputs::encode(&o).as_slice())
+                        .map_err(storage("writing model outputs"))?;
+                }
                 written.push(w);
             }
             counters.write(&mut t.meta)?;
@@ -262,12 +287,21 @@ impl TaskDb {
 }
 
 /// The checks of a batch that need no store access: each entry's own, and no name twice.
-fn validate_batch(entries: &[NewEntry]) -> Result<()> {
+fn validate_batch(entries: &[(NewEntry, Option<ModelOutputs>)]) -> Result<()> {
     let mut seen = HashMap::new();
     let n = entries.len();
-    for (i, e) in entries.iter().enumerate() {
+    for (i, (e, o)) in entries.iter().enumerate() {
         let ctx = entry_ctx(i, n, &e.name);
         e.validate(&ctx)?;
+        if let Some(o) = o {
+            if e.kind != Kind::Model {
+                return Err(Error::invalid(
+                    ctx,
+                    "outputs on U belong to a model entry, not a dataset",
+                ));
+            }
+            o.validate(&ctx)?;
+        }
         if let Some(j) = seen.insert(e.name.as_str(), i) {
             return Err(Error::invalid(
                 ctx,

@@ -209,6 +209,7 @@ impl Ingestor {
             cache,
             truncated,
             warnings,
+            outputs: None,
         };
         Ok(pending)
     }

@@ -482,6 +482,7 @@ impl Ingestor {
             cache,
             truncated,
             mut warnings,
+            outputs,
         } = p;
         for (s, t) in &stages.0 {
             provenance.timings.insert(s.clone(), *t);
@@ -496,7 +497,7 @@ impl Ingestor {
             tags: opts.tags.clone(),
             provenance,
         };
-        let written = stages.time("write", || db.put_versioned(vec![entry]))?;
+        let written = stages.time("write", || db.put_with_outputs(vec![(entry, outputs)]))?;
         let w = written
             .into_iter()
             .next()
@@ -546,6 +547,8 @@ struct Pending<'a> {
     cache: CacheStats,
     truncated: usize,
     warnings: Vec<String>,
+    /// A model's outputs on U, written with the entry (`None` for a dataset).
+    outputs: Option<crate::ModelOutputs>,
 }
 
 /// A task embedded in each wanted method's space (see [`Ingestor::embed_all`]).

@@ -17,6 +17,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::features::CacheStats;
 use crate::model::{Kind, Provenance};
+use crate::outputs::{ModelOutputs as StoredOutputs, OutputValues};
 use crate::TaskDb;
 
 impl Ingestor {
@@ -193,8 +194,35 @@ impl Ingestor {
             cache,
             truncated,
             warnings,
+            outputs: Some(self.stored_outputs(&targets, &positions)),
         };
         self.write(db, pending, opts)
+    }
+
+    /// What the model task embedding was computed from, to be stored with the entry: each
+    /// answered row's index in U (ascending) and its label or distribution (as the f32 values
+    /// the methods got).
+    fn stored_outputs(&self, t: &sources::Targets, positions: &[usize]) -> StoredOutputs {
+        let mut order: Vec<usize> = (0..positions.len()).collect();
+        order.sort_by_key(|&i| positions[i]);
+        let values = match &t.values {
+            sources::TargetValues::Hard(l) => {
+                OutputValues::Hard(order.iter().map(|&i| l[i]).collect())
+            }
+            sources::TargetValues::Soft(rows) => OutputValues::Soft(
+                order
+                    .iter()
+                    .flat_map(|&i| rows[i].iter().map(|&p| p as f32))
+                    .collect(),
+            ),
+        };
+        StoredOutputs {
+            probe_fingerprint: self.probe.fingerprint_hex(),
+            probe_rows: self.probe.len() as u32,
+            labels: t.labels.clone(),
+            rows: order.iter().map(|&i| positions[i] as u32).collect(),
+            values,
+        }
     }
 
     /// The seeded subset of U a model command runs on under `--probe-limit` (`None`: all of

@@ -3,9 +3,9 @@
 //! embeddings by similarity to the target's dataset task embedding. Beside it, a label-free
 //! baseline computed from what taskdb already stores: the entropy of each candidate's labels
 //! on U (a prompt that makes the model answer one label for everything is a poor prompt;
-//! Yang et al., TACL 2024, compare such baselines). Mutual information between inputs and
-//! outputs (Sorensen et al. 2022) needs each model's per-text scores on U, which taskdb does
-//! not store yet; it is not offered.
+//! Yang et al., TACL 2024, compare such baselines), and the mutual information between inputs
+//! and outputs (Sorensen et al. 2022) from the model's outputs on U stored at ingestion
+//! ([`crate::ModelOutputs::mutual_information`]).
 
 use serde::Serialize;
 
@@ -31,8 +31,36 @@ pub struct PromptChoice {
     pub output_entropy: Option<f64>,
     /// Rank by output entropy (1 = the entropy baseline's choice).
     pub entropy_rank: Option<usize>,
+    /// Mutual information between U's texts and its outputs there, I(X;Y) = H(mean p(y|x)) −
+    /// mean H(p(y|x)) over the answered rows, normalised like `output_entropy` (equal to it
+    /// for hard labels, where H(p(y|x)) = 0). `None` when its outputs on U are not stored (a
+    /// model ingested before taskdb stored them: ingest it again), see
+    /// [`PromptChoice::mi_note`].
+    pub mutual_information: Option<f64>,
+    /// Rank by mutual information (1 = the mutual-information baseline's choice).
+    pub mi_rank: Option<usize>,
     /// Its labels on U with their counts, as recorded at ingestion.
     pub label_counts: std::collections::BTreeMap<String, u64>,
+}
+
+impl PromptChoice {
+    /// One note for a ranking where some candidate has no mutual information, naming them,
+    /// saying why and how to get it; `None` when every candidate has it.
+    pub fn mi_note(choices: &[PromptChoice]) -> Option<String> {
+        let missing: Vec<String> = choices
+            .iter()
+            .filter(|c| c.mutual_information.is_none())
+            .map(|c| format!("{}@{}", c.name, c.version))
+            .collect();
+        (!missing.is_empty()).then(|| {
+            format!(
+                "mutual information is unavailable for {}: their outputs on U are not stored \
+                 (ingested before taskdb stored them); ingest them again (`taskdb ingest model \
+                 NAME …`, a new version) to get it",
+                missing.join(", ")
+            )
+        })
+    }
 }
 
 /// The entropy of a label distribution normalised by `log k`, k = the number of labels the
@@ -99,6 +127,12 @@ impl TaskDb {
             let e = self.get(&EntryRef::latest(s.name.as_str()))?;
             let counts = label_counts(&e);
             let v: Vec<u64> = counts.values().copied().collect();
+            let mi = self
+                .model_outputs(&EntryRef {
+                    name: s.name.clone(),
+                    version: Some(s.version),
+                })?
+                .and_then(|o| o.mutual_information(target_labels));
             out.push(PromptChoice {
                 name: s.name,
                 version: s.version,
@@ -106,6 +140,8 @@ impl TaskDb {
                 rank: 0,
                 output_entropy: normalised_entropy(&v, target_labels),
                 entropy_rank: None,
+                mutual_information: mi,
+                mi_rank: None,
                 label_counts: counts,
             });
         }
@@ -117,18 +153,11 @@ impl TaskDb {
                 ),
             });
         }
-        let mut by_entropy: Vec<usize> = (0..out.len())
-            .filter(|&i| out[i].output_entropy.is_some())
-            .collect();
-        by_entropy.sort_by(|&a, &b| {
-            out[b]
-                .output_entropy
-                .partial_cmp(&out[a].output_entropy)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(out[a].name.cmp(&out[b].name))
-        });
-        for (r, &i) in by_entropy.iter().enumerate() {
-            out[i].entropy_rank = Some(r + 1);
+        for (r, i) in rank_by(&out, |c| c.output_entropy) {
+            out[i].entropy_rank = Some(r);
+        }
+        for (r, i) in rank_by(&out, |c| c.mutual_information) {
+            out[i].mi_rank = Some(r);
         }
         out.sort_by(|a, b| {
             b.similarity
@@ -140,6 +169,23 @@ impl TaskDb {
         }
         Ok(out)
     }
+}
+
+/// `(rank, index)` of the choices that have a `score`, highest first (ties by name).
+fn rank_by(out: &[PromptChoice], score: fn(&PromptChoice) -> Option<f64>) -> Vec<(usize, usize)> {
+    let mut idx: Vec<usize> = (0..out.len())
+        .filter(|&i| score(&out[i]).is_some())
+        .collect();
+    idx.sort_by(|&a, &b| {
+        score(&out[b])
+            .partial_cmp(&score(&out[a]))
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(out[a].name.cmp(&out[b].name))
+    });
+    idx.into_iter()
+        .enumerate()
+        .map(|(r, i)| (r + 1, i))
+        .collect()
 }
 
 #[cfg(test)]

@@ -75,6 +75,8 @@ pub struct EntryChange {
     pub tags_changed: bool,
     /// Whether the provenance differs.
     pub provenance_changed: bool,
+    /// Whether the model's stored outputs on U differ (or exist on one side only).
+    pub outputs_changed: bool,
     /// Every method whose vector differs (or exists on one side only).
     pub vectors: Vec<VectorChange>,
 }
@@ -163,7 +165,12 @@ pub fn diff(a: &TaskDb, b: &TaskDb, opts: &DiffOptions) -> Result<SnapshotDiff> 
         }
         for (&i, &j) in ia_idx.iter().zip(ib_idx) {
             let c = compare(&ia, &ia.entries[i], &ib, &ib.entries[j])?;
-            if c.kind_changed || c.tags_changed || c.provenance_changed || !c.vectors.is_empty() {
+            if c.kind_changed
+                || c.tags_changed
+                || c.provenance_changed
+                || c.outputs_changed
+                || !c.vectors.is_empty()
+            {
                 d.changed.push(c);
             } else {
                 d.unchanged += 1;
@@ -241,6 +248,7 @@ fn compare(ia: &Image, ea: &ImageEntry, ib: &Image, eb: &ImageEntry) -> Result<E
         kind_changed: ea.rec.kind != eb.rec.kind,
         tags_changed: ea.rec.tags != eb.rec.tags,
         provenance_changed: ea.rec.provenance_json != eb.rec.provenance_json,
+        outputs_changed: ea.outputs != eb.outputs,
         vectors,
     })
 }

@@ -21,7 +21,8 @@ use crate::store::codec::{self, EntryRecord, VecMeta};
 use crate::store::tables::{open_read, open_write, storage};
 use crate::store::v1::{MetaTable, VectorsTable};
 use crate::store::{
-    self, ENTRIES, LOG, META, NAMES, NAME_SEQ, OUTCOMES, SPACES, SPACE_GEN, SPACE_NAMES, VECTORS,
+    self, ENTRIES, LOG, META, MODEL_OUTPUTS, NAMES, NAME_SEQ, OUTCOMES, SPACES, SPACE_GEN,
+    SPACE_NAMES, VECTORS,
 };
 
 /// One live entry: its record (vector metadata by space id) and its encoded vector records.
@@ -31,6 +32,8 @@ pub(crate) struct ImageEntry {
     pub rec: EntryRecord,
     /// `(method, encoded vector record)` in the order of `rec.vectors`.
     pub vectors: Vec<(String, Vec<u8>)>,
+    /// A model's outputs on U as stored (`crate::outputs` record), if it has them.
+    pub outputs: Option<Vec<u8>>,
 }
 
 /// Everything a snapshot holds.
@@ -63,6 +66,10 @@ struct EntryHead {
     /// The provenance JSON exactly as stored.
     provenance: String,
     vectors: Vec<VectorHead>,
+    /// The byte length of the model's outputs record, which follows the vectors; absent when
+    /// it has none (so entries without outputs have the payload they always had).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    outputs: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -160,7 +167,7 @@ impl Image {
                 .map_err(storage("reading entries"))?
             {
                 let (k, v) = row.map_err(storage("reading entries"))?;
-                match read_live_entry(&vec_t, &spaces, k.value(), v.value()) {
+                match read_live_entry(txn, &vec_t, &spaces, k.value(), v.value()) {
                     Ok(Some(e)) => img.entries.push(e),
                     Ok(None) => {}
                     Err(e) => set_aside(e)?,
@@ -241,6 +248,7 @@ impl Image {
                     })
                 })
                 .collect::<Result<_>>()?,
+            outputs: e.outputs.as_ref().map(|b| b.len() as u64),
         };
         let h = json(&head)?;
         let mut out =
@@ -248,6 +256,9 @@ impl Image {
         out.extend_from_slice(&(h.len() as u32).to_le_bytes());
         out.extend_from_slice(&h);
         for (_, b) in &e.vectors {
+            out.extend_from_slice(b);
+        }
+        if let Some(b) = &e.outputs {
             out.extend_from_slice(b);
         }
         Ok(out)
@@ -441,6 +452,14 @@ impl Image {
                 ot.insert(o.id, outcome::encode(o)?.as_slice())
                     .map_err(&w)?;
             }
+            if self.entries.iter().any(|e| e.outputs.is_some()) {
+                let mut mo = open_write(&txn, MODEL_OUTPUTS)?;
+                for e in &self.entries {
+                    if let Some(b) = &e.outputs {
+                        mo.insert(e.id, b.as_slice()).map_err(&w)?;
+                    }
+                }
+            }
             let mut lt = open_write(&txn, LOG)?;
             for (seq, b) in &self.log {
                 lt.insert(*seq, b.as_slice()).map_err(&w)?;
@@ -459,6 +478,7 @@ impl Image {
 /// Entry `id` with its vectors, checksums verified; `None` for a tombstone. A vector in a space
 /// that is not in `spaces` (unreadable) is an error naming the entry.
 fn read_live_entry(
+    txn: &ReadTransaction,
     vec_t: &VectorsTable,
     spaces: &BTreeMap<SpaceId, Space>,
     id: u64,
@@ -491,7 +511,18 @@ fn read_live_entry(
         codec::decode_vector(&b, what)?;
         vectors.push((vm.method.clone(), b));
     }
-    Ok(Some(ImageEntry { id, rec, vectors }))
+    let outputs = crate::store::tables::read_outputs_bytes(txn, id)?;
+    if let Some(b) = &outputs {
+        crate::outputs::decode(b, &|| {
+            format!("outputs on U of entry {id} ({}@{})", rec.name, rec.version)
+        })?;
+    }
+    Ok(Some(ImageEntry {
+        id,
+        rec,
+        vectors,
+        outputs,
+    }))
 }
 
 /// Decodes an entry payload (see [`Image::entry_payload`]) and checks every vector against its
@@ -560,6 +591,23 @@ fn decode_entry(
         });
         vecs.push((vh.method.clone(), b.to_vec()));
     }
+    let outputs = match head.outputs {
+        None => None,
+        Some(n) => {
+            if head.kind != Kind::Model {
+                return Err(format!("{label}: outputs on U for a dataset"));
+            }
+            let len = usize::try_from(n).unwrap_or(usize::MAX);
+            if len > rest.len() {
+                return Err(format!("{label}: its outputs on U run past the payload"));
+            }
+            let (b, r) = rest.split_at(len);
+            rest = r;
+            crate::outputs::decode(b, &|| format!("{label}, outputs on U"))
+                .map_err(|e| e.to_string())?;
+            Some(b.to_vec())
+        }
+    };
     if !rest.is_empty() {
         return Err(format!(
             "{label}: {} bytes after its last vector",
@@ -579,5 +627,6 @@ fn decode_entry(
             vectors: metas,
         },
         vectors: vecs,
+        outputs,
     })
 }

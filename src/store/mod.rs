@@ -16,6 +16,8 @@
 //! - `space_gen`: `u32 -> u64`: per-space generation, bumped when points are added to the space
 //!   or the space is compacted; persisted graphs record the generation they reflect.
 //! - `outcomes`: `u64 -> &[u8]`: recorded transfer outcomes.
+//! - `model_outputs`: `u64 -> &[u8]`: entry id -> a model entry's outputs on U
+//!   ([`crate::outputs`], with a CRC32). Absent in databases made before it.
 //! - `log`: `u64 -> &[u8]`: the write log, a hash chain (see `log.rs`); `meta.log_head`
 //!   holds the SHA-256 of its last record.
 //!
@@ -53,6 +55,10 @@ pub(crate) const SPACE_GEN: TableDefinition<u32, u64> = TableDefinition::new("sp
 /// Recorded transfer outcomes (`crate::outcome`): id → JSON with a CRC32 trailer. Absent in
 /// databases that never recorded one (read as empty).
 pub(crate) const OUTCOMES: TableDefinition<u64, &[u8]> = TableDefinition::new("outcomes");
+/// A model entry's outputs on U (`crate::outputs`): entry id → record with a CRC32 trailer,
+/// written with the entry, removed with it by `compact`. Absent in databases made before it
+/// (and in those that never stored a model): read as "no outputs".
+pub(crate) const MODEL_OUTPUTS: TableDefinition<u64, &[u8]> = TableDefinition::new("model_outputs");
 /// The write log (`log.rs`): sequence number → the record's JSON bytes. Absent in
 /// databases made before it (their log starts at their first write after the upgrade).
 pub(crate) const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");

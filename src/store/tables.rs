@@ -14,9 +14,10 @@ use redb::{
 };
 
 use super::codec::{self, EntryRecord};
-use super::{ENTRIES, META, SPACE_GEN};
+use super::{ENTRIES, META, MODEL_OUTPUTS, SPACE_GEN};
 use crate::error::{contain, Error, Result};
 use crate::model::{Embedding, EntryId};
+use crate::outputs::{self, ModelOutputs};
 use crate::space::SpaceId;
 
 /// Maps a redb error to [`Error::Storage`] with `ctx` saying what taskdb was doing.
@@ -149,4 +150,39 @@ pub(crate) fn read_entry_record(txn: &ReadTransaction, id: EntryId) -> Result<En
             })?;
         codec::decode_entry(id, g.value())
     })
+}
+
+/// Opens the `model_outputs` table for reading; `None` when the database has none (made
+/// before it, or never given a model's outputs).
+pub(crate) fn open_outputs(
+    txn: &ReadTransaction,
+) -> Result<Option<ReadOnlyTable<u64, &'static [u8]>>> {
+    match txn.open_table(MODEL_OUTPUTS) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(Error::storage("opening table model_outputs", e)),
+    }
+}
+
+/// The encoded outputs record of entry `id`, unverified (`None`: none stored).
+pub(crate) fn read_outputs_bytes(txn: &ReadTransaction, id: EntryId) -> Result<Option<Vec<u8>>> {
+    contain("table model_outputs", || {
+        let Some(t) = open_outputs(txn)? else {
+            return Ok(None);
+        };
+        let g = t.get(id).map_err(storage("reading model outputs"))?;
+        Ok(g.map(|g| g.value().to_vec()))
+    })
+}
+
+/// The outputs of entry `id` on U, checksum verified (`None`: none stored). `what` names the
+/// entry in errors.
+pub(crate) fn read_outputs(
+    txn: &ReadTransaction,
+    id: EntryId,
+    what: &dyn Fn() -> String,
+) -> Result<Option<ModelOutputs>> {
+    read_outputs_bytes(txn, id)?
+        .map(|b| outputs::decode(&b, what))
+        .transpose()
 }

@@ -451,11 +451,18 @@ impl Database {
         prefix: Option<String>,
         tags: Option<BTreeMap<String, String>>,
         method: Option<String>,
-    ) -> PyResult<String> {
+    ) -> PyResult<(String, Option<String>)> {
         let r = entry_ref(dataset)?;
         let f = filter(None, prefix, tags, None)?;
         let c = self.with(py, |db| db.select_prompt(&r, &f, method.as_deref()))?;
-        json(&c)
+        Ok((json(&c)?, taskdb::PromptChoice::mi_note(&c)))
+    }
+
+    /// A model entry's outputs on U as JSON (`null` when none are stored).
+    fn model_outputs_json(&self, py: Python<'_>, name: &str) -> PyResult<String> {
+        let r = entry_ref(name)?;
+        let o = self.with(py, |db| db.model_outputs(&r))?;
+        json(&o)
     }
 
     fn compare_json(&self, py: Python<'_>, a: &str, b: &str) -> PyResult<String> {

@@ -137,8 +137,12 @@ pub fn check(ctx: &Ctx, a: CheckArgs) -> taskdb::Result<i32> {
             }
         );
         println!(
-            "checked {} entries, {} vectors, {} spaces, {} write-log records",
-            r.entries_checked, r.vectors_checked, r.spaces_checked, r.log_records_checked
+            "checked {} entries, {} vectors, {} model outputs on U, {} spaces, {} write-log records",
+            r.entries_checked,
+            r.vectors_checked,
+            r.outputs_checked,
+            r.spaces_checked,
+            r.log_records_checked
         );
         for p in &r.problems {
             println!("problem: {p}");

@@ -47,6 +47,9 @@ pub enum Command {
     List(read::ListArgs),
     /// Show one entry (NAME or NAME@VERSION).
     Show(read::ShowArgs),
+    /// A model entry's outputs on U as stored at ingestion (each answered row's label or
+    /// probabilities), as text or JSON lines.
+    Outputs(read::OutputsArgs),
     /// Delete NAME (all versions) or NAME@VERSION.
     Rm(admin::RmArgs),
     /// Nearest neighbours of an entry.
@@ -88,7 +91,7 @@ pub enum Command {
     /// coordinates.
     Map(map::MapArgs),
     /// Rank stored (LLM, prompt) model entries as prompts for a dataset (FUTE's rule), with
-    /// each one's output entropy on U beside.
+    /// each one's output entropy and mutual information on U beside.
     #[command(name = "select-prompt")]
     SelectPrompt(transfer::SelectPromptArgs),
 }
@@ -196,6 +199,7 @@ fn run_db(db: Option<PathBuf>, quiet: bool, command: Command) -> ExitCode {
         Command::Export(a) => tools::export(&ctx, a),
         Command::List(a) => read::list(&ctx, a),
         Command::Show(a) => read::show(&ctx, a),
+        Command::Outputs(a) => read::outputs(&ctx, a),
         Command::Knn(a) => read::knn(&ctx, a),
         Command::Stats(a) => read::stats(&ctx, a),
         Command::Rm(a) => admin::rm(&ctx, a),

@@ -343,3 +343,121 @@ pub fn stats(ctx: &Ctx, a: JsonArg) -> taskdb::Result<i32> {
     }
     Ok(0)
 }
+
+/// `outputs`.
+#[derive(Args, Debug)]
+pub struct OutputsArgs {
+    /// A model entry: NAME or NAME@VERSION.
+    pub name: String,
+    /// JSON lines: a head line, then one line per answered row of U.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The head line of `outputs --json`.
+#[derive(Serialize)]
+struct OutputsHead<'a> {
+    name: &'a str,
+    version: u32,
+    kind: &'static str,
+    labels: &'a [String],
+    answered: usize,
+    probe_rows: u32,
+    probe_fingerprint: &'a str,
+}
+
+pub fn outputs(ctx: &Ctx, a: OutputsArgs) -> taskdb::Result<i32> {
+    let db = ctx.open_ro()?;
+    let r = db.entry_ref(&a.name)?;
+    let e = db.get(&r)?;
+    let label = format!("{}@{}", e.name, e.version);
+    let r = taskdb::EntryRef {
+        name: e.name.clone(),
+        version: Some(e.version),
+    };
+    let Some(o) = db.model_outputs(&r)? else {
+        let why = match e.kind {
+            Kind::Dataset => "it is a dataset; outputs on U belong to model entries",
+            Kind::Model => {
+                "none are stored (it was imported, or ingested before taskdb stored a model's \
+                 outputs); ingest the model again to store them"
+            }
+        };
+        return Err(taskdb::Error::NotFound {
+            what: format!("outputs on U of {label}: {why}"),
+        });
+    };
+    match write_outputs(&label, &e.name, e.version, &o, a.json) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(taskdb::Error::Internal(
+            format!("writing the outputs to stdout: {err}"),
+        )),
+        _ => Ok(0),
+    }
+}
+
+/// Writes `outputs`' rows to stdout, as text or JSON lines.
+fn write_outputs(
+    label: &str,
+    name: &str,
+    version: u32,
+    o: &taskdb::ModelOutputs,
+    json: bool,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let kind = if o.is_hard() { "hard" } else { "soft" };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if json {
+        let head = OutputsHead {
+            name,
+            version,
+            kind,
+            labels: &o.labels,
+            answered: o.rows.len(),
+            probe_rows: o.probe_rows,
+            probe_fingerprint: &o.probe_fingerprint,
+        };
+        let line = |v: serde_json::Value| v.to_string();
+        writeln!(
+            out,
+            "{}",
+            line(serde_json::to_value(&head).unwrap_or_default())
+        )?;
+        for (i, row) in o.rows.iter().enumerate() {
+            let v = match &o.values {
+                taskdb::OutputValues::Hard(l) => {
+                    serde_json::json!({"row": row, "label": o.labels[l[i] as usize]})
+                }
+                taskdb::OutputValues::Soft(p) => {
+                    let k = o.labels.len();
+                    serde_json::json!({"row": row, "probs": &p[i * k..(i + 1) * k]})
+                }
+            };
+            writeln!(out, "{}", line(v))?;
+        }
+    } else {
+        writeln!(
+            out,
+            "{label}: outputs on U ({kind} labels), {} of {} rows answered, probe set {}\nrow\t{}",
+            o.rows.len(),
+            o.probe_rows,
+            o.probe_fingerprint,
+            if o.is_hard() {
+                "label".to_string()
+            } else {
+                o.labels.join("\t")
+            }
+        )?;
+        for (i, row) in o.rows.iter().enumerate() {
+            let cells: Vec<String> = match &o.values {
+                taskdb::OutputValues::Hard(l) => vec![o.labels[l[i] as usize].clone()],
+                _ => o
+                    .distribution(i)
+                    .iter()
+                    .map(|p| format!("{p:.4}"))
+                    .collect(),
+            };
+            writeln!(out, "{row}\t{}", cells.join("\t"))?;
+        }
+    }
+    out.flush()
+}

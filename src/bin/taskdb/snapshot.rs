@@ -274,6 +274,9 @@ fn diff(a: DiffArgs) -> taskdb::Result<i32> {
         if c.provenance_changed {
             what.push("provenance".to_string());
         }
+        if c.outputs_changed {
+            what.push("outputs on U".to_string());
+        }
         for v in &c.vectors {
             what.push(match (v.cosine, &v.space) {
                 (Some(cos), _) => format!("vector {} (cosine {cos:.6})", v.method),

@@ -461,27 +461,32 @@ pub fn select_prompt(ctx: &Ctx, a: SelectPromptArgs) -> taskdb::Result<i32> {
     f.tags = a.tags.iter().cloned().collect();
     let mut choices = db.select_prompt(&db.entry_ref(&a.target)?, &f, a.method.as_deref())?;
     choices.truncate(a.k);
+    let note = taskdb::PromptChoice::mi_note(&choices);
     if a.json {
         output::json(&choices)?;
-        return Ok(0);
-    }
-    println!(
-        "{:<4} {:<32} {:>10}  {:>14}  labels on U",
-        "rank", "prompt (model entry)", "similarity", "output entropy"
-    );
-    for c in &choices {
-        let entropy = match (c.output_entropy, c.entropy_rank) {
-            (Some(h), Some(r)) => format!("{h:.3} (#{r})"),
-            _ => "n/a".to_string(),
-        };
+    } else {
         println!(
-            "{:<4} {:<32} {:>10.4}  {:>14}  {}",
-            c.rank,
-            format!("{}@{}", c.name, c.version),
-            c.similarity,
-            entropy,
-            output_map(&c.label_counts)
+            "{:<4} {:<32} {:>10}  {:>14}  {:>14}  labels on U",
+            "rank", "prompt (model entry)", "similarity", "output entropy", "mutual info"
         );
+        let cell = |v: Option<f64>, r: Option<usize>, none: &str| match (v, r) {
+            (Some(h), Some(r)) => format!("{h:.3} (#{r})"),
+            _ => none.to_string(),
+        };
+        for c in &choices {
+            println!(
+                "{:<4} {:<32} {:>10.4}  {:>14}  {:>14}  {}",
+                c.rank,
+                format!("{}@{}", c.name, c.version),
+                c.similarity,
+                cell(c.output_entropy, c.entropy_rank, "n/a"),
+                cell(c.mutual_information, c.mi_rank, "—"),
+                output_map(&c.label_counts)
+            );
+        }
+    }
+    if let Some(n) = note {
+        eprintln!("note: {n}");
     }
     Ok(0)
 }

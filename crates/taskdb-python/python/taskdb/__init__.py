@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
@@ -340,9 +341,36 @@ class Database:
         """Ranks stored (LLM, prompt) model entries (those named with `prefix`, or carrying
         `tags`) as prompts for `dataset` by FUTE's rule: the similarity of each model's task
         embedding to the dataset's, best first, with each one's output entropy on U beside
-        (a prompt that answers one label for everything has entropy 0)."""
-        return json.loads(self._db.select_prompt_json(dataset, prefix, dict(tags or {}) or None,
-                                                      method))
+        (a prompt that answers one label for everything has entropy 0) and the mutual
+        information between U's texts and the model's outputs (`mutual_information`, `mi_rank`;
+        `None` for a model ingested before taskdb stored its outputs on U, with a warning)."""
+        rows, note = self._db.select_prompt_json(dataset, prefix, dict(tags or {}) or None,
+                                                 method)
+        if note:
+            warnings.warn(note, stacklevel=2)
+        return json.loads(rows)
+
+    def model_outputs(self, name: str) -> Optional[Dict[str, Any]]:
+        """A model entry's outputs on U as stored at ingestion, or `None` (a dataset, an
+        imported entry, or a model ingested before taskdb stored them): `rows` (each answered
+        text's index in U, ascending), `labels`, `kind` (`"hard"` or `"soft"`), `probs` (one
+        distribution over `labels` per row, shape rows × labels, float32; one-hot for hard
+        labels), for hard labels `label_index` too, `probe_rows` and `probe_fingerprint`."""
+        o = json.loads(self._db.model_outputs_json(name))
+        if o is None:
+            return None
+        rows = np.asarray(o["rows"], dtype=np.uint32)
+        k = len(o["labels"])
+        values = o.pop("values")
+        if o["kind"] == "hard":
+            index = np.asarray(values, dtype=np.uint32)
+            o["label_index"] = index
+            probs = np.zeros((len(rows), k), dtype=np.float32)
+            probs[np.arange(len(rows)), index] = 1.0
+        else:
+            probs = np.asarray(values, dtype=np.float32).reshape(len(rows), k)
+        o["rows"], o["probs"] = rows, probs
+        return o
 
     def compare(self, a: str, b: str) -> Dict[str, Any]:
         """Two tasks side by side: similarity and neighbour ranks per shared space."""
