@@ -22,7 +22,7 @@
 //! So 3,000 answered rows take 18 KB with hard labels and 12 KB + 12 KB per label with soft
 //! scores (36 KB for two labels), plus the label names.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -36,7 +36,7 @@ const HARD32: u8 = 2;
 const SUM_TOLERANCE: f64 = 1e-3;
 
 /// The model's answers on the rows of U it answered, aligned with [`ModelOutputs::rows`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "values", rename_all = "lowercase")]
 pub enum OutputValues {
     /// One label index (into [`ModelOutputs::labels`]) per row: every answer was a label.
@@ -48,7 +48,7 @@ pub enum OutputValues {
 
 /// A model entry's outputs on U (see the module documentation), from
 /// [`crate::TaskDb::model_outputs`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelOutputs {
     /// The fingerprint of the probe set U the rows index.
     pub probe_fingerprint: String,

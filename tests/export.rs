@@ -131,7 +131,8 @@ fn a_cut_or_edited_export_is_refused_and_writes_nothing() {
         "{err}"
     );
     // A newer export format.
-    let newer = text.replacen("\"taskdb_export\":1", "\"taskdb_export\":2", 1);
+    let newer = text.replacen("\"taskdb_export\":2", "\"taskdb_export\":3", 1);
+    assert_ne!(newer, text);
     let err = try_import(newer).unwrap_err();
     assert!(err.to_string().contains("upgrade taskdb"), "{err}");
     assert!(

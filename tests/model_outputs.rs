@@ -344,3 +344,86 @@ fn older_databases_work_and_snapshots_and_subsets_carry_outputs() {
     );
     assert_eq!(lines.lines().count(), 1 + U_ROWS);
 }
+
+/// `export` → `import` keeps every model's outputs on U (on its first row in the JSON-lines
+/// file): the copy reads back the same outputs and snapshots of both have the same root. A
+/// row of a dataset carrying outputs, or outputs on a later row, is refused naming the line.
+#[test]
+fn an_export_carries_outputs_and_reads_back_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let db = d.path().join("src.taskdb");
+    let f = fxs("datasets/sentiment_a.jsonl");
+    ok(
+        run_tiny(&db, &["ingest", "dataset", "sent", &f]),
+        "ingest dataset",
+    );
+    let soft = format!("python3 {} --scores", fxs("models/llm_like.py"));
+    ingest_model(
+        &db,
+        "soft",
+        &[
+            "--command",
+            &soft,
+            "--prompt",
+            "Text: {text}",
+            "--verbalizer",
+            "positive=good|great",
+            "--verbalizer",
+            "negative=bad",
+        ],
+    );
+    let hard = format!("python3 {}", fxs("models/sentiment_rule.py"));
+    ingest_model(&db, "hard", &["--command", &hard]);
+    let x = d.path().join("x.jsonl");
+    ok(run(&db, &["export", x.to_str().unwrap()]), "export");
+    let text = std::fs::read_to_string(&x).unwrap();
+    assert_eq!(
+        text.matches("\"outputs\":{\"probe_fingerprint\"").count(),
+        2,
+        "one outputs field per model"
+    );
+    let copy = d.path().join("copy.taskdb");
+    ok(run(&copy, &["import", x.to_str().unwrap()]), "import");
+    for name in ["soft", "hard"] {
+        let (a, b) = (outputs(&db, name), outputs(&copy, name));
+        assert!(a.is_some(), "{name}");
+        assert_eq!(a, b, "{name}");
+    }
+    assert_eq!(outputs(&copy, "sent"), None);
+    let root = |p: &Path, out: &str| {
+        let s = d.path().join(out);
+        let j = json(&ok(
+            run(p, &["snapshot", "create", s.to_str().unwrap(), "--json"]),
+            "snapshot",
+        ));
+        j["root"].as_str().unwrap().to_string()
+    };
+    assert_eq!(root(&db, "a.tdbsnap"), root(&copy, "b.tdbsnap"));
+    // Outputs moved onto a later row of their entry: refused, nothing written.
+    let lines: Vec<&str> = text.lines().collect();
+    let first = lines
+        .iter()
+        .position(|l| l.contains("\"outputs\":{\"probe_fingerprint\""))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(lines[first]).unwrap();
+    let mut moved: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let mut a: serde_json::Value = serde_json::from_str(&moved[first]).unwrap();
+    let mut b: serde_json::Value = serde_json::from_str(&moved[first + 1]).unwrap();
+    assert_eq!(a["name"], b["name"], "a model has more than one row");
+    b["outputs"] = a["outputs"].take();
+    a.as_object_mut().unwrap().remove("outputs");
+    moved[first] = a.to_string();
+    moved[first + 1] = b.to_string();
+    let bad = d.path().join("bad.jsonl");
+    std::fs::write(&bad, moved.join("\n") + "\n").unwrap();
+    let empty = d.path().join("empty.taskdb");
+    let e = fails(
+        run(&empty, &["import", bad.to_str().unwrap()]),
+        "moved outputs",
+    );
+    assert!(
+        e.contains(&format!("line {}", first + 2)) && e.contains("first row only"),
+        "{e}"
+    );
+    assert!(v["outputs"]["labels"].is_array(), "{v}");
+}

@@ -9,11 +9,14 @@ use serde::{Deserialize, Serialize};
 use super::{rows, ExportReport};
 use crate::error::{Error, Result};
 use crate::model::{Embedding, Kind, LowRank, NewEntry, NewVector, Provenance};
+use crate::outputs::ModelOutputs;
 use crate::space::{SpaceDef, SpaceRef};
 use crate::TaskDb;
 
-/// The version of the export format (the header's `taskdb_export`).
-pub const EXPORT_FORMAT: u32 = 1;
+/// The version of the export format (the header's `taskdb_export`). 2: a model's first row
+/// may carry its outputs on U (a format-1 reader would refuse the unknown field; this one
+/// reads both).
+pub const EXPORT_FORMAT: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -58,6 +61,9 @@ struct RowLine {
     provenance: Provenance,
     id: u64,
     created_at_ms: u64,
+    /// The model's outputs on U (`taskdb outputs`), on the first row of its entry version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    outputs: Option<ModelOutputs>,
 }
 
 fn line<T: Serialize>(w: &mut dyn Write, v: &T) -> std::io::Result<()> {
@@ -100,7 +106,20 @@ impl TaskDb {
                 )
                 .map_err(io)?;
             }
+            let mut last_entry = None;
             rows(&img, |row| {
+                // The outputs go on the first row of their entry version.
+                let first_row = last_entry != Some(row.entry.id);
+                last_entry = Some(row.entry.id);
+                let outputs = match (&row.entry.outputs, first_row) {
+                    (Some(b), true) => Some(crate::outputs::decode(b, &|| {
+                        format!(
+                            "outputs on U of {}@{}",
+                            row.entry.rec.name, row.entry.rec.version
+                        )
+                    })?),
+                    _ => None,
+                };
                 let (vector, factors) = match row.value {
                     Embedding::Dense(v) => (Some(v), None),
                     Embedding::LowRank(l) => (
@@ -133,6 +152,7 @@ impl TaskDb {
                     provenance: prov,
                     id: row.entry.id,
                     created_at_ms: row.entry.rec.created_at_ms,
+                    outputs,
                 };
                 line(w, &l).map_err(io)
             })
@@ -155,14 +175,16 @@ impl TaskDb {
         let entries = read_export(file)?;
         let mut warnings = Vec::new();
         let n = entries.len() as u64;
-        for (at, version, e) in entries {
-            let w = self.put_versioned(vec![e]).map_err(|err| match err {
-                Error::InvalidInput { context, message } => Error::InvalidInput {
-                    context: format!("{at}: {context}"),
-                    message,
-                },
-                other => other,
-            })?;
+        for (at, version, e, outputs) in entries {
+            let w = self
+                .put_with_outputs(vec![(e, outputs)])
+                .map_err(|err| match err {
+                    Error::InvalidInput { context, message } => Error::InvalidInput {
+                        context: format!("{at}: {context}"),
+                        message,
+                    },
+                    other => other,
+                })?;
             if w[0].version != version {
                 warnings.push(format!(
                     "{at}: {} was exported as version {version} and imported as version {} \
@@ -192,9 +214,10 @@ pub fn is_export(file: &Path) -> bool {
     first.trim_start().starts_with("{\"taskdb_export\"")
 }
 
-type Pending = (String, u32, NewEntry);
+type Pending = (String, u32, NewEntry, Option<ModelOutputs>);
 
-/// Reads and checks a whole export file: `(where, exported version, entry)` per entry version.
+/// Reads and checks a whole export file: `(where, exported version, entry, its outputs on U)`
+/// per entry version.
 fn read_export(file: &Path) -> Result<Vec<Pending>> {
     let f = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
     let at = |n: usize| format!("{} line {n}", file.display());
@@ -270,12 +293,30 @@ fn read_export(file: &Path) -> Result<Vec<Pending>> {
             },
             embedding,
         };
+        if let Some(o) = &r.outputs {
+            if r.kind != Kind::Model {
+                return Err(Error::invalid(
+                    at(n),
+                    "outputs on U on a row that is not a model's",
+                ));
+            }
+            o.validate(&at(n))?;
+        }
         match out.last_mut() {
-            Some((_, version, e)) if e.name == r.name && *version == r.version => {
+            Some((_, version, e, _)) if e.name == r.name && *version == r.version => {
                 if e.kind != r.kind || e.tags != r.tags || e.provenance != r.provenance {
                     return Err(Error::invalid(
                         at(n),
                         format!("{}@{} differs from its earlier rows", r.name, r.version),
+                    ));
+                }
+                if r.outputs.is_some() {
+                    return Err(Error::invalid(
+                        at(n),
+                        format!(
+                            "outputs on U of {}@{} belong on its first row only",
+                            r.name, r.version
+                        ),
                     ));
                 }
                 e.vectors.push(v);
@@ -290,6 +331,7 @@ fn read_export(file: &Path) -> Result<Vec<Pending>> {
                     tags: r.tags,
                     provenance: r.provenance,
                 },
+                r.outputs,
             )),
         }
     }
@@ -307,7 +349,7 @@ fn read_export(file: &Path) -> Result<Vec<Pending>> {
             ),
         ));
     }
-    for (at, _, e) in &out {
+    for (at, _, e, _) in &out {
         e.validate(at)?;
     }
     Ok(out)

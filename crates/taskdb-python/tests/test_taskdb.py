@@ -263,9 +263,6 @@ def test_progress_bars_with_tqdm(db, capsys):
     assert db.knn("sent", k=1) == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: a model's stored outputs on U are not exported "
-                   "yet, so an imported copy of an ingested model lacks them and its snapshot "
-                   "root differs (schema/EXPORT.md)")
 def test_export_jsonl_reads_back_exactly_and_parquet_loads(db, tmp_path):
     import pandas as pd
 
