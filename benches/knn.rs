@@ -10,9 +10,11 @@
 //!   `RESULT bench=matrix-exact …` and `RESULT bench=matrix-exact-old …`, and the physical
 //!   bound: the arena's factor bytes over a measured single-core streaming-read bandwidth
 //!   (`RESULT bench=matrix-bound …`).
-//! * `dense`, `open`: not implemented yet (later parts of issue 14); named, they are skipped.
+//! * `open`: open time of a 100k-entry dense database with a persisted graph, the first
+//!   query after open and the steady state (`benches/knn/open.rs`, which says how).
+//! * `dense`: not implemented yet (a later part of issue 14); named, it is skipped.
 //!
-//! Run: `cargo bench --bench knn -- matrix` (no name: every implemented one).
+//! Run: `cargo bench --bench knn -- matrix` (no name: `matrix` only), `cargo bench --bench knn -- open`.
 //! Environment: `TASKDB_BENCH_N` (comma list, default 10000,50000), `TASKDB_BENCH_QUERIES`
 //! (arena path, default 300), `TASKDB_BENCH_OLD_QUERIES` (old scan, default 40: it takes
 //! about a second per query at 50k), `TASKDB_BENCH_DIR` (default: a temp dir).
@@ -21,6 +23,9 @@
 //! the old way);
 //! `open_s` is `TaskDb::open_with` of the built database (catalog, persisted graph);
 //! `recall10` compares each path's top 10 with the old exact scan's on the queries both ran.
+
+#[path = "knn/open.rs"]
+mod open;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -346,6 +351,7 @@ fn main() {
     for name in names {
         match name.as_str() {
             "matrix" => matrix(&dir),
+            "open" => open::open(),
             other => println!("# bench {other:?}: not implemented yet (skipped)"),
         }
     }
