@@ -36,7 +36,10 @@ fn dataset(n: usize, seed: u64, centres: &[Vec<f32>]) -> Vec<Vec<f32>> {
     (0..n)
         .map(|_| {
             let c = &centres[rng.random_range(0..centres.len())];
-            let mut v: Vec<f32> = c.iter().map(|x| x + 0.35 * super::gauss(&mut rng)).collect();
+            let mut v: Vec<f32> = c
+                .iter()
+                .map(|x| x + 0.35 * super::gauss(&mut rng))
+                .collect();
             let nrm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
             v.iter_mut().for_each(|x| *x /= nrm);
             v
@@ -79,7 +82,11 @@ fn build_once(path: &Path, data: &[Vec<f32>]) -> Option<f64> {
             .iter()
             .enumerate()
             .map(|(i, v)| {
-                let kind = if i % 2 == 0 { Kind::Dataset } else { Kind::Model };
+                let kind = if i % 2 == 0 {
+                    Kind::Dataset
+                } else {
+                    Kind::Model
+                };
                 NewEntry::external(format!("e{}", b * 1000 + i), kind, SPACE, v.clone())
             })
             .collect();
@@ -90,6 +97,26 @@ fn build_once(path: &Path, data: &[Vec<f32>]) -> Option<f64> {
     let s = t.elapsed().as_secs_f64();
     std::fs::write(&done, format!("{s}\n")).expect("marker");
     Some(s)
+}
+
+/// Seconds to read and CRC32 every file in `dir` on one thread (what verifying a graph reads).
+fn crc_files(dir: &Path) -> f64 {
+    use std::io::Read;
+    let t = Instant::now();
+    let mut buf = vec![0u8; 1 << 20];
+    for e in std::fs::read_dir(dir).expect("index dir").flatten() {
+        let mut f = std::fs::File::open(e.path()).expect("open");
+        let mut h = crc32fast::Hasher::new();
+        loop {
+            let n = f.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        std::hint::black_box(h.finalize());
+    }
+    t.elapsed().as_secs_f64()
 }
 
 fn recall(hits: &[taskdb::Hit], want: &[String]) -> f64 {
@@ -120,12 +147,18 @@ pub fn open() {
     let queries: Vec<Query> = qvecs.into_iter().map(|v| Query::dense(SPACE, v)).collect();
     let all = Filter::all();
     let graph_bytes: u64 = std::fs::read_dir(taskdb::files::index_dir(&path))
-        .map(|rd| rd.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
         .unwrap_or(0);
+    let crc_s = crc_files(&taskdb::files::index_dir(&path));
     let (mut opens, mut firsts, mut both, mut first_recall) = (vec![], vec![], vec![], 0.0);
-    let mut last = None;
+    let mut last: Option<TaskDb> = None;
     for r in 0..ROUNDS {
-        last = None; // the previous handle is dropped before the next open
+        drop(last.take()); // the previous handle is closed before the next open
         let t = Instant::now();
         let db = TaskDb::open_read_only(&path).expect("open");
         let open_s = t.elapsed().as_secs_f64();
@@ -157,7 +190,7 @@ pub fn open() {
     ms.sort_by(f64::total_cmp);
     let mean = ms.iter().sum::<f64>() / ms.len() as f64;
     println!(
-        "# n={n}: graph files {:.0} MB; opens {opens:.3?} s",
+        "# n={n}: graph files {:.0} MB, their CRC32 on one thread {crc_s:.3} s; opens {opens:.3?} s",
         graph_bytes as f64 / 1e6
     );
     println!(
