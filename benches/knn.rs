@@ -13,9 +13,10 @@
 //! * `dense`: taskdb's dense HNSW path against hnswlib, usearch and faiss on the same 100k ×
 //!   768 clustered vectors, one query thread, an ef sweep (`benches/knn/dense.rs`, peers run
 //!   by `scripts/dense_peers.py`).
-//! * `open`: not implemented yet; named, it is skipped.
+//! * `open`: open time of a 100k-entry dense database with a persisted graph, the first
+//!   query after open and the steady state (`benches/knn/open.rs`, which says how).
 //!
-//! Run: `cargo bench --bench knn -- matrix` (no name: every implemented one).
+//! Run: `cargo bench --bench knn -- matrix` (no name: `matrix` only), `cargo bench --bench knn -- open`.
 //! Environment: `TASKDB_BENCH_N` (comma list, default 10000,50000), `TASKDB_BENCH_QUERIES`
 //! (arena path, default 300), `TASKDB_BENCH_OLD_QUERIES` (old scan, default 40: it takes
 //! about a second per query at 50k), `TASKDB_BENCH_DIR` (default: a temp dir).
@@ -27,6 +28,8 @@
 
 #[path = "knn/dense.rs"]
 mod dense;
+#[path = "knn/open.rs"]
+mod open;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -353,6 +356,7 @@ fn main() {
         match name.as_str() {
             "matrix" => matrix(&dir),
             "dense" => dense::dense(&dir),
+            "open" => open::open(),
             other => println!("# bench {other:?}: not implemented yet (skipped)"),
         }
     }

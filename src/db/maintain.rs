@@ -8,10 +8,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use redb::{ReadTransaction, ReadableTable};
 use serde::Serialize;
 
-use super::open::rebuild_space;
+use super::open::{rebuild_space, rebuild_space_now};
 use super::{hex, poisoned, State, TaskDb};
 use crate::error::{contain, contain_at, Error, Result};
-use crate::index::{persist, SpaceIndex};
+use crate::index::{persist, Slot, SpaceIndex};
 use crate::model::EntryId;
 use crate::space::{ScoreConsts, SpaceId, TaskSpaceParams};
 use crate::store::codec;
@@ -93,10 +93,11 @@ impl TaskDb {
         let State {
             catalog, indexes, ..
         } = &mut *st;
-        for (sid, idx) in indexes.iter_mut() {
-            if !idx.dirty {
+        for (sid, slot) in indexes.iter_mut() {
+            // A lazy graph not used yet is the persisted one: nothing to save.
+            let Some(idx) = slot.loaded_mut().filter(|idx| idx.dirty) else {
                 continue;
-            }
+            };
             let (count, digest) = catalog.digest(*sid);
             if count == 0 || idx.unusable.is_some() {
                 persist::remove_space(&dir, *sid);
@@ -194,13 +195,12 @@ impl TaskDb {
         let txn = self.db.begin_read()?;
         let sids: Vec<SpaceId> = st.catalog.spaces.keys().copied().collect();
         for sid in sids {
-            let idx = rebuild_space(&txn, st, sid, &self.params);
+            let idx = rebuild_space(&txn, &st.catalog, sid, &self.params);
             let event = match &idx.unusable {
                 Some(why) => format!("unusable: {why}"),
                 None => "rebuilt: compact".into(),
             };
-            st.indexes.insert(sid, idx);
-            st.index_events.insert(sid, event);
+            st.indexes.insert(sid, Slot::ready(idx, event));
         }
         drop(txn);
         let Db::Rw(db) = &mut self.db else {
@@ -231,6 +231,16 @@ impl TaskDb {
         })
     }
 
+    /// Loads every lazy graph now (each verified first: checksummed, or rebuilt from the
+    /// store when its files fail), as `stats` and `check` need them all.
+    pub(super) fn load_graphs(&self) -> Result<()> {
+        let st = self.read()?;
+        for (sid, slot) in &st.indexes {
+            slot.get(|| rebuild_space_now(&self.db, &st.catalog, *sid, &self.params));
+        }
+        Ok(())
+    }
+
     /// Verifies redb integrity (writable opens only), every record and vector checksum, the
     /// name index, and that each space's graph holds exactly the store's vectors.
     pub fn check(&mut self) -> Result<CheckReport> {
@@ -244,6 +254,14 @@ impl TaskDb {
         let mut problems = Vec::new();
         let redb_integrity = self.redb_integrity(&mut problems)?;
         let read_only = self.read_only;
+        // Every graph is verified now, lazy ones included (loaded, or rebuilt and saved).
+        self.load_graphs()?;
+        if !read_only {
+            match self.flush() {
+                Err(e) if !e.is_disk_full() => return Err(e),
+                _ => {}
+            }
+        }
         let st = self.state.get_mut().map_err(|_| poisoned())?;
         let txn = self.db.begin_read()?;
         let mut tally = Tally::default();
@@ -493,8 +511,14 @@ fn compare_graphs(
     problems: &mut Vec<String>,
 ) -> u64 {
     let mut spaces_checked = 0;
-    for (sid, idx) in st.indexes.iter() {
+    for (sid, slot) in st.indexes.iter() {
         spaces_checked += 1;
+        let Some(idx) = slot.loaded() else {
+            problems.push(format!(
+                "space {sid}: its graph was not loaded for the check"
+            ));
+            continue;
+        };
         let in_store = space_ids.remove(sid).unwrap_or_default();
         let name = st
             .catalog
@@ -542,8 +566,9 @@ fn verify_frozen(st: &State, problems: &mut Vec<String>) {
 /// Graphs the open found damaged or stale and rebuilt from the store (saved by a writable
 /// open before this check; kept in memory only by a read-only one).
 fn repairs(st: &State, read_only: bool) -> Vec<Repair> {
-    st.index_events
+    st.indexes
         .iter()
+        .map(|(sid, slot)| (sid, slot.event()))
         .filter_map(|(sid, ev)| {
             let reason = ev.strip_prefix("rebuilt: ")?;
             if reason == "compact" {

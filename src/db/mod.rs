@@ -1,8 +1,8 @@
 //! [`TaskDb`]: the database handle. redb is the truth; the catalog and graphs in memory are
 //! derived from it and updated only after a commit succeeds.
 //!
-//! The handle's methods are split by verb, one file each: `open.rs` (opening, loading or
-//! rebuilding graphs), `write.rs` (put, delete), `read.rs` (get, list, spaces, stats),
+//! The handle's methods are split by verb, one file each: `open.rs` (opening; graphs checked
+//! in their manifests, or rebuilt), `write.rs` (put, delete), `read.rs` (get, list, spaces, stats),
 //! `search.rs` (knn: the plan of [`crate::search::plan`] executed against the catalog, the
 //! graphs and the store), `maintain.rs` (flush, compact, check), `outcomes.rs` (recorded
 //! transfer outcomes).
@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
-use crate::index::{IndexParams, SpaceIndex};
+use crate::index::{IndexParams, Slot};
 use crate::space::{LiveCentre, SpaceId};
 use crate::store::{Db, Meta};
 
@@ -46,10 +46,10 @@ pub struct OpenOptions {
 /// the catalog and graphs, because a writer holds the lock across its commit.
 struct State {
     catalog: Catalog,
-    indexes: BTreeMap<SpaceId, SpaceIndex>,
+    /// Each space's graph, with what happened to it ("loaded", "rebuilt: <reason>", …); a
+    /// graph whose manifest matched at open is loaded, verified first, on its first use.
+    indexes: BTreeMap<SpaceId, Slot>,
     meta: Meta,
-    /// What happened to each space's graph at open: "loaded" or "rebuilt: <reason>".
-    index_events: BTreeMap<SpaceId, String>,
     /// The scan arenas of matrix spaces (derived, built by the second exact query of a space; `scan.rs`).
     arenas: scan::Arenas,
 }

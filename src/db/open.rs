@@ -1,6 +1,8 @@
 //! Opening a database: the meta record (initialised on first open), the catalog, and each
-//! space's graph, loaded from its persisted file when that file matches the store exactly
-//! (database uuid, space generation, point count and digest), rebuilt from the store otherwise.
+//! space's graph: when its persisted manifest matches the store exactly (database uuid, space
+//! generation, point count and digest, file lengths) the graph is left on disk, to be
+//! checksummed and loaded on its first use ([`Slot`]); otherwise it is rebuilt from the store
+//! now.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -11,7 +13,7 @@ use redb::ReadTransaction;
 use super::{hex, poisoned, State, TaskDb};
 use crate::catalog::Catalog;
 use crate::error::{contain, Error, Result};
-use crate::index::{persist, IndexParams, SpaceIndex};
+use crate::index::{persist, IndexParams, Slot, SpaceIndex};
 use crate::model::{Embedding, EntryId};
 use crate::space::SpaceId;
 use crate::store::tables::read_vector;
@@ -69,8 +71,8 @@ impl TaskDb {
         Self::assemble(path, db, meta, opts, false)
     }
 
-    /// The handle over an open store: the catalog, then each space's graph (loaded from the
-    /// persisted files when `sidecars` and they match, else rebuilt).
+    /// The handle over an open store: the catalog, then each space's graph (left on disk for
+    /// its first use when `sidecars` and its manifest matches, else rebuilt).
     fn assemble(
         path: std::path::PathBuf,
         db: Db,
@@ -89,7 +91,6 @@ impl TaskDb {
                 catalog,
                 indexes: BTreeMap::new(),
                 meta,
-                index_events: BTreeMap::new(),
                 arenas: Mutex::new(HashMap::new()),
             }),
             live_centres: Mutex::new(HashMap::new()),
@@ -102,9 +103,8 @@ impl TaskDb {
             let st = tdb.state.get_mut().map_err(|_| poisoned())?;
             let space_ids: Vec<SpaceId> = st.catalog.spaces.keys().copied().collect();
             for sid in space_ids {
-                let (idx, event) = open_space_index(&txn, dir.as_deref(), st, sid, &tdb.params)?;
-                st.indexes.insert(sid, idx);
-                st.index_events.insert(sid, event);
+                let slot = open_space_index(&txn, dir.as_deref(), st, sid, &tdb.params);
+                st.indexes.insert(sid, slot);
             }
         }
         drop(txn);
@@ -200,28 +200,44 @@ fn space_items(
 /// indexed, or the graph cannot be built, the index is unusable (exact scan only) and says why.
 pub(super) fn rebuild_space(
     txn: &ReadTransaction,
-    st: &State,
+    catalog: &Catalog,
     sid: SpaceId,
     params: &IndexParams,
 ) -> SpaceIndex {
-    let space = &st.catalog.spaces[&sid];
-    match space_items(txn, &st.catalog, sid) {
+    let space = &catalog.spaces[&sid];
+    match space_items(txn, catalog, sid) {
         Ok(items) => SpaceIndex::build(space, params, &items),
         Err(e) => SpaceIndex::unusable(params, e.to_string()),
     }
 }
 
+/// [`rebuild_space`] in a read transaction of its own (for a lazy graph's first use outside
+/// a query, whose files failed their checks).
+pub(super) fn rebuild_space_now(
+    db: &Db,
+    catalog: &Catalog,
+    sid: SpaceId,
+    params: &IndexParams,
+) -> SpaceIndex {
+    match db.begin_read() {
+        Ok(txn) => rebuild_space(&txn, catalog, sid, params),
+        Err(e) => SpaceIndex::unusable(params, e.to_string()),
+    }
+}
+
+/// A space's graph at open: empty, lazy (its manifest matches: loaded on first use), or
+/// rebuilt now.
 fn open_space_index(
     txn: &ReadTransaction,
     dir: Option<&Path>,
     st: &State,
     sid: SpaceId,
     params: &IndexParams,
-) -> Result<(SpaceIndex, String)> {
+) -> Slot {
     let (count, digest) = st.catalog.digest(sid);
     let gen = st.catalog.generation(sid);
     if count == 0 {
-        return Ok((SpaceIndex::empty(params), "empty".into()));
+        return Slot::ready(SpaceIndex::empty(params), "empty");
     }
     let expect = persist::Expect {
         db_uuid: hex(&st.meta.db_uuid),
@@ -230,35 +246,19 @@ fn open_space_index(
         count,
         digest,
     };
-    let loaded = match dir {
-        Some(dir) => persist::load(dir, &expect),
+    let checked = match dir {
+        Some(dir) => persist::check(dir, &expect),
         None => Err("built in memory (no graph files for this handle)".to_string()),
     };
-    match loaded {
-        Ok(graph) => {
-            let points = st
-                .catalog
-                .space_points
-                .get(&sid)
-                .map(|s| s.iter().copied().collect())
-                .unwrap_or_default();
-            Ok((
-                SpaceIndex {
-                    graph,
-                    points,
-                    dirty: false,
-                    unusable: None,
-                },
-                "loaded".into(),
-            ))
-        }
+    match checked {
+        Ok(persisted) => Slot::lazy(persisted),
         Err(reason) => {
-            let idx = rebuild_space(txn, st, sid, params);
+            let idx = rebuild_space(txn, &st.catalog, sid, params);
             let event = match &idx.unusable {
                 Some(why) => format!("unusable: {why}"),
                 None => format!("rebuilt: {reason}"),
             };
-            Ok((idx, event))
+            Slot::ready(idx, event)
         }
     }
 }

@@ -156,6 +156,8 @@ impl TaskDb {
 
     /// Summary figures.
     pub fn stats(&self) -> Result<Stats> {
+        // Each space's `index` says what its graph is, verified: lazy graphs are loaded now.
+        self.load_graphs()?;
         let st = self.read()?;
         let c = &st.catalog;
         let mut datasets = 0;
@@ -182,7 +184,11 @@ impl TaskDb {
                     live: pts
                         .map(|p| p.iter().filter(|&&id| c.is_live(id)).count() as u64)
                         .unwrap_or(0),
-                    index: st.index_events.get(&s.id).cloned().unwrap_or_default(),
+                    index: st
+                        .indexes
+                        .get(&s.id)
+                        .map(|slot| slot.event().to_string())
+                        .unwrap_or_default(),
                     centring: s
                         .is_task_space()
                         .then(|| TaskSpaceParams::from_def(&s.def).ok())

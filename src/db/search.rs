@@ -66,7 +66,7 @@ impl TaskDb {
         if k == 0 {
             return Ok((Vec::new(), SearchPath::BruteForce));
         }
-        let idx = st
+        let slot = st
             .indexes
             .get(&sid)
             .ok_or_else(|| Error::Internal(format!("no index for space {sid}")))?;
@@ -116,7 +116,7 @@ impl TaskDb {
             trivial_filter: filter.is_trivial(),
             sketched: space.def.embedding == EmbeddingKind::LowRank,
             live_centring: run.live.is_some(),
-            graph_usable: idx.unusable.is_none(),
+            graph_usable: slot.maybe_usable(),
         };
         let mut search = match plan::plan(&self.params, shape, || {
             points.iter().filter(|&&id| keep(id)).count()
@@ -124,6 +124,13 @@ impl TaskDb {
             Plan::Exact => return exact(SearchPath::BruteForce),
             Plan::Graph(g) => g,
         };
+        // A lazy graph is checksummed and loaded here, by the first query that searches it
+        // (rebuilt from the store if its files fail); one that turns out unusable is not
+        // searched: the plan would have scanned exactly.
+        let idx = slot.get(|| super::open::rebuild_space(&txn, c, sid, &self.params));
+        if idx.unusable.is_some() {
+            return exact(SearchPath::BruteForce);
+        }
         let qv = space.index_vector(&qemb)?;
         let ids = loop {
             let found = idx.search(&qv, search.want, search.ef(&self.params))?;

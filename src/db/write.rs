@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{State, TaskDb};
 use crate::catalog::{CatEntry, Catalog};
 use crate::error::{contain, Error, Result};
-use crate::index::SpaceIndex;
+use crate::index::{Slot, SpaceIndex};
 use crate::model::{Embedding, EntryId, EntryRef, Kind, NewEntry, NewVector, Provenance};
 use crate::outputs::{self, ModelOutputs};
 use crate::space::{Space, SpaceDef, SpaceId, SpaceRef};
@@ -183,8 +183,8 @@ impl TaskDb {
         st.meta.generation = generation;
         for (id, s) in batch.spaces {
             st.catalog.space_by_name.insert(s.def.name.clone(), id);
-            st.indexes.insert(id, SpaceIndex::empty(&self.params));
-            st.index_events.insert(id, "new".into());
+            st.indexes
+                .insert(id, Slot::ready(SpaceIndex::empty(&self.params), "new"));
             st.catalog.spaces.insert(id, s);
         }
         let mut per_space: BTreeMap<SpaceId, Vec<(EntryId, Embedding)>> = BTreeMap::new();
@@ -205,16 +205,20 @@ impl TaskDb {
                 };
                 super::scan::extend(&mut st.arenas, space, g, added, prep);
             }
-            if let (Some(idx), Some(space)) =
-                (st.indexes.get_mut(&sid), st.catalog.spaces.get(&sid))
-            {
+            let State {
+                catalog, indexes, ..
+            } = &mut *st;
+            if let (Some(slot), Some(space)) = (indexes.get_mut(&sid), catalog.spaces.get(&sid)) {
+                // A lazy graph is loaded (verified first) before it takes new points.
+                let rebuild =
+                    || super::open::rebuild_space_now(&self.db, catalog, sid, &self.params);
+                let (idx, event) = slot.get_mut(rebuild);
                 // Committed: a graph that cannot take the new vectors becomes unusable
                 // (queries scan exactly) instead of failing a write that has happened.
                 let was_usable = idx.unusable.is_none();
                 idx.insert(space, &per_space.remove(&sid).unwrap_or_default());
                 if let (true, Some(why)) = (was_usable, &idx.unusable) {
-                    let event = format!("unusable: {why}");
-                    st.index_events.insert(sid, event);
+                    *event = format!("unusable: {why}");
                 }
             }
         }

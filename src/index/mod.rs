@@ -3,13 +3,15 @@
 //! One HNSW graph (hnsw_rs, `DistDot` on L2-normalised vectors) per space. hnsw_rs cannot delete,
 //! so deleted entries and superseded versions stay in the graph as tombstones and are hidden by
 //! a filter at query time; `compact` rebuilds graphs without them. Graphs are persisted beside
-//! the database by [`persist`] and verified on open.
+//! the database by [`persist`]: their manifests are checked on open, and a graph is loaded,
+//! its files checksummed first, on its first use ([`Slot`]).
 
 pub(crate) mod arena;
 pub(crate) mod persist;
 
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
 
 use hnsw_rs::prelude::{DistDot, Hnsw};
 
@@ -216,6 +218,107 @@ impl SpaceIndex {
             .into_iter()
             .map(|p| p.get_origin_id() as EntryId)
             .collect()
+    }
+}
+
+/// One space's graph, in memory or not loaded yet.
+///
+/// A graph whose persisted manifest matched the store at open is **lazy**: nothing of its
+/// files is read until the first operation that needs the graph (a knn query whose plan
+/// searches it, a `put` into its space, `stats`, `check`). That first use checksums both
+/// files, loads them ([`persist::Persisted::load`]) and, when either fails, rebuilds the graph
+/// from the store instead; concurrent first users wait for that one load (`OnceLock`). So a
+/// graph is verified in full before its first use, however long after the open.
+pub(crate) struct Slot {
+    /// The graph and what happened to it ("loaded", "rebuilt: <why>", "new", …).
+    loaded: OnceLock<(SpaceIndex, String)>,
+    /// Where a lazy graph is loaded from.
+    persisted: Option<persist::Persisted>,
+}
+
+impl Slot {
+    /// A graph already in memory.
+    pub fn ready(index: SpaceIndex, event: impl Into<String>) -> Slot {
+        Slot {
+            loaded: OnceLock::from((index, event.into())),
+            persisted: None,
+        }
+    }
+
+    /// A persisted graph whose manifest matched, loaded on first use.
+    pub fn lazy(persisted: persist::Persisted) -> Slot {
+        Slot {
+            loaded: OnceLock::new(),
+            persisted: Some(persisted),
+        }
+    }
+
+    /// The graph, loaded (and verified) now if it was not yet; `rebuild` builds it from the
+    /// store when the persisted files fail their checks.
+    pub fn get(&self, rebuild: impl FnOnce() -> SpaceIndex) -> &SpaceIndex {
+        &self.loaded.get_or_init(|| self.load(rebuild)).0
+    }
+
+    /// [`Slot::get`] for a writer: the graph and its event.
+    pub fn get_mut(
+        &mut self,
+        rebuild: impl FnOnce() -> SpaceIndex,
+    ) -> (&mut SpaceIndex, &mut String) {
+        if self.loaded.get().is_none() {
+            let v = self.load(rebuild);
+            let _ = self.loaded.set(v);
+        }
+        match self.loaded.get_mut() {
+            Some((idx, event)) => (idx, event),
+            None => unreachable!("set just above"),
+        }
+    }
+
+    /// The graph if it is in memory (a lazy one not used yet is not).
+    pub fn loaded(&self) -> Option<&SpaceIndex> {
+        self.loaded.get().map(|(idx, _)| idx)
+    }
+
+    /// [`Slot::loaded`], mutable.
+    pub fn loaded_mut(&mut self) -> Option<&mut SpaceIndex> {
+        self.loaded.get_mut().map(|(idx, _)| idx)
+    }
+
+    /// Whether the graph can be searched, as far as is known without loading it (a lazy
+    /// graph is assumed usable; its load decides).
+    pub fn maybe_usable(&self) -> bool {
+        self.loaded().is_none_or(|idx| idx.unusable.is_none())
+    }
+
+    /// What happened to the graph: "loaded", "rebuilt: <why>", "unusable: <why>", "new",
+    /// "empty", or, for a lazy graph not used yet, "persisted (loaded on first use)".
+    pub fn event(&self) -> &str {
+        match self.loaded.get() {
+            Some((_, event)) => event,
+            None => "persisted (loaded on first use)",
+        }
+    }
+
+    fn load(&self, rebuild: impl FnOnce() -> SpaceIndex) -> (SpaceIndex, String) {
+        let reason = match self.persisted.as_ref().map(|p| p.load()) {
+            Some(Ok(graph)) => {
+                let index = SpaceIndex {
+                    points: SpaceIndex::graph_ids(&graph),
+                    graph,
+                    dirty: false,
+                    unusable: None,
+                };
+                return (index, "loaded".into());
+            }
+            Some(Err(reason)) => reason,
+            None => "no graph".into(),
+        };
+        let index = rebuild();
+        let event = match &index.unusable {
+            Some(why) => format!("unusable: {why}"),
+            None => format!("rebuilt: {reason}"),
+        };
+        (index, event)
     }
 }
 

@@ -6,8 +6,10 @@
 //! files into place, then writes the manifest (temporary file, fsync, rename) last, and fsyncs
 //! the directory. The manifest carries CRC32s and lengths of both files, the database uuid,
 //! the space id, the space generation the graph reflects, the point count and a digest of the
-//! (entry id, vector checksum) pairs in the graph. A graph is loaded only when all of these
-//! match the store; otherwise it is rebuilt from redb.
+//! (entry id, vector checksum) pairs in the graph. A graph is used only when all of these
+//! match the store; otherwise it is rebuilt from redb. The check is in two halves: the
+//! manifest and the files' lengths at open ([`check`]), the files' checksums just before
+//! hnsw_rs loads them, on the graph's first use ([`Persisted::load`]).
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -61,18 +63,33 @@ pub(crate) fn data_path(dir: &Path, space_id: SpaceId) -> PathBuf {
     dir.join(format!("{}.hnsw.data", base(space_id)))
 }
 
+/// Bytes hashed per rayon task by [`crc_file`].
+const CRC_PIECE: u64 = 8 << 20;
+
+/// CRC32 and length of a file: its pieces of [`CRC_PIECE`] bytes are read and hashed on
+/// rayon's pool, and the pieces' CRCs combined in order (the CRC32 of the whole file, as one
+/// pass would compute it). Graph files are hundreds of MB at 100k entries.
 fn crc_file(path: &Path) -> std::io::Result<(u32, u64)> {
-    let mut f = File::open(path)?;
+    use rayon::prelude::*;
+    use std::io::{Seek, SeekFrom};
+    let len = fs::metadata(path)?.len();
+    let pieces: Vec<u64> = (0..len.div_ceil(CRC_PIECE)).collect();
+    let hashes = pieces
+        .par_iter()
+        .map(|&i| {
+            let at = i * CRC_PIECE;
+            let mut f = File::open(path)?;
+            f.seek(SeekFrom::Start(at))?;
+            let mut buf = vec![0u8; CRC_PIECE.min(len - at) as usize];
+            f.read_exact(&mut buf)?;
+            let mut h = crc32fast::Hasher::new();
+            h.update(&buf);
+            Ok(h)
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
     let mut h = crc32fast::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut len = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        len += n as u64;
+    for piece in &hashes {
+        h.combine(piece);
     }
     Ok((h.finalize(), len))
 }
@@ -181,8 +198,22 @@ fn save_files(
 /// Why a persisted graph was not used.
 pub(crate) type Reject = String;
 
-/// Loads the persisted graph of a space if, and only if, it matches `expect` exactly.
-pub(crate) fn load(dir: &Path, expect: &Expect) -> std::result::Result<Graph, Reject> {
+/// A persisted graph whose manifest matches the store: what [`Persisted::load`] needs to
+/// verify and load it later. Checking a manifest ([`check`]) reads a few hundred bytes and two
+/// file lengths; loading reads and checksums every byte of both files, then deserialises
+/// them (seconds at 100k entries: docs/PERFORMANCE.md §13).
+#[derive(Debug, Clone)]
+pub(crate) struct Persisted {
+    dir: PathBuf,
+    space_id: SpaceId,
+    manifest: Manifest,
+}
+
+/// The cheap half of the verification, done at open: the manifest must match `expect`
+/// exactly (database, space, generation, point count, digest of the points), and both files
+/// must have the lengths it records. A missing, foreign, stale or truncated graph is refused
+/// here; a damaged byte inside a file only by [`Persisted::load`].
+pub(crate) fn check(dir: &Path, expect: &Expect) -> std::result::Result<Persisted, Reject> {
     let mp = manifest_path(dir, expect.space_id);
     let bytes = fs::read(&mp).map_err(|e| format!("manifest unreadable: {e}"))?;
     let m: Manifest =
@@ -202,30 +233,58 @@ pub(crate) fn load(dir: &Path, expect: &Expect) -> std::result::Result<Graph, Re
     if m.count != expect.count || m.digest != expect.digest {
         return Err("graph points differ from the store".into());
     }
-    let gp = graph_path(dir, expect.space_id);
-    let dp = data_path(dir, expect.space_id);
-    let (gc, gl) = crc_file(&gp).map_err(|e| format!("graph file unreadable: {e}"))?;
-    let (dc, dl) = crc_file(&dp).map_err(|e| format!("data file unreadable: {e}"))?;
-    if (gc, gl) != (m.graph_crc32, m.graph_len) || (dc, dl) != (m.data_crc32, m.data_len) {
-        return Err("graph files fail their checksum".into());
+    for (p, len) in [
+        (graph_path(dir, expect.space_id), m.graph_len),
+        (data_path(dir, expect.space_id), m.data_len),
+    ] {
+        let got = fs::metadata(&p)
+            .map_err(|e| format!("graph file unreadable: {e}"))?
+            .len();
+        if got != len {
+            return Err(format!(
+                "graph files fail their checksum ({} is {got} bytes, the manifest says {len})",
+                p.display()
+            ));
+        }
     }
-    // hnsw_rs ties the graph's lifetime to its loader; the loader is a few bytes (no mmap), so
-    // it is leaked to give the graph a 'static lifetime.
-    let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, &base(expect.space_id))));
-    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-        #[allow(clippy::redundant_locals)]
-        let io = { io };
-        io.load_hnsw()
-    }));
-    let graph: Graph = match loaded {
-        Ok(Ok(g)) => g,
-        Ok(Err(e)) => return Err(format!("hnsw_rs could not load it: {e}")),
-        Err(_) => return Err("hnsw_rs panicked loading it".into()),
-    };
-    if graph.get_nb_point() as u64 != expect.count {
-        return Err("graph point count differs from the manifest".into());
+    Ok(Persisted {
+        dir: dir.to_path_buf(),
+        space_id: expect.space_id,
+        manifest: m,
+    })
+}
+
+impl Persisted {
+    /// The expensive half: both files checksummed against the manifest (before hnsw_rs reads
+    /// a byte of them: its loader trusts its input), then loaded. Files changed since
+    /// [`check`] are refused here like any other damage.
+    pub fn load(&self) -> std::result::Result<Graph, Reject> {
+        let (dir, m) = (&self.dir, &self.manifest);
+        let gp = graph_path(dir, self.space_id);
+        let dp = data_path(dir, self.space_id);
+        let (gc, gl) = crc_file(&gp).map_err(|e| format!("graph file unreadable: {e}"))?;
+        let (dc, dl) = crc_file(&dp).map_err(|e| format!("data file unreadable: {e}"))?;
+        if (gc, gl) != (m.graph_crc32, m.graph_len) || (dc, dl) != (m.data_crc32, m.data_len) {
+            return Err("graph files fail their checksum".into());
+        }
+        // hnsw_rs ties the graph's lifetime to its loader; the loader is a few bytes (no
+        // mmap), so it is leaked to give the graph a 'static lifetime.
+        let io: &'static mut HnswIo = Box::leak(Box::new(HnswIo::new(dir, &base(self.space_id))));
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            #[allow(clippy::redundant_locals)]
+            let io = { io };
+            io.load_hnsw()
+        }));
+        let graph: Graph = match loaded {
+            Ok(Ok(g)) => g,
+            Ok(Err(e)) => return Err(format!("hnsw_rs could not load it: {e}")),
+            Err(_) => return Err("hnsw_rs panicked loading it".into()),
+        };
+        if graph.get_nb_point() as u64 != m.count {
+            return Err("graph point count differs from the manifest".into());
+        }
+        Ok(graph)
     }
-    Ok(graph)
 }
 
 /// Removes persisted files of spaces not in `keep` and stale temporaries.
