@@ -552,6 +552,11 @@ def main():
       "soft targets, the ones that lost) is in [docs/QUALITY-experiment.md](QUALITY-experiment.md); "
       "the formulas and the reasons for each choice are in [docs/METHODS.md](METHODS.md).")
     w("")
+    w("Zero-shot prompt selection with a real LLM (SmolLM2-135M × 10 prompts × 4 sentiment datasets, "
+      "each prompt's accuracy as the oracle; issue 11) is measured by `scripts/quality/prompt_selection.sh` "
+      "in [docs/QUALITY-prompts.md](QUALITY-prompts.md); transfer-source recommendation in "
+      "[docs/QUALITY-recommend.md](QUALITY-recommend.md).")
+    w("")
 
     # per-classifier tables
     w("## Nearest dataset of each classifier")
