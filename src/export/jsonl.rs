@@ -262,7 +262,7 @@ fn read_export(file: &Path) -> Result<Vec<Pending>> {
             spaces.insert(s.space, s.definition);
             continue;
         }
-        let r: RowLine = serde_json::from_str(&l).map_err(|e| bad("malformed row", e))?;
+        let mut r: RowLine = serde_json::from_str(&l).map_err(|e| bad("malformed row", e))?;
         nrows += 1;
         let def = spaces.get(&r.space).ok_or_else(|| {
             Error::invalid(
@@ -270,7 +270,7 @@ fn read_export(file: &Path) -> Result<Vec<Pending>> {
                 format!("space {:?} has no definition line before it", r.space),
             )
         })?;
-        let embedding = match (r.vector, r.factors) {
+        let embedding = match (r.vector.take(), r.factors.take()) {
             (Some(v), None) => Embedding::Dense(v),
             (None, Some(f)) => Embedding::LowRank(LowRank {
                 dim: f.dim,
@@ -285,7 +285,7 @@ fn read_export(file: &Path) -> Result<Vec<Pending>> {
             }
         };
         let v = NewVector {
-            method: r.method,
+            method: std::mem::take(&mut r.method),
             space: if def.is_external() {
                 SpaceRef::External(def.name.clone())
             } else {
@@ -293,47 +293,7 @@ fn read_export(file: &Path) -> Result<Vec<Pending>> {
             },
             embedding,
         };
-        if let Some(o) = &r.outputs {
-            if r.kind != Kind::Model {
-                return Err(Error::invalid(
-                    at(n),
-                    "outputs on U on a row that is not a model's",
-                ));
-            }
-            o.validate(&at(n))?;
-        }
-        match out.last_mut() {
-            Some((_, version, e, _)) if e.name == r.name && *version == r.version => {
-                if e.kind != r.kind || e.tags != r.tags || e.provenance != r.provenance {
-                    return Err(Error::invalid(
-                        at(n),
-                        format!("{}@{} differs from its earlier rows", r.name, r.version),
-                    ));
-                }
-                if r.outputs.is_some() {
-                    return Err(Error::invalid(
-                        at(n),
-                        format!(
-                            "outputs on U of {}@{} belong on its first row only",
-                            r.name, r.version
-                        ),
-                    ));
-                }
-                e.vectors.push(v);
-            }
-            _ => out.push((
-                at(n),
-                r.version,
-                NewEntry {
-                    name: r.name,
-                    kind: r.kind,
-                    vectors: vec![v],
-                    tags: r.tags,
-                    provenance: r.provenance,
-                },
-                r.outputs,
-            )),
-        }
+        add_row(&mut out, at(n), r, v)?;
     }
     let h =
         header.ok_or_else(|| Error::invalid(file.display().to_string(), "empty export file"))?;
@@ -353,4 +313,51 @@ fn read_export(file: &Path) -> Result<Vec<Pending>> {
         e.validate(at)?;
     }
     Ok(out)
+}
+
+/// Adds one row to the entry versions read so far: a new entry version, or another method of
+/// the last one (which must agree on kind, tags and provenance and carry no outputs).
+fn add_row(out: &mut Vec<Pending>, at: String, r: RowLine, v: NewVector) -> Result<()> {
+    if let Some(o) = &r.outputs {
+        if r.kind != Kind::Model {
+            return Err(Error::invalid(
+                at.clone(),
+                "outputs on U on a row that is not a model's",
+            ));
+        }
+        o.validate(&at)?;
+    }
+    match out.last_mut() {
+        Some((_, version, e, _)) if e.name == r.name && *version == r.version => {
+            if e.kind != r.kind || e.tags != r.tags || e.provenance != r.provenance {
+                return Err(Error::invalid(
+                    at.clone(),
+                    format!("{}@{} differs from its earlier rows", r.name, r.version),
+                ));
+            }
+            if r.outputs.is_some() {
+                return Err(Error::invalid(
+                    at.clone(),
+                    format!(
+                        "outputs on U of {}@{} belong on its first row only",
+                        r.name, r.version
+                    ),
+                ));
+            }
+            e.vectors.push(v);
+        }
+        _ => out.push((
+            at,
+            r.version,
+            NewEntry {
+                name: r.name,
+                kind: r.kind,
+                vectors: vec![v],
+                tags: r.tags,
+                provenance: r.provenance,
+            },
+            r.outputs,
+        )),
+    }
+    Ok(())
 }
