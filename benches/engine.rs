@@ -11,46 +11,14 @@
 //! `TASKDB_BENCH_EF=32,64,96,128,200`, `TASKDB_BENCH_DIR` (default: a temp dir),
 //! `TASKDB_BENCH_REBUILD=0` to skip the forced-rebuild timing.
 
+#[path = "common/clustered.rs"]
+mod clustered;
+
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use taskdb::{Filter, IndexParams, Kind, NewEntry, OpenOptions, Query, TaskDb};
 
-const DIM: usize = 768;
-const CLUSTERS: usize = 200;
-
-fn gauss(rng: &mut ChaCha8Rng) -> f32 {
-    // Box-Muller.
-    let u1: f32 = rng.random_range(f32::EPSILON..1.0);
-    let u2: f32 = rng.random_range(0.0..1.0);
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
-}
-
-/// Cluster centres ~ N(0, 1); points = centre + N(0, 0.35²) per component, L2-normalised.
-fn dataset(n: usize, seed: u64, centres: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let c = &centres[rng.random_range(0..centres.len())];
-            let mut v: Vec<f32> = c.iter().map(|x| x + 0.35 * gauss(&mut rng)).collect();
-            let nrm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.iter_mut().for_each(|x| *x /= nrm);
-            v
-        })
-        .collect()
-}
-
-fn exact_top10(q: &[f32], data: &[Vec<f32>]) -> Vec<usize> {
-    let mut s: Vec<(f32, usize)> = data
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (q.iter().zip(v).map(|(a, b)| a * b).sum::<f32>(), i))
-        .collect();
-    s.select_nth_unstable_by(10, |a, b| b.0.total_cmp(&a.0));
-    s.truncate(10);
-    s.into_iter().map(|(_, i)| i).collect()
-}
+use clustered::{centres, dataset, exact_top10, CLUSTERS, DIM};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -83,10 +51,7 @@ fn main() {
         base.ef_construction,
         rayon::current_num_threads()
     );
-    let mut crng = ChaCha8Rng::seed_from_u64(7);
-    let centres: Vec<Vec<f32>> = (0..CLUSTERS)
-        .map(|_| (0..DIM).map(|_| gauss(&mut crng)).collect())
-        .collect();
+    let centres = centres();
     for &n in &ns {
         let path = dir.join(format!("bench-{n}.taskdb"));
         let _ = std::fs::remove_file(&path);

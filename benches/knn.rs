@@ -26,6 +26,8 @@
 //! `open_s` is `TaskDb::open_with` of the built database (catalog, persisted graph);
 //! `recall10` compares each path's top 10 with the old exact scan's on the queries both ran.
 
+#[path = "common/clustered.rs"]
+mod clustered;
 #[path = "knn/dense.rs"]
 mod dense;
 #[path = "knn/open.rs"]

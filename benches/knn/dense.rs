@@ -21,10 +21,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use taskdb::{Filter, IndexParams, Kind, NewEntry, OpenOptions, Query, TaskDb};
 
+use super::clustered::{centres, dataset, DIM};
 use super::{env_usize, percentile};
 
 fn env_list(name: &str, default: &str) -> Vec<usize> {
@@ -35,38 +34,13 @@ fn env_list(name: &str, default: &str) -> Vec<usize> {
         .collect()
 }
 
-const DIM: usize = 768;
-const CLUSTERS: usize = 200;
 const SPACE: &str = "bench";
 
-fn gauss(rng: &mut ChaCha8Rng) -> f32 {
-    let u1: f32 = rng.random_range(f32::EPSILON..1.0);
-    let u2: f32 = rng.random_range(0.0..1.0);
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
-}
-
-fn dataset(n: usize, seed: u64, centres: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let c = &centres[rng.random_range(0..centres.len())];
-            let mut v: Vec<f32> = c.iter().map(|x| x + 0.35 * gauss(&mut rng)).collect();
-            let nrm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.iter_mut().for_each(|x| *x /= nrm);
-            v
-        })
-        .collect()
-}
-
 fn exact_top10(q: &[f32], data: &[Vec<f32>]) -> Vec<u32> {
-    let mut s: Vec<(f32, u32)> = data
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (q.iter().zip(v).map(|(a, b)| a * b).sum::<f32>(), i as u32))
-        .collect();
-    s.select_nth_unstable_by(10, |a, b| b.0.total_cmp(&a.0));
-    s.truncate(10);
-    s.into_iter().map(|(_, i)| i).collect()
+    super::clustered::exact_top10(q, data)
+        .into_iter()
+        .map(|i| i as u32)
+        .collect()
 }
 
 fn write_f32(path: &Path, rows: &[Vec<f32>]) {
@@ -164,10 +138,7 @@ pub fn dense(dir: &Path) {
     let nq = env_usize("TASKDB_BENCH_DENSE_QUERIES", 1000);
     let efs = env_list("TASKDB_BENCH_EF", "16,24,32,48,64,96,128,192");
     let target = 0.98;
-    let mut crng = ChaCha8Rng::seed_from_u64(7);
-    let centres: Vec<Vec<f32>> = (0..CLUSTERS)
-        .map(|_| (0..DIM).map(|_| gauss(&mut crng)).collect())
-        .collect();
+    let centres = centres();
     let data = dataset(n, 1, &centres);
     let queries = dataset(nq, 2, &centres);
     let truth: Vec<Vec<u32>> = {

@@ -22,40 +22,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use super::clustered::{centres, dataset, DIM};
 use taskdb::{Filter, Kind, NewEntry, Query, TaskDb};
 
-const DIM: usize = 768;
-const CLUSTERS: usize = 200;
 const SPACE: &str = "bench-open";
 const ROUNDS: usize = 5;
 
-fn dataset(n: usize, seed: u64, centres: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let c = &centres[rng.random_range(0..centres.len())];
-            let mut v: Vec<f32> = c
-                .iter()
-                .map(|x| x + 0.35 * super::gauss(&mut rng))
-                .collect();
-            let nrm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.iter_mut().for_each(|x| *x /= nrm);
-            v
-        })
-        .collect()
-}
-
 fn exact_top10(q: &[f32], data: &[Vec<f32>]) -> Vec<String> {
-    let mut s: Vec<(f32, usize)> = data
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (q.iter().zip(v).map(|(a, b)| a * b).sum::<f32>(), i))
-        .collect();
-    s.select_nth_unstable_by(10, |a, b| b.0.total_cmp(&a.0));
-    s.truncate(10);
-    s.into_iter().map(|(_, i)| format!("e{i}")).collect()
+    super::clustered::exact_top10(q, data)
+        .into_iter()
+        .map(|i| format!("e{i}"))
+        .collect()
 }
 
 fn cache_dir() -> PathBuf {
@@ -131,10 +108,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub fn open() {
     let n = super::env_usize("TASKDB_BENCH_OPEN_N", 100_000);
     let nq = super::env_usize("TASKDB_BENCH_OPEN_QUERIES", 200).max(ROUNDS);
-    let mut crng = ChaCha8Rng::seed_from_u64(7);
-    let centres: Vec<Vec<f32>> = (0..CLUSTERS)
-        .map(|_| (0..DIM).map(|_| super::gauss(&mut crng)).collect())
-        .collect();
+    let centres = centres();
     let data = dataset(n, 1, &centres);
     let qvecs = dataset(nq, 2, &centres);
     let path = cache_dir().join(format!("open-{n}-{DIM}.taskdb"));
