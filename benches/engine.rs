@@ -16,9 +16,9 @@ mod clustered;
 
 use std::time::{Duration, Instant};
 
-use taskdb::{Filter, IndexParams, Kind, NewEntry, OpenOptions, Query, TaskDb};
+use taskdb::{Filter, IndexParams, OpenOptions, Query, TaskDb};
 
-use clustered::{centres, dataset, exact_top10, CLUSTERS, DIM};
+use clustered::{centres, dataset, exact_top10, put_all, CLUSTERS, DIM};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -63,25 +63,7 @@ fn main() {
         let t = Instant::now();
         {
             let db = TaskDb::open(&path).unwrap();
-            for (b, chunk) in data.chunks(1000).enumerate() {
-                let batch: Vec<NewEntry> = chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| {
-                        NewEntry::external(
-                            format!("e{}", b * 1000 + i),
-                            if i % 2 == 0 {
-                                Kind::Dataset
-                            } else {
-                                Kind::Model
-                            },
-                            "bench",
-                            v.clone(),
-                        )
-                    })
-                    .collect();
-                db.put(batch).unwrap();
-            }
+            put_all(&db, "bench", &data);
             let put_s = t.elapsed().as_secs_f64();
             let tf = Instant::now();
             db.flush().unwrap();

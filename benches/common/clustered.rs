@@ -7,6 +7,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use taskdb::{Kind, NewEntry, TaskDb};
 
 pub const DIM: usize = 768;
 pub const CLUSTERS: usize = 200;
@@ -50,4 +51,24 @@ pub fn exact_top10(q: &[f32], data: &[Vec<f32>]) -> Vec<usize> {
     s.select_nth_unstable_by(10, |a, b| b.0.total_cmp(&a.0));
     s.truncate(10);
     s.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Puts `data` into the external space `space` as entries `e0`, `e1`, … (datasets and models
+/// alternating), 1,000 per transaction; the caller flushes.
+pub fn put_all(db: &TaskDb, space: &str, data: &[Vec<f32>]) {
+    for (b, chunk) in data.chunks(1000).enumerate() {
+        let batch: Vec<NewEntry> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let kind = if i % 2 == 0 {
+                    Kind::Dataset
+                } else {
+                    Kind::Model
+                };
+                NewEntry::external(format!("e{}", b * 1000 + i), kind, space, v.clone())
+            })
+            .collect();
+        db.put(batch).expect("put");
+    }
 }

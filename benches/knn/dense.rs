@@ -21,9 +21,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use taskdb::{Filter, IndexParams, Kind, NewEntry, OpenOptions, Query, TaskDb};
+use taskdb::{Filter, IndexParams, OpenOptions, Query, TaskDb};
 
-use super::clustered::{centres, dataset, DIM};
+use super::clustered::{centres, dataset, put_all, DIM};
 use super::{env_usize, percentile};
 
 fn env_list(name: &str, default: &str) -> Vec<usize> {
@@ -114,21 +114,7 @@ fn build(path: &Path, data: &[Vec<f32>]) -> f64 {
     let _ = std::fs::remove_dir_all(taskdb::files::index_dir(path));
     let t = Instant::now();
     let db = TaskDb::open(path).expect("create");
-    for (b, chunk) in data.chunks(1000).enumerate() {
-        let batch: Vec<NewEntry> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                NewEntry::external(
-                    format!("e{}", b * 1000 + i),
-                    Kind::Dataset,
-                    SPACE,
-                    v.clone(),
-                )
-            })
-            .collect();
-        db.put(batch).expect("put");
-    }
+    put_all(&db, SPACE, data);
     db.flush().expect("flush");
     t.elapsed().as_secs_f64()
 }

@@ -22,8 +22,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::clustered::{centres, dataset, DIM};
-use taskdb::{Filter, Kind, NewEntry, Query, TaskDb};
+use super::clustered::{centres, dataset, put_all, DIM};
+use taskdb::{Filter, Query, TaskDb};
 
 const SPACE: &str = "bench-open";
 const ROUNDS: usize = 5;
@@ -54,21 +54,7 @@ fn build_once(path: &Path, data: &[Vec<f32>]) -> Option<f64> {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("cache dir");
     let t = Instant::now();
     let db = TaskDb::open(path).expect("open");
-    for (b, chunk) in data.chunks(1000).enumerate() {
-        let batch: Vec<NewEntry> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let kind = if i % 2 == 0 {
-                    Kind::Dataset
-                } else {
-                    Kind::Model
-                };
-                NewEntry::external(format!("e{}", b * 1000 + i), kind, SPACE, v.clone())
-            })
-            .collect();
-        db.put(batch).expect("put");
-    }
+    put_all(&db, SPACE, data);
     db.flush().expect("flush");
     drop(db);
     let s = t.elapsed().as_secs_f64();
