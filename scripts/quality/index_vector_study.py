@@ -107,17 +107,15 @@ def main():
     # Gaussian quadratic forms (the current sketch's family): g_m^T E g_m, centred like E.
     d = U.shape[1]
     G = rng.standard_normal((512, d)).astype(np.float32)
-    iu = np.triu_indices(d)
-    w = np.where(iu[0] == iu[1], 1.0, np.sqrt(2.0)).astype(np.float32)
     # g^T E g = <vech(E), vech(g g^T)> with vech's weights: build the 512 x dim map once.
     Gq = np.stack([vech(np.outer(g, g)) for g in G]) / np.sqrt(512)
     S = A @ Gq.T
     results.append(("Gaussian quadratic forms (current sketch family)", 512, recall(exact, S[qi] @ S.T, qi)))
-    del Gq, S, w
+    del Gq, S
 
     # PCA of vectorised matrices, fitted on the other half's families only.
     fit = rng.choice(np.flatnonzero(in_a), min(800, int(in_a.sum())), replace=False)
-    _, sv, Vt = np.linalg.svd(A[fit], full_matrices=False)
+    _, _, Vt = np.linalg.svd(A[fit], full_matrices=False)
     for m in [32, 64, 128, 256, 512]:
         if m > Vt.shape[0]:
             continue
