@@ -89,6 +89,10 @@ def main():
              f"a model entry with `taskdb ingest prompts … --probe-limit {r['probe_limit']}` (the LLM labels a "
              f"seeded subset of {r['probe_limit']} of the 3,000 probe texts U, never the target's texts); "
              f"`taskdb select-prompt TARGET --tag llm=smollm2 --json` ranks them in the default space.")
+    L.append("- **Not held out**: nothing was tuned in this experiment (FUTE's rule, the prompts and the "
+             "baselines were fixed before it ran), but the default space that `select-prompt` ranks in was "
+             "chosen by family-held-out cross-validation on the shared datasets, these four sentiment sets "
+             "among them (docs/QUALITY.md); so taskdb's row is not a measurement on data its design never saw.")
     L.append("- **Baselines**: mutual information between inputs and outputs and the entropy of the mean "
              "output, on the target's own oracle texts (labels unseen: these run the LLM on the target), "
              "and the same statistics on U as taskdb stores them (target-agnostic). Random: the exact "
