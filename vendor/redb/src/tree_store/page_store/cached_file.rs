@@ -14,6 +14,10 @@ use core::slice::SliceIndex;
 use core::sync::atomic::AtomicU64;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+// taskdb patch: reads larger than this are checked against the file's length before their
+// buffer is allocated (see `read_direct_into_arc`).
+const READ_BOUND_CHECK_BYTES: usize = 1 << 20;
+
 // Allocates an `Arc<[u8]>` in one step. `Arc::<[u8]>::from(vec![0; len])` would
 // allocate the Vec and then allocate a new Arc and memcpy into it.
 fn zero_filled_arc(len: usize) -> Arc<[u8]> {
@@ -686,6 +690,23 @@ impl PagedCachedFile {
     // `Vec<u8>` that is then copied into an `Arc`. The buffer is zero-filled
     // because `StorageBackend::read` takes `&mut [u8]`.
     fn read_direct_into_arc(&self, offset: u64, len: usize) -> Result<Arc<[u8]>> {
+        // taskdb patch (TASKDB-PATCH.md at the crate's root): a damaged page reference can
+        // name a page of up to 4 GiB. Allocating its buffer before the read fails aborts the
+        // process under a memory limit (Rust cannot recover from a failed allocation), so a
+        // read that cannot lie inside the file is refused as corruption before anything is
+        // allocated. Such a read always failed anyway (the file read stops at the end of the
+        // file); only reads over 1 MiB pay for the length query, so ordinary pages take the
+        // same path as before.
+        if len > READ_BOUND_CHECK_BYTES {
+            let file_len = self.file.len()?;
+            let end = offset.checked_add(len as u64);
+            if end.is_none_or(|end| end > file_len) {
+                return Err(StorageError::Corrupted(alloc::format!(
+                    "a page reference points past the end of the file: {len} bytes at offset \
+                     {offset}, the file has {file_len}"
+                )));
+            }
+        }
         let mut arc = zero_filled_arc(len);
         self.file.read(offset, Arc::get_mut(&mut arc).unwrap())?;
         Ok(arc)
