@@ -125,6 +125,16 @@ fn map_open_error(path: &Path, e: DatabaseError) -> Error {
             reason: format!("redb file format {v} needs a manual upgrade"),
         },
         DatabaseError::Storage(redb::StorageError::Io(io)) => Error::io(path, io),
+        // The file has redb's header (checked before redb sees it), so this is a damaged
+        // database, not a foreign file: corruption (exit 7), with what can still be done.
+        DatabaseError::Storage(redb::StorageError::Corrupted(msg)) => Error::Corrupt {
+            what: format!("the database file {}", path.display()),
+            detail: format!(
+                "redb cannot open it ({msg}). Nothing was changed. Restore it from a snapshot \
+                 or a backup; if it holds entries that nothing else has, keep the file for \
+                 the record"
+            ),
+        },
         other => Error::NotTaskDb {
             path: path.to_path_buf(),
             reason: format!("not a readable redb file: {other}"),
