@@ -195,6 +195,62 @@ fn killing_taskdb_ends_the_models_process_group() {
     }
 }
 
+/// Polls `f` for up to `limit`.
+fn wait_up_to(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// Issue 10 ("Not yet kept" item 2, now kept): SIGKILL, which no handler sees, still ends
+/// the model's grandchildren. `PR_SET_PDEATHSIG` ends only the `sh` that taskdb started;
+/// the per-command supervisor process kills the whole group when taskdb's end of its pipe
+/// closes.
+#[test]
+fn sigkilling_taskdb_ends_the_models_grandchildren() {
+    let d = tempfile::tempdir().unwrap();
+    let probe = big_probe(d.path(), 3000);
+    let db = d.path().join("s.taskdb");
+    let tag = "4743";
+    // Two commands: the shell does not exec the last one, so `sleep` is a grandchild.
+    let cmd = format!("cat >/dev/null; sleep {tag}");
+    let mut child = Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .args(["ingest", "model", "m", "--command", &cmd])
+        .args(["--surrogate", &fx("surrogate/tiny"), "--quiet", "--probe"])
+        .arg(&probe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let needle = format!("sleep {tag}");
+    assert!(
+        wait_for(|| !survivors(&needle).is_empty()),
+        "the model never started"
+    );
+    child.kill().unwrap(); // SIGKILL
+    let st = child.wait().unwrap();
+    assert_eq!(st.signal(), Some(libc::SIGKILL), "{st:?}");
+    let gone = wait_up_to(Duration::from_secs(5), || survivors(&needle).is_empty());
+    let left = survivors(&needle);
+    if !gone {
+        // Do not leave the grandchild running after a failed test.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f", &needle])
+            .status();
+    }
+    assert!(
+        gone,
+        "SIGKILL: the model's grandchild outlived taskdb: {left:?}"
+    );
+}
+
 /// Issue 10, defect 9: the database is opened for writing only for the commit, so while a
 /// model labels U (here: sleeps, then labels) another process can read the database.
 #[test]

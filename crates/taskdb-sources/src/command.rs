@@ -1,7 +1,9 @@
 //! Running a model as a child process (`--command "CMD"`).
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{BufReader, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
@@ -58,8 +60,9 @@ fn register_group(pgid: i32) {
             return;
         }
     }
-    // More than 64 concurrent commands: this one is not ended by a signal handler (it still
-    // gets PR_SET_PDEATHSIG and is killed on every error and timeout).
+    // More than 64 concurrent commands: this one is not ended by a signal handler (its
+    // supervisor still kills its group once taskdb is dead, it still gets
+    // PR_SET_PDEATHSIG, and it is killed on every error and timeout).
 }
 
 fn unregister_group(pgid: i32) {
@@ -141,6 +144,8 @@ fn block_sigpipe_in_this_thread() {
 struct GroupGuard {
     pgid: i32,
     armed: bool,
+    /// Dismissed as soon as taskdb has killed the group itself.
+    supervisor: Supervisor,
 }
 
 impl GroupGuard {
@@ -152,6 +157,9 @@ impl GroupGuard {
                 libc::kill(-self.pgid, libc::SIGKILL);
             }
         }
+        // Every member of the group now has a SIGKILL pending (a fork racing with it
+        // fails), so the supervisor has nothing left to do.
+        self.supervisor.dismiss();
     }
 }
 
@@ -161,6 +169,149 @@ impl Drop for GroupGuard {
             self.kill();
         }
         unregister_group(self.pgid);
+    }
+}
+
+/// The supervisor's script: `$0` names it in `ps`; the model's process group id arrives
+/// as the first line on stdin; it then waits for EOF and kills that group.
+const SUPERVISOR_SCRIPT: &str = "read -r g || exit 0; \
+     case $g in ''|*[!0-9]*) exit 0 ;; esac; \
+     while read -r _; do :; done; \
+     kill -s KILL -- -\"$g\" 2>/dev/null";
+
+/// A tiny watchdog per model command that ends the model's whole process group when
+/// taskdb dies in a way no handler sees (SIGKILL, the OOM killer, an abort).
+///
+/// `PR_SET_PDEATHSIG` kills only the `sh` that taskdb starts; what that shell starts
+/// without `exec` (a script running `python`, `cat >/dev/null; sleep 1000`) would survive
+/// a SIGKILLed taskdb. The supervisor is an `sh` running [`SUPERVISOR_SCRIPT`], a sibling
+/// of the model (taskdb's child, in taskdb's process group, never in the model's):
+///
+/// * Its stdin is a pipe whose only write end is taskdb's (`ChildStdin`, opened
+///   `O_CLOEXEC` by std, so no model or other child keeps a copy past its `exec`).
+/// * The model's child writes its own pid (= its process group id, `process_group(0)`) to
+///   that pipe from `pre_exec`, before it `exec`s the model, so the group is covered from
+///   before the model runs a single instruction of its own.
+/// * When taskdb dies, however it dies, the kernel closes the write end; `read` sees EOF
+///   and the supervisor kills the group with SIGKILL, grandchildren included.
+/// * On every path where taskdb lives on (success, failure, timeout, protocol error,
+///   unwinding panic) taskdb kills the group itself ([`GroupGuard::kill`]) and at once
+///   dismisses the supervisor: SIGKILLs it (it is taskdb's own unreaped child, so its pid
+///   cannot have been reused) and reaps it: no zombie, and no write into a pipe whose
+///   reader may be gone (no SIGPIPE). If the model's `sh` cannot be spawned, dropping the
+///   supervisor dismisses it the same way.
+/// * It ignores SIGINT, SIGTERM, SIGHUP and SIGQUIT (set before `exec`; a non-interactive
+///   shell cannot un-ignore them): a terminal's Ctrl-C reaches taskdb's foreground group,
+///   supervisor included, and the supervisor must outlive taskdb long enough to see the
+///   EOF. With the taskdb CLI the signal handler ([`install_signal_cleanup`]) has already
+///   killed the group (the supervisor's kill is then a no-op); a library host without that
+///   handler still gets the group killed. It lives no longer than taskdb plus one `kill`.
+///   It gets no `PR_SET_PDEATHSIG`: it has to outlive taskdb.
+///
+/// Residual risks, documented rather than handled:
+/// * pgid reuse: the supervisor kills a group by number. While the model's `sh` (the
+///   group leader, taskdb's child) is unreaped, or any process of the group lives, the
+///   kernel does not reuse the number. On the error and timeout paths taskdb kills the
+///   group and dismisses the supervisor before it reaps the leader: no window. On the
+///   success path taskdb reaps the leader first (`try_wait`), then kills the group and
+///   dismisses the supervisor: if taskdb is SIGKILLed in those few instructions and the
+///   group is already empty, the number could be reused, but only if pids wrap around to
+///   exactly it and the new process makes itself a group leader before the supervisor
+///   (woken at once by the EOF) runs `kill`.
+/// * A grandchild that leaves the group (`setsid`, `setpgid`: daemons) escapes, as it
+///   escapes the timeout's kill; only a cgroup would hold it.
+/// * If the supervisor itself is killed by someone else, `PR_SET_PDEATHSIG` still ends
+///   the model's `sh`, as before. If it cannot be started, `run_command` fails as it would
+///   if the model's own `sh` could not be started.
+///
+/// Cost: one extra `sh` per model command (fork + exec; measured in docs/RELIABILITY.md,
+/// promise 2).
+struct Supervisor {
+    /// `None` once dismissed.
+    child: RefCell<Option<Child>>,
+}
+
+impl Supervisor {
+    fn spawn() -> std::io::Result<Supervisor> {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(SUPERVISOR_SCRIPT)
+            .arg("taskdb-model-supervisor")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: signal(2) is async-signal-safe; runs in the forked child before exec.
+        unsafe {
+            c.pre_exec(|| {
+                for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+                    libc::signal(sig, libc::SIG_IGN);
+                }
+                Ok(())
+            });
+        }
+        Ok(Supervisor {
+            child: RefCell::new(Some(c.spawn()?)),
+        })
+    }
+
+    /// taskdb's write end of the supervisor's stdin.
+    fn write_fd(&self) -> RawFd {
+        self.child
+            .borrow()
+            .as_ref()
+            .and_then(|c| c.stdin.as_ref())
+            .map_or(-1, |s| s.as_raw_fd())
+    }
+
+    /// Ends the supervisor without letting it kill anything, and reaps it. Idempotent.
+    fn dismiss(&self) {
+        let Some(mut child) = self.child.borrow_mut().take() else {
+            return;
+        };
+        // SAFETY: kill(2) on our own child, not yet reaped, so the pid is still its.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGKILL);
+        }
+        // Closed only after the SIGKILL is queued: the supervisor cannot act on the EOF.
+        drop(child.stdin.take());
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.dismiss();
+    }
+}
+
+/// Writes `pid` and a newline to `fd` without allocating (for `pre_exec`), with SIGPIPE
+/// ignored for the write so that a vanished reader gives EPIPE, not the forked child's
+/// death. Async-signal-safe: sigaction(2), write(2) and stack memory only.
+///
+/// # Safety
+/// Only for the forked child before exec (it changes the SIGPIPE disposition meanwhile).
+unsafe fn write_pid_line(fd: RawFd, pid: libc::pid_t) {
+    let mut buf = [0u8; 24];
+    let mut i = buf.len() - 1;
+    buf[i] = b'\n';
+    let mut n = pid.max(0) as u64;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut ign: libc::sigaction = std::mem::zeroed();
+    ign.sa_sigaction = libc::SIG_IGN;
+    libc::sigemptyset(&mut ign.sa_mask);
+    let mut old: libc::sigaction = std::mem::zeroed();
+    let restore = libc::sigaction(libc::SIGPIPE, &ign, &mut old) == 0;
+    // At most 21 bytes: one atomic pipe write; a failure leaves only PR_SET_PDEATHSIG.
+    let _ = libc::write(fd, buf[i..].as_ptr().cast(), buf.len() - i);
+    if restore {
+        libc::sigaction(libc::SIGPIPE, &old, std::ptr::null_mut());
     }
 }
 
@@ -210,7 +361,8 @@ enum Msg {
 /// or `{"id": N, "scores": {...}}` (with verbalizers, the reply text may be in "reply"
 /// or "label"). Stdout is streamed line by line; stderr keeps only its last
 /// `stderr_tail_bytes`. The child runs in its own process group, which is killed on
-/// timeout, on a protocol error, and after the child exits (stray grandchildren).
+/// timeout, on a protocol error, and after the child exits (stray grandchildren), and,
+/// through a [`Supervisor`] process, when taskdb itself dies, even by SIGKILL.
 pub fn run_command(cmd: &str, probe: &ProbeSet, opts: &CommandOptions) -> Result<ModelOutputs> {
     if let Some(p) = &opts.prompt {
         p.check(probe)?;
@@ -219,6 +371,13 @@ pub fn run_command(cmd: &str, probe: &ProbeSet, opts: &CommandOptions) -> Result
     let deadline = start + opts.timeout;
     // SAFETY: getpid(2) has no preconditions.
     let parent = unsafe { libc::getpid() };
+    // Started before the model, dismissed when taskdb has killed the model's group itself
+    // (`GroupGuard::kill`): see [`Supervisor`].
+    let supervisor = Supervisor::spawn().map_err(|e| Error::Spawn {
+        cmd: cmd.to_string(),
+        source: e,
+    })?;
+    let supervisor_fd = supervisor.write_fd();
     let mut command = Command::new("sh");
     command
         .arg("-c")
@@ -228,11 +387,17 @@ pub fn run_command(cmd: &str, probe: &ProbeSet, opts: &CommandOptions) -> Result
         .stderr(Stdio::piped())
         .process_group(0);
     // SAFETY: the closure runs in the forked child before exec and calls only
-    // async-signal-safe functions (prctl, getppid). If taskdb dies (even by SIGKILL, which
-    // no handler sees), the kernel kills the model command; `sh -c` execs a simple
-    // command, so that is the model itself.
+    // async-signal-safe functions (getpid, sigaction, write, prctl, getppid). It first
+    // hands its pid, which is its process group id, to the supervisor, which kills that
+    // group if taskdb dies from now on (grandchildren included). If taskdb dies (even by
+    // SIGKILL, which no handler sees), the kernel also kills the model's `sh` itself.
     unsafe {
         command.pre_exec(move || {
+            // Above 2 always (std keeps fds 0-2 open); a lower number would be the
+            // model's own stdio by now.
+            if supervisor_fd > 2 {
+                write_pid_line(supervisor_fd, libc::getpid());
+            }
             #[cfg(target_os = "linux")]
             {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
@@ -252,6 +417,7 @@ pub fn run_command(cmd: &str, probe: &ProbeSet, opts: &CommandOptions) -> Result
     let mut guard = GroupGuard {
         pgid: child.id() as i32,
         armed: true,
+        supervisor,
     };
     register_group(guard.pgid);
 
