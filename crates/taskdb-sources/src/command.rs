@@ -76,8 +76,9 @@ fn unregister_group(pgid: i32) {
 /// Async-signal-safe (atomics and kill(2) only): meant for a SIGINT/SIGTERM handler of the
 /// host program. The model commands run in process groups of their own (so that a timeout
 /// can kill their grandchildren too), which also means a terminal's Ctrl-C does not reach
-/// them: without this they outlive a killed taskdb. [`install_signal_cleanup`] installs
-/// such a handler.
+/// them. Each command's supervisor would also kill the group once taskdb is dead; this ends
+/// it first, while taskdb still runs, so that nothing of the model outlives taskdb's exit.
+/// [`install_signal_cleanup`] installs such a handler.
 pub fn kill_model_processes() {
     for slot in &LIVE_GROUPS {
         let pgid = slot.load(Ordering::SeqCst);

@@ -1,17 +1,15 @@
 //! What running a model command costs in wall time, for a trivial model (two `cat`s), so
 //! that the per-command overhead of taskdb's process handling (the model's `sh`, and
-//! since the SIGKILL fix its supervisor `sh`) can be compared between versions. A
-//! measurement, not a check: run it by hand with
-//! `cargo test -p taskdb-sources --test command_spawn_cost -- --ignored --nocapture`.
+//! since the SIGKILL fix its supervisor `sh`) can be compared between versions (check out
+//! both, run this in each, alternately). Run:
+//! `cargo bench --locked -p taskdb-sources --bench command_spawn`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use taskdb_sources::{run_command, CommandOptions, ProbeSet};
 
-#[test]
-#[ignore = "a timing measurement, run by hand"]
-fn wall_time_of_20_trivial_model_commands() {
+fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let u = ProbeSet::from_file(&root.join("fixtures/probe/probe_small.jsonl")).unwrap();
     let d = tempfile::tempdir().unwrap();
@@ -40,8 +38,13 @@ fn wall_time_of_20_trivial_model_commands() {
         rounds.push(t.elapsed());
     }
     rounds.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
-        "20 trivial model commands: median {:?}, min {:?}, max {:?} (7 rounds)",
-        rounds[3], rounds[0], rounds[6]
+        "RESULT bench=command-spawn commands=20 texts={} median_ms={:.1} min_ms={:.1} \
+         max_ms={:.1} rounds=7",
+        u.texts.len(),
+        ms(rounds[3]),
+        ms(rounds[0]),
+        ms(rounds[6])
     );
 }
