@@ -13,10 +13,14 @@
 //! * `dense`: taskdb's dense HNSW path against hnswlib, usearch and faiss on the same 100k ×
 //!   768 clustered vectors, one query thread, an ef sweep (`benches/knn/dense.rs`, peers run
 //!   by `scripts/dense_peers.py`).
+//! * `matrix-sketch`: where the sketch path of a matrix space loses neighbours, on the
+//!   population of `matrix`: a flat scan over the sketches against the graph over them, for a
+//!   sweep of candidate counts (`benches/knn/sketch.rs`, which says how).
 //! * `open`: open time of a 100k-entry dense database with a persisted graph, the first
 //!   query after open and the steady state (`benches/knn/open.rs`, which says how).
 //!
-//! Run: `cargo bench --bench knn -- matrix` (no name: `matrix` only), `cargo bench --bench knn -- open`.
+//! Run: `cargo bench --bench knn -- matrix` (no name: `matrix` only), `cargo bench --bench knn -- open`,
+//! `cargo bench --bench knn -- matrix-sketch`.
 //! Environment: `TASKDB_BENCH_N` (comma list, default 10000,50000), `TASKDB_BENCH_QUERIES`
 //! (arena path, default 300), `TASKDB_BENCH_OLD_QUERIES` (old scan, default 40: it takes
 //! about a second per query at 50k), `TASKDB_BENCH_DIR` (default: a temp dir).
@@ -32,6 +36,8 @@ mod clustered;
 mod dense;
 #[path = "knn/open.rs"]
 mod open;
+#[path = "knn/sketch.rs"]
+mod sketch;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -127,12 +133,35 @@ fn options() -> OpenOptions {
     }
 }
 
+/// The random source of the entries' values, in `put` order (`matrix-sketch` draws them again
+/// to sketch them).
+fn entry_rng() -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(7)
+}
+
+/// The random source of the queries' values.
+fn query_rng() -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(99)
+}
+
 /// Builds the database of `n` entries (500 per `put`); returns the seconds it took.
 fn build(path: &Path, n: usize, dirs: &[Vec<f32>]) -> f64 {
+    build_with(path, n, dirs, options()).0
+}
+
+/// [`build`] with the given options (their index parameters shape the graph built by `put`);
+/// also returns the entries' ids, in `put` order.
+fn build_with(
+    path: &Path,
+    n: usize,
+    dirs: &[Vec<f32>],
+    opts: OpenOptions,
+) -> (f64, Vec<taskdb::EntryId>) {
     let t = Instant::now();
-    let db = TaskDb::open_with(path, options()).expect("open");
+    let db = TaskDb::open_with(path, opts).expect("open");
     let def = space_def(dirs);
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut rng = entry_rng();
+    let mut ids = Vec::with_capacity(n);
     for start in (0..n).step_by(500) {
         let batch = (start..(start + 500).min(n))
             .map(|i| NewEntry {
@@ -151,10 +180,10 @@ fn build(path: &Path, n: usize, dirs: &[Vec<f32>]) -> f64 {
                 provenance: Default::default(),
             })
             .collect();
-        db.put(batch).expect("put");
+        ids.extend(db.put(batch).expect("put"));
     }
     db.flush().expect("flush");
-    t.elapsed().as_secs_f64()
+    (t.elapsed().as_secs_f64(), ids)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -249,7 +278,7 @@ fn matrix(dir: &Path) {
     let nq = env_usize("TASKDB_BENCH_QUERIES", 300).max(1);
     let nq_old = env_usize("TASKDB_BENCH_OLD_QUERIES", 40).clamp(1, nq);
     let dirs = directions();
-    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let mut rng = query_rng();
     let queries: Vec<Query> = (0..nq)
         .map(|_| Query::Vector {
             space: SpaceSel::Name(SPACE.into()),
@@ -359,6 +388,7 @@ fn main() {
             "matrix" => matrix(&dir),
             "dense" => dense::dense(&dir),
             "open" => open::open(),
+            "matrix-sketch" => sketch::matrix_sketch(&dir),
             other => println!("# bench {other:?}: not implemented yet (skipped)"),
         }
     }

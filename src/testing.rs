@@ -11,15 +11,31 @@
 //! * [`set_graph_insert_panics`] makes every HNSW insertion panic (as hnsw_rs's assertions
 //!   do on a vector that is not unit length), to test that no command depends on a graph
 //!   being buildable.
+//! * [`graph_candidates`], [`nearest_with_graph_want`] and [`nearest_reranking`] take the
+//!   sketch path of a matrix space apart (`benches/knn/sketch.rs`): the graph's own candidate
+//!   list, the whole path with a given candidate count, and the exact re-rank of given ids.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::{EntryId, Filter, Hit, NewEntry, Query, Result, SearchOptions, SearchPath, TaskDb};
+use crate::{
+    Embedding, EntryId, Filter, Hit, NewEntry, Query, Result, SearchOptions, SearchPath, TaskDb,
+};
 
 thread_local! {
     static UNVALIDATED: Cell<bool> = const { Cell::new(false) };
     static OLD_SCAN: Cell<bool> = const { Cell::new(false) };
+    static GRAPH_OVERRIDE: RefCell<Option<GraphOverride>> = const { RefCell::new(None) };
+}
+
+/// What [`nearest_with_graph_want`] and [`nearest_reranking`] change in a graph search.
+#[derive(Debug, Clone)]
+pub(crate) enum GraphOverride {
+    /// Ask the graph for this many candidates (ef = max(`ef_search`, this)) instead of the
+    /// plan's count.
+    Want(usize),
+    /// Skip the graph: re-rank exactly these ids.
+    Ids(Vec<EntryId>),
 }
 
 static GRAPH_INSERT_PANICS: AtomicBool = AtomicBool::new(false);
@@ -62,6 +78,68 @@ pub fn nearest_with_old_scan(
     OLD_SCAN.with(|c| c.set(true));
     let _reset = Reset;
     db.nearest_with(query, k, filter, opts)
+}
+
+/// Runs `f` with `o` as this thread's graph override, cleared afterwards.
+fn with_override<T>(o: GraphOverride, f: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            GRAPH_OVERRIDE.with(|c| *c.borrow_mut() = None);
+        }
+    }
+    GRAPH_OVERRIDE.with(|c| *c.borrow_mut() = Some(o));
+    let _reset = Reset;
+    f()
+}
+
+/// [`TaskDb::nearest_with`] with the graph asked for `want` candidates (all re-ranked exactly
+/// in a matrix space) where the plan searches the graph; on this thread, for this call only.
+pub fn nearest_with_graph_want(
+    db: &TaskDb,
+    query: &Query,
+    k: usize,
+    filter: &Filter,
+    opts: &SearchOptions,
+    want: usize,
+) -> Result<(Vec<Hit>, SearchPath)> {
+    with_override(GraphOverride::Want(want), || {
+        db.nearest_with(query, k, filter, opts)
+    })
+}
+
+/// [`TaskDb::nearest_with`] with the graph's candidates replaced by `ids` (re-ranked exactly,
+/// filtered as the graph's would be) where the plan searches the graph; on this thread, for
+/// this call only.
+pub fn nearest_reranking(
+    db: &TaskDb,
+    query: &Query,
+    k: usize,
+    filter: &Filter,
+    opts: &SearchOptions,
+    ids: Vec<EntryId>,
+) -> Result<(Vec<Hit>, SearchPath)> {
+    with_override(GraphOverride::Ids(ids), || {
+        db.nearest_with(query, k, filter, opts)
+    })
+}
+
+/// The override of this thread's graph search, if any (taken: it applies once).
+pub(crate) fn graph_override() -> Option<GraphOverride> {
+    GRAPH_OVERRIDE.with(|c| c.borrow_mut().take())
+}
+
+/// The first `c` candidates (nearest first, tombstones included) of the graph of the space
+/// named `space` for the value `q`, searched with `ef` (raised to `c`): the graph's own list,
+/// before any filtering or exact re-rank. Loads the graph if it is not yet.
+pub fn graph_candidates(
+    db: &TaskDb,
+    space: &str,
+    q: &Embedding,
+    c: usize,
+    ef: usize,
+) -> Result<Vec<EntryId>> {
+    db.graph_candidates(space, q, c, ef)
 }
 
 /// The rows and factor bytes of the scan arena of the space named `space`, if one is built

@@ -303,3 +303,65 @@ fn the_arena_is_built_by_a_spaces_second_exact_query_not_its_first() {
     assert_eq!(second, old);
     assert!(first.iter().all(|h| h.name != "late"));
 }
+
+#[test]
+fn the_bench_hooks_take_the_graph_path_apart_without_changing_its_answers() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("hooks.taskdb");
+    let def = space_def();
+    let vals = values(200, 5);
+    let all = Filter::all();
+    let so = SearchOptions::default();
+    let qs = queries(&["t0"], 11);
+    // Exact answers from a handle that scans exactly (200 entries < the default limits).
+    let (ids, exact) = {
+        let db = open(&path);
+        let ids = db
+            .put(
+                vals.iter()
+                    .enumerate()
+                    .map(|(i, v)| entry(format!("t{i}"), i, v, &def))
+                    .collect(),
+            )
+            .unwrap();
+        let exact: Vec<_> = qs
+            .iter()
+            .map(|q| db.nearest_with(q, 10, &all, &so).unwrap().0)
+            .collect();
+        (ids, exact)
+    };
+    let db = TaskDb::open_with(
+        &path,
+        OpenOptions {
+            index: IndexParams {
+                m: 4,
+                ef_construction: 16,
+                brute_force_below: 16,
+                exact_matrix_below: 16,
+                ..IndexParams::default()
+            },
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap();
+    for (q, want) in qs.iter().zip(&exact) {
+        let before = db.nearest_with(q, 10, &all, &so).unwrap();
+        assert_eq!(before.1, taskdb::SearchPath::Hnsw);
+        // Every id re-ranked exactly is the exact answer.
+        let (got, path) =
+            taskdb::testing::nearest_reranking(&db, q, 10, &all, &so, ids.clone()).unwrap();
+        assert_eq!(path, taskdb::SearchPath::Hnsw);
+        assert_eq!(&got, want, "{q:?}");
+        // The path asked for 20 candidates re-ranks the graph's own first 20.
+        if let Query::Vector { embedding, .. } = q {
+            let cands = taskdb::testing::graph_candidates(&db, SPACE, embedding, 20, 128).unwrap();
+            assert_eq!(cands.len(), 20);
+            let (a, _) =
+                taskdb::testing::nearest_with_graph_want(&db, q, 10, &all, &so, 20).unwrap();
+            let (b, _) = taskdb::testing::nearest_reranking(&db, q, 10, &all, &so, cands).unwrap();
+            assert_eq!(a, b, "{q:?}");
+        }
+        // The overrides apply to their own call only.
+        assert_eq!(db.nearest_with(q, 10, &all, &so).unwrap(), before);
+    }
+}

@@ -17,6 +17,7 @@ use crate::search::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, Spa
 use crate::space::{EmbeddingKind, LiveCentre, Prepared, Space, SpaceId};
 use crate::store::codec::VecMeta;
 use crate::store::tables::read_vector;
+use crate::testing::GraphOverride;
 
 /// Vectors are read in blocks of this many (one read transaction, sequential); each block is
 /// then scored on rayon's pool.
@@ -124,26 +125,36 @@ impl TaskDb {
             Plan::Exact => return exact(SearchPath::BruteForce),
             Plan::Graph(g) => g,
         };
-        // A lazy graph is checksummed and loaded here, by the first query that searches it
-        // (rebuilt from the store if its files fail); one that turns out unusable is not
-        // searched: the plan would have scanned exactly.
-        let idx = slot.get(|| super::open::rebuild_space(&txn, c, sid, &self.params));
-        if idx.unusable.is_some() {
-            return exact(SearchPath::BruteForce);
-        }
-        let qv = space.index_vector(&qemb)?;
-        let ids = loop {
-            let found = idx.search(&qv, search.want, search.ef(&self.params))?;
-            let n_found = found.len();
-            let kept: Vec<EntryId> = found
-                .into_iter()
-                .filter(|&id| keep(id))
-                .take(search.rerank)
-                .collect();
-            match search.next(n_found, kept.len()) {
-                Step::Done => break kept,
-                Step::Widen => continue,
-                Step::Exact => return exact(SearchPath::HnswThenBruteForce),
+        // The benches' overrides (crate::testing): another candidate count, or given ids.
+        let forced = crate::testing::graph_override();
+        let ids = match forced {
+            Some(GraphOverride::Ids(ids)) => ids.into_iter().filter(|&id| keep(id)).collect(),
+            forced => {
+                if let Some(GraphOverride::Want(w)) = forced {
+                    search.want = w.clamp(1, shape.total.max(1));
+                }
+                // A lazy graph is checksummed and loaded here, by the first query that
+                // searches it (rebuilt from the store if its files fail); one that turns out
+                // unusable is not searched: the plan would have scanned exactly.
+                let idx = slot.get(|| super::open::rebuild_space(&txn, c, sid, &self.params));
+                if idx.unusable.is_some() {
+                    return exact(SearchPath::BruteForce);
+                }
+                let qv = space.index_vector(&qemb)?;
+                loop {
+                    let found = idx.search(&qv, search.want, search.ef(&self.params))?;
+                    let n_found = found.len();
+                    let kept: Vec<EntryId> = found
+                        .into_iter()
+                        .filter(|&id| keep(id))
+                        .take(search.rerank)
+                        .collect();
+                    match search.next(n_found, kept.len()) {
+                        Step::Done => break kept,
+                        Step::Widen => continue,
+                        Step::Exact => return exact(SearchPath::HnswThenBruteForce),
+                    }
+                }
             }
         };
         if shape.sketched && !crate::testing::old_scan() {
@@ -155,6 +166,37 @@ impl TaskDb {
             }
         }
         Ok((run.top(&ids, k)?, SearchPath::Hnsw))
+    }
+
+    /// The graph's first `c` candidates for `q` in the space named `space` (see
+    /// [`crate::testing::graph_candidates`]).
+    pub(crate) fn graph_candidates(
+        &self,
+        space: &str,
+        q: &Embedding,
+        c: usize,
+        ef: usize,
+    ) -> Result<Vec<EntryId>> {
+        let st = self.read()?;
+        let cat = &st.catalog;
+        let sid = *cat
+            .space_by_name
+            .get(space)
+            .ok_or_else(|| Error::NotFound {
+                what: format!("space {space:?}"),
+            })?;
+        let sp = cat
+            .spaces
+            .get(&sid)
+            .ok_or_else(|| Error::Internal(format!("space {sid} not in the catalog")))?;
+        let slot = st
+            .indexes
+            .get(&sid)
+            .ok_or_else(|| Error::Internal(format!("no index for space {sid}")))?;
+        let txn = self.db.begin_read()?;
+        let idx = slot.get(|| super::open::rebuild_space(&txn, cat, sid, &self.params));
+        let qv = sp.index_vector(q)?;
+        idx.search(&qv, c, ef)
     }
 
     /// The live library mean of a task space and its live entries' scoring constants, cached
