@@ -207,7 +207,7 @@ fn wait_up_to(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
-/// Issue 10 ("Not yet kept" item 2, now kept): SIGKILL, which no handler sees, still ends
+/// Issue 10 (docs/RELIABILITY.md promise 2): SIGKILL, which no handler sees, still ends
 /// the model's grandchildren. `PR_SET_PDEATHSIG` ends only the `sh` that taskdb started;
 /// the per-command supervisor process kills the whole group when taskdb's end of its pipe
 /// closes.

@@ -320,7 +320,7 @@ fn files_redb_panics_on_when_opened_for_writing_are_corruption_without_a_panic()
     }
 }
 
-/// Issue 10, defect 4 (RELIABILITY "Not yet kept" item 4, now promise 21): two database files
+/// Issue 10, defect 4 (docs/RELIABILITY.md promise 21): two database files
 /// the `open` fuzz target found, whose damaged page references name a 4 GiB and a 512 MiB page.
 /// redb allocated the page's buffer before reading it, so under a memory limit the process
 /// aborted (SIGABRT, exit 134, on `list`, `check` and `check --read-only`), and with memory to
