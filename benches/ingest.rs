@@ -744,8 +744,9 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
 /// reference, as in [`sketch_oracle`]), every entry's exact centred cosine with each query
 /// (`methods::prepare` + `cosine`, the oracle's exact score), all N in decreasing sketch
 /// similarity with their exact scores, and the exact top 10 of all N; the rule simulated with
-/// the plan's cap max(512, N/4) and again with cap N. No graph and no timing: the flat sketch
-/// ranking stands for the graph's.
+/// the plan's cap max(512, N/4) and again with cap N; `default-stop-err`: the sketch's error
+/// over all entries and over each query's exact top 1000. No graph and no timing: the flat
+/// sketch ranking stands for the graph's.
 fn bench_stop(root: &Path) -> Res<()> {
     use rayon::prelude::*;
     let n = env_usize("TASKDB_BENCH_KNN_N", 10_000);
@@ -810,6 +811,9 @@ fn bench_stop(root: &Path) -> Res<()> {
     let cap = *stop_rule::schedule(n, k).last().expect("schedule");
     let t = Instant::now();
     let mut cands = Vec::with_capacity(nq);
+    // The sketch's error (sketch − exact) over all entries and over each query's exact top
+    // 1000 (as `knn -- matrix-sketch-scores` measures it on `matrix`: sd 0.053 there).
+    let mut err: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for q in &queries {
         let qs = sk.sketch(&te(q))?;
         let qp = methods::prepare(&te(q), reference.as_ref())?;
@@ -823,6 +827,12 @@ fn bench_stop(root: &Path) -> Res<()> {
             .collect();
         let mut by_exact: Vec<usize> = (0..n).collect();
         by_exact.sort_by(|a, b| exact[*b].total_cmp(&exact[*a]));
+        for (i, e) in exact.iter().enumerate() {
+            err[0].push(sketch[i] as f64 - *e as f64);
+        }
+        for &i in by_exact.iter().take(1000) {
+            err[1].push(sketch[i] as f64 - exact[i] as f64);
+        }
         let truth: std::collections::HashSet<usize> = by_exact.into_iter().take(k).collect();
         let mut by_sketch: Vec<usize> = (0..n).collect();
         by_sketch.sort_by(|a, b| sketch[*b].total_cmp(&sketch[*a]));
@@ -835,6 +845,18 @@ fn bench_stop(root: &Path) -> Res<()> {
     println!(
         "exact scores of all {n} entries for {nq} queries in {:.1} s",
         t.elapsed().as_secs_f64()
+    );
+    let ms = |v: &[f64]| {
+        let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len().max(1) as f64;
+        (m, var.sqrt())
+    };
+    let (m_all, sd_all) = ms(&err[0]);
+    let (m_top, sd_top) = ms(&err[1]);
+    println!(
+        "RESULT bench=default-stop-err n={n} sketch_err_sd_all={sd_all:.4} \
+         sketch_err_mean_all={m_all:.4} sketch_err_sd_top1000={sd_top:.4} \
+         sketch_err_mean_top1000={m_top:.4} queries={nq}"
     );
     stop_rule::simulate("default-stop", n, k, &cands, None, cap);
     stop_rule::simulate("default-stop", n, k, &cands, None, n);
