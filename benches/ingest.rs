@@ -18,7 +18,11 @@
 //!   the rest). Entries are scatter embeddings of pseudo-tasks drawn from the real
 //!   surrogate features of U (200–400 rows, 2–20 classes, so ranks 1–19).
 //!
-//! Run: `cargo bench -p taskdb --bench ingest -- [dataset|refs|model|knn]...`
+//! * `stop`: not run by default; the data to calibrate an adaptive stop rule for the sketch
+//!   path (issue 14) on `knn`'s entries and queries, simulated on the flat sketch ranking
+//!   without a database (`bench_stop`, `benches/common/stop_rule.rs`).
+//!
+//! Run: `cargo bench -p taskdb --bench ingest -- [dataset|refs|model|knn|stop]...`
 //! Environment: `TASKDB_BENCH_RUNS=3`, `TASKDB_BENCH_DESIGNS=default|both` (`both`: also the
 //! previous default design, library-centred with joint pairs, as a same-run baseline), `TASKDB_BENCH_DATA=../shared/data/datasets`,
 //! `TASKDB_BENCH_DATASETS=sentiment/sst2_glue.jsonl,nli/mnli.jsonl`, `TASKDB_BENCH_KNN_N=10000`,
@@ -45,6 +49,9 @@ use taskdb::{
 use taskdb_methods as methods;
 use taskdb_sources as sources;
 use taskdb_surrogate as surrogate;
+
+#[path = "common/stop_rule.rs"]
+mod stop_rule;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -730,6 +737,132 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
     )
 }
 
+/// `stop`: data to calibrate an adaptive stop rule for the sketch path on the hard population
+/// (issue 14; `benches/common/stop_rule.rs` says the rule and what is simulated): the `knn`
+/// subcommand's entries and queries (same seeds; default space: whitened by U, centred by the
+/// built-in reference library), no database. Every entry's sketch (the space's own basis and
+/// reference, as in [`sketch_oracle`]), every entry's exact centred cosine with each query
+/// (`methods::prepare` + `cosine`, the oracle's exact score), all N in decreasing sketch
+/// similarity with their exact scores, and the exact top 10 of all N; the rule simulated with
+/// the plan's cap max(512, N/4) and again with cap N; `default-stop-err`: the sketch's error
+/// over all entries and over each query's exact top 1000. No graph and no timing: the flat
+/// sketch ranking stands for the graph's.
+fn bench_stop(root: &Path) -> Res<()> {
+    use rayon::prelude::*;
+    let n = env_usize("TASKDB_BENCH_KNN_N", 10_000);
+    let nq = env_usize("TASKDB_BENCH_KNN_QUERIES", 200);
+    let k = 10;
+    let (x, d, surrogate_fp, probe_fp) = probe_features(root)?;
+    let params = MethodParams::default();
+    let method = MethodKind::Scatter;
+    let f = methods::Features::new(x.len() / d, d, &x)?;
+    let alpha = params.scatter_whitening.unwrap_or(0.5);
+    let whitening = methods::build_whitening(&f, alpha, 3000)?;
+    let (sp, reference) = if method.uses_reference(&params) {
+        let spec = methods::ReferenceSpec::default();
+        let r = methods::build_reference_in(method, &params, Some(&whitening), &f, &spec)?;
+        let sp = TaskSpaceParams::new(method, params.clone(), Some(r.clone()));
+        (sp, Some(r))
+    } else {
+        let mut sp = TaskSpaceParams::new(method, params.clone(), None);
+        let lib = taskdb::ReferenceLibrary::builtin()?;
+        let r = if lib.matches(method, &params, &surrogate_fp, &probe_fp) {
+            let r = lib.reference()?;
+            sp = sp.with_library_reference(&r, lib.describe());
+            Some(r)
+        } else {
+            None
+        };
+        (sp, r)
+    };
+    let sp = sp.with_whitening(Some(&whitening));
+    let centring = sp.centring();
+    let spec = sp.sketch;
+    let t = Instant::now();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let entries: Vec<methods::LowRank> = (0..n)
+        .map(|_| pseudo_task(&mut rng, &x, d, &params, Some(&whitening)))
+        .collect();
+    let mut qrng = ChaCha8Rng::seed_from_u64(12);
+    let queries: Vec<methods::LowRank> = (0..nq)
+        .map(|_| pseudo_task(&mut qrng, &x, d, &params, Some(&whitening)))
+        .collect();
+    println!(
+        "\nstop: default scatter space (centring: {centring}; sketch m = {}), {n} entries, {nq} queries, k = {k}; generated in {:.1} s",
+        spec.m,
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let basis = methods::SketchBasis::new(d, spec.m, spec.seed);
+    let sk = methods::Sketcher::new(&basis, reference.as_ref())?;
+    let te = |l: &methods::LowRank| methods::TaskEmbedding::LowRank(l.clone());
+    let esk: Vec<Vec<f32>> = entries
+        .par_iter()
+        .map(|e| sk.sketch(&te(e)))
+        .collect::<Result<_, _>>()?;
+    let eprep: Vec<methods::Prepared> = entries
+        .par_iter()
+        .map(|e| methods::prepare(&te(e), reference.as_ref()))
+        .collect::<Result<_, _>>()?;
+    println!(
+        "entries sketched and prepared in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let cap = *stop_rule::schedule(n, k).last().expect("schedule");
+    let t = Instant::now();
+    let mut cands = Vec::with_capacity(nq);
+    // The sketch's error (sketch − exact) over all entries and over each query's exact top
+    // 1000 (as `knn -- matrix-sketch-scores` measures it on `matrix`: sd 0.053 there).
+    let mut err: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for q in &queries {
+        let qs = sk.sketch(&te(q))?;
+        let qp = methods::prepare(&te(q), reference.as_ref())?;
+        let exact: Vec<f32> = eprep
+            .par_iter()
+            .map(|e| qp.cosine(e).map(|c| c as f32))
+            .collect::<Result<_, _>>()?;
+        let sketch: Vec<f32> = esk
+            .iter()
+            .map(|z| z.iter().zip(&qs).map(|(a, b)| a * b).sum::<f32>())
+            .collect();
+        let mut by_exact: Vec<usize> = (0..n).collect();
+        by_exact.sort_by(|a, b| exact[*b].total_cmp(&exact[*a]));
+        for (i, e) in exact.iter().enumerate() {
+            err[0].push(sketch[i] as f64 - *e as f64);
+        }
+        for &i in by_exact.iter().take(1000) {
+            err[1].push(sketch[i] as f64 - exact[i] as f64);
+        }
+        let truth: std::collections::HashSet<usize> = by_exact.into_iter().take(k).collect();
+        let mut by_sketch: Vec<usize> = (0..n).collect();
+        by_sketch.sort_by(|a, b| sketch[*b].total_cmp(&sketch[*a]));
+        cands.push(stop_rule::Cands {
+            sketch: by_sketch.iter().map(|&i| sketch[i]).collect(),
+            exact: by_sketch.iter().map(|&i| exact[i]).collect(),
+            hit: by_sketch.iter().map(|i| truth.contains(i)).collect(),
+        });
+    }
+    println!(
+        "exact scores of all {n} entries for {nq} queries in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let ms = |v: &[f64]| {
+        let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len().max(1) as f64;
+        (m, var.sqrt())
+    };
+    let (m_all, sd_all) = ms(&err[0]);
+    let (m_top, sd_top) = ms(&err[1]);
+    println!(
+        "RESULT bench=default-stop-err n={n} sketch_err_sd_all={sd_all:.4} \
+         sketch_err_mean_all={m_all:.4} sketch_err_sd_top1000={sd_top:.4} \
+         sketch_err_mean_top1000={m_top:.4} queries={nq}"
+    );
+    stop_rule::simulate("default-stop", n, k, &cands, None, cap);
+    stop_rule::simulate("default-stop", n, k, &cands, None, n);
+    Ok(())
+}
+
 /// `knn --centre live` over the same space: the first query builds the library mean (reads
 /// every vector, N × r × d² flops) and every entry's constants against it; later queries reuse
 /// them until the live set changes, and each is an exact scan.
@@ -823,7 +956,8 @@ fn sketch_oracle(
     Ok(())
 }
 
-const USAGE: &str = "usage: cargo bench -p taskdb --bench ingest -- [dataset|refs|model|knn]...
+const USAGE: &str =
+    "usage: cargo bench -p taskdb --bench ingest -- [dataset|refs|model|knn|stop]...
 (see the header of benches/ingest.rs for the environment variables)";
 
 fn main() {
@@ -859,6 +993,7 @@ fn main() {
             "refs" => bench_refs(&root, runs),
             "model" => bench_model(&root, runs),
             "knn" => bench_knn(&root, runs),
+            "stop" => bench_stop(&root),
             other => Err(format!("unknown subcommand {other:?}\n{USAGE}").into()),
         };
         if let Err(e) = r {

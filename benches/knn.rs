@@ -16,11 +16,15 @@
 //! * `matrix-sketch`: where the sketch path of a matrix space loses neighbours, on the
 //!   population of `matrix`: a flat scan over the sketches against the graph over them, for a
 //!   sweep of candidate counts (`benches/knn/sketch.rs`, which says how).
+//! * `matrix-stop`: data to calibrate an adaptive stop rule for the sketch path (issue 14),
+//!   simulated on the flat sketch ranking of `matrix-sketch`'s population, with the graph
+//!   path's measured time at each candidate count (`sketch::matrix_stop`,
+//!   `benches/common/stop_rule.rs`).
 //! * `open`: open time of a 100k-entry dense database with a persisted graph, the first
 //!   query after open and the steady state (`benches/knn/open.rs`, which says how).
 //!
 //! Run: `cargo bench --bench knn -- matrix` (no name: `matrix` only), `cargo bench --bench knn -- open`,
-//! `cargo bench --bench knn -- matrix-sketch`.
+//! `cargo bench --bench knn -- matrix-sketch`, `cargo bench --bench knn -- matrix-stop`.
 //! Environment: `TASKDB_BENCH_N` (comma list, default 10000,50000), `TASKDB_BENCH_QUERIES`
 //! (arena path, default 300), `TASKDB_BENCH_OLD_QUERIES` (old scan, default 40: it takes
 //! about a second per query at 50k), `TASKDB_BENCH_DIR` (default: a temp dir).
@@ -38,6 +42,8 @@ mod dense;
 mod open;
 #[path = "knn/sketch.rs"]
 mod sketch;
+#[path = "common/stop_rule.rs"]
+mod stop_rule;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -389,6 +395,7 @@ fn main() {
             "dense" => dense::dense(&dir),
             "open" => open::open(),
             "matrix-sketch" => sketch::matrix_sketch(&dir),
+            "matrix-stop" => sketch::matrix_stop(&dir),
             other => println!("# bench {other:?}: not implemented yet (skipped)"),
         }
     }

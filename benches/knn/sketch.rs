@@ -37,7 +37,7 @@ use std::time::Instant;
 
 use super::{
     build_with, directions, entry_rng, env_usize, low_rank, percentile, query_rng, read_bandwidth,
-    recall10, run, Timed, SPACE,
+    recall10, run, stop_rule, Timed, SPACE,
 };
 use taskdb::{
     Embedding, EntryId, Filter, Hit, IndexParams, OpenOptions, Query, SearchOptions, SpaceSel,
@@ -368,6 +368,115 @@ pub fn matrix_sketch(dir: &Path) {
             at(bytes / 2),
             at(bytes / 4)
         );
+        println!("# n={n}: wall {:.1} s", wall.elapsed().as_secs_f64());
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_dir_all(taskdb::files::index_dir(&path));
+    }
+}
+
+/// `matrix-stop`: data to calibrate an adaptive stop rule (issue 14; `benches/common/stop_rule.rs`
+/// says the rule and what is simulated). The database, queries and exact answers of
+/// `matrix-sketch`; for each query every entry's sketch similarity (the dot product of the
+/// index vectors, unscaled from the graph's 0.9999²), the top max(512, N/4) by it re-ranked
+/// exactly by taskdb (`nearest_reranking` with k = that count: their exact scores), and the
+/// whole graph path's time at each C of the rule's schedule (`nearest_with_graph_want`, one
+/// query at a time, one thread), from which each query's latency at its stopping C is taken.
+pub fn matrix_stop(dir: &Path) {
+    let ns = list("TASKDB_BENCH_N", "50000");
+    let nq = env_usize("TASKDB_BENCH_QUERIES", 100).max(2);
+    let dirs = directions();
+    let mut rng = query_rng();
+    let values: Vec<Embedding> = (0..nq)
+        .map(|_| Embedding::LowRank(low_rank(&mut rng, &dirs)))
+        .collect();
+    let queries: Vec<Query> = values
+        .iter()
+        .map(|e| Query::Vector {
+            space: SpaceSel::Name(SPACE.into()),
+            embedding: e.clone(),
+        })
+        .collect();
+    let all = Filter::all();
+    let so = SearchOptions::default();
+    let scale = 0.9999f32 * 0.9999;
+    for n in ns {
+        let wall = Instant::now();
+        let path = dir.join(format!("knn-stop-{n}.taskdb"));
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_dir_all(taskdb::files::index_dir(&path));
+        let (put_s, ids) = build_with(&path, n, &dirs, opts(0));
+        println!("# n={n}: put {put_s:.1} s");
+        let db = TaskDb::open_with(&path, opts(usize::MAX)).expect("open");
+        let knn = |q: &Query| db.nearest_with(q, K, &all, &so).expect("knn").0;
+        run(&queries[..2], knn);
+        let exact: Timed = run(&queries, knn);
+        let want = ids_of(&exact.hits);
+        drop(db);
+
+        let db = TaskDb::open_with(&path, opts(0)).expect("open");
+        let space = db.space(SPACE).expect("space");
+        let t = Instant::now();
+        let mut erng = entry_rng();
+        let mut sketches: Vec<f32> = Vec::new();
+        for _ in 0..n {
+            let e = Embedding::LowRank(low_rank(&mut erng, &dirs));
+            sketches.extend(space.index_vector(&e).expect("sketch"));
+        }
+        println!(
+            "# n={n}: sketches in {:.1} s; {:.1} s into the run",
+            t.elapsed().as_secs_f64(),
+            wall.elapsed().as_secs_f64()
+        );
+        let sched = stop_rule::schedule(n, K);
+        let cap = *sched.last().expect("schedule");
+        let t = Instant::now();
+        let cands: Vec<stop_rule::Cands> = (0..nq)
+            .map(|i| {
+                let q = space.index_vector(&values[i]).expect("sketch");
+                let s = dots(&sketches, &q);
+                let order = top(&s, cap);
+                let cand: Vec<EntryId> = order.iter().map(|&r| ids[r]).collect();
+                let hits = taskdb::testing::nearest_reranking(
+                    &db,
+                    &queries[i],
+                    cap,
+                    &all,
+                    &so,
+                    cand.clone(),
+                )
+                .expect("rerank")
+                .0;
+                let ex: std::collections::HashMap<EntryId, f32> =
+                    hits.iter().map(|h| (h.id, h.score)).collect();
+                assert_eq!(ex.len(), cand.len(), "every candidate re-ranked");
+                stop_rule::Cands {
+                    sketch: order.iter().map(|&r| s[r] / scale).collect(),
+                    exact: cand.iter().map(|id| ex[id]).collect(),
+                    hit: cand.iter().map(|id| want[i].contains(id)).collect(),
+                }
+            })
+            .collect();
+        println!(
+            "# n={n}: exact scores of the top {cap} by sketch in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        // Warm the graph path, then time it at each C of the schedule.
+        let knn = |q: &Query| db.nearest_with(q, K, &all, &so).expect("knn").0;
+        run(&queries[..2], knn);
+        let mut lat = vec![Vec::new(); nq];
+        for &c in &sched {
+            let (ms, _) = timed(nq, |i| {
+                taskdb::testing::nearest_with_graph_want(&db, &queries[i], K, &all, &so, c)
+                    .expect("knn")
+                    .0
+                    .len()
+            });
+            for (l, m) in lat.iter_mut().zip(ms) {
+                l.push(m);
+            }
+        }
+        stop_rule::simulate("matrix-stop", n, K, &cands, Some(&lat), cap);
+        drop(db);
         println!("# n={n}: wall {:.1} s", wall.elapsed().as_secs_f64());
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_dir_all(taskdb::files::index_dir(&path));
