@@ -486,6 +486,37 @@ fn pseudo_task(
     }
 }
 
+/// The space `bench_knn` and `bench_stop` search, whitened by U (frozen) and centred like the
+/// default space: k-means pseudo-tasks of U in the whitened space (frozen); for
+/// library-centred parameters, the built-in reference library when it matches.
+fn default_space(
+    method: MethodKind,
+    params: &MethodParams,
+    f: &methods::Features,
+    whitening: &methods::Whitening,
+    surrogate_fp: &str,
+    probe_fp: &str,
+) -> Res<(TaskSpaceParams, Option<methods::Reference>)> {
+    let (sp, reference) = if method.uses_reference(params) {
+        let spec = methods::ReferenceSpec::default();
+        let r = methods::build_reference_in(method, params, Some(whitening), f, &spec)?;
+        let sp = TaskSpaceParams::new(method, params.clone(), Some(r.clone()));
+        (sp, Some(r))
+    } else {
+        let mut sp = TaskSpaceParams::new(method, params.clone(), None);
+        let lib = taskdb::ReferenceLibrary::builtin()?;
+        let r = if lib.matches(method, params, surrogate_fp, probe_fp) {
+            let r = lib.reference()?;
+            sp = sp.with_library_reference(&r, lib.describe());
+            Some(r)
+        } else {
+            None
+        };
+        (sp, r)
+    };
+    Ok((sp.with_whitening(Some(whitening)), reference))
+}
+
 fn bench_knn(root: &Path, runs: usize) -> Res<()> {
     let n = env_usize("TASKDB_BENCH_KNN_N", 10_000);
     let nq = env_usize("TASKDB_BENCH_KNN_QUERIES", 200);
@@ -501,26 +532,7 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
     let whitening = methods::build_whitening(&f, alpha, 3000)?;
     let white_s = t.elapsed().as_secs_f64();
     let space = space_name(method, &params, &surrogate_fp, &probe_fp);
-    // The default space's centring: k-means pseudo-tasks of U in the whitened space (frozen);
-    // for library-centred parameters, the built-in reference library when it matches.
-    let (mut sp, reference) = if method.uses_reference(&params) {
-        let spec = methods::ReferenceSpec::default();
-        let r = methods::build_reference_in(method, &params, Some(&whitening), &f, &spec)?;
-        let sp = TaskSpaceParams::new(method, params.clone(), Some(r.clone()));
-        (sp, Some(r))
-    } else {
-        let mut sp = TaskSpaceParams::new(method, params.clone(), None);
-        let lib = taskdb::ReferenceLibrary::builtin()?;
-        let r = if lib.matches(method, &params, &surrogate_fp, &probe_fp) {
-            let r = lib.reference()?;
-            sp = sp.with_library_reference(&r, lib.describe());
-            Some(r)
-        } else {
-            None
-        };
-        (sp, r)
-    };
-    sp = sp.with_whitening(Some(&whitening));
+    let (sp, reference) = default_space(method, &params, &f, &whitening, &surrogate_fp, &probe_fp)?;
     let centring = sp.centring();
     let sketch_spec = sp.sketch;
     let def = sp.into_def(space.clone(), d as u32, &surrogate_fp, &probe_fp);
@@ -758,24 +770,7 @@ fn bench_stop(root: &Path) -> Res<()> {
     let f = methods::Features::new(x.len() / d, d, &x)?;
     let alpha = params.scatter_whitening.unwrap_or(0.5);
     let whitening = methods::build_whitening(&f, alpha, 3000)?;
-    let (sp, reference) = if method.uses_reference(&params) {
-        let spec = methods::ReferenceSpec::default();
-        let r = methods::build_reference_in(method, &params, Some(&whitening), &f, &spec)?;
-        let sp = TaskSpaceParams::new(method, params.clone(), Some(r.clone()));
-        (sp, Some(r))
-    } else {
-        let mut sp = TaskSpaceParams::new(method, params.clone(), None);
-        let lib = taskdb::ReferenceLibrary::builtin()?;
-        let r = if lib.matches(method, &params, &surrogate_fp, &probe_fp) {
-            let r = lib.reference()?;
-            sp = sp.with_library_reference(&r, lib.describe());
-            Some(r)
-        } else {
-            None
-        };
-        (sp, r)
-    };
-    let sp = sp.with_whitening(Some(&whitening));
+    let (sp, reference) = default_space(method, &params, &f, &whitening, &surrogate_fp, &probe_fp)?;
     let centring = sp.centring();
     let spec = sp.sketch;
     let t = Instant::now();

@@ -160,6 +160,25 @@ fn open(path: &std::path::Path) -> TaskDb {
     .unwrap()
 }
 
+/// [`open`] with exact-scan limits so small that every query of these tests takes the graph
+/// path.
+fn open_on_the_graph_path(path: &std::path::Path) -> TaskDb {
+    TaskDb::open_with(
+        path,
+        OpenOptions {
+            index: IndexParams {
+                m: 4,
+                ef_construction: 16,
+                brute_force_below: 16,
+                exact_matrix_below: 16,
+                ..IndexParams::default()
+            },
+            ..OpenOptions::default()
+        },
+    )
+    .unwrap()
+}
+
 #[test]
 fn the_arena_scan_returns_the_old_exact_scan_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
@@ -227,20 +246,7 @@ fn the_arena_scan_returns_the_old_exact_scan_bit_for_bit() {
     // Reopened with tiny exact-scan limits: the graph path's wide re-rank goes through the
     // arena too, and must equal the old re-rank of the same graph candidates.
     drop(db);
-    let db = TaskDb::open_with(
-        &path,
-        OpenOptions {
-            index: IndexParams {
-                m: 4,
-                ef_construction: 16,
-                brute_force_below: 16,
-                exact_matrix_below: 16,
-                ..IndexParams::default()
-            },
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    let db = open_on_the_graph_path(&path);
     let (_, path_taken) = db.nearest_explain(&qs[0], 10, &Filter::all()).unwrap();
     assert_eq!(path_taken, taskdb::SearchPath::Hnsw);
     assert!(compare_all(&db, &qs, false) > 0);
@@ -330,20 +336,7 @@ fn the_bench_hooks_take_the_graph_path_apart_without_changing_its_answers() {
             .collect();
         (ids, exact)
     };
-    let db = TaskDb::open_with(
-        &path,
-        OpenOptions {
-            index: IndexParams {
-                m: 4,
-                ef_construction: 16,
-                brute_force_below: 16,
-                exact_matrix_below: 16,
-                ..IndexParams::default()
-            },
-            ..OpenOptions::default()
-        },
-    )
-    .unwrap();
+    let db = open_on_the_graph_path(&path);
     for (q, want) in qs.iter().zip(&exact) {
         let before = db.nearest_with(q, 10, &all, &so).unwrap();
         assert_eq!(before.1, taskdb::SearchPath::Hnsw);

@@ -216,9 +216,9 @@ fn score_spread(
     );
 }
 
-pub fn matrix_sketch(dir: &Path) {
-    let ns = list("TASKDB_BENCH_N", "50000");
-    let cs = list("TASKDB_BENCH_SKETCH_C", "10,20,50,100,200,500,1000");
+/// `TASKDB_BENCH_QUERIES` (default 100) query values of `matrix`'s kind (query seed), and the
+/// same as queries in the bench's space.
+fn bench_queries() -> (Vec<Embedding>, Vec<Query>) {
     let nq = env_usize("TASKDB_BENCH_QUERIES", 100).max(2);
     let dirs = directions();
     let mut rng = query_rng();
@@ -232,6 +232,15 @@ pub fn matrix_sketch(dir: &Path) {
             embedding: e.clone(),
         })
         .collect();
+    (values, queries)
+}
+
+pub fn matrix_sketch(dir: &Path) {
+    let ns = list("TASKDB_BENCH_N", "50000");
+    let cs = list("TASKDB_BENCH_SKETCH_C", "10,20,50,100,200,500,1000");
+    let (values, queries) = bench_queries();
+    let nq = values.len();
+    let dirs = directions();
     let all = Filter::all();
     let so = SearchOptions::default();
     let ef_search = IndexParams::default().ef_search;
@@ -383,19 +392,9 @@ pub fn matrix_sketch(dir: &Path) {
 /// query at a time, one thread), from which each query's latency at its stopping C is taken.
 pub fn matrix_stop(dir: &Path) {
     let ns = list("TASKDB_BENCH_N", "50000");
-    let nq = env_usize("TASKDB_BENCH_QUERIES", 100).max(2);
+    let (values, queries) = bench_queries();
+    let nq = values.len();
     let dirs = directions();
-    let mut rng = query_rng();
-    let values: Vec<Embedding> = (0..nq)
-        .map(|_| Embedding::LowRank(low_rank(&mut rng, &dirs)))
-        .collect();
-    let queries: Vec<Query> = values
-        .iter()
-        .map(|e| Query::Vector {
-            space: SpaceSel::Name(SPACE.into()),
-            embedding: e.clone(),
-        })
-        .collect();
     let all = Filter::all();
     let so = SearchOptions::default();
     let scale = 0.9999f32 * 0.9999;
