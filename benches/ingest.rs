@@ -486,6 +486,25 @@ fn pseudo_task(
     }
 }
 
+/// The `n` entries (seed 11) and `nq` queries (seed 12) of `bench_knn` and `bench_stop`:
+/// pseudo-tasks over U's features `x` (d columns), embedded in the whitened space.
+fn pseudo_population(
+    x: &[f32],
+    d: usize,
+    params: &MethodParams,
+    whitening: &methods::Whitening,
+    n: usize,
+    nq: usize,
+) -> (Vec<methods::LowRank>, Vec<methods::LowRank>) {
+    let draw = |seed: u64, count: usize| {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..count)
+            .map(|_| pseudo_task(&mut rng, x, d, params, Some(whitening)))
+            .collect()
+    };
+    (draw(11, n), draw(12, nq))
+}
+
 /// The space `bench_knn` and `bench_stop` search, whitened by U (frozen) and centred like the
 /// default space: k-means pseudo-tasks of U in the whitened space (frozen); for
 /// library-centred parameters, the built-in reference library when it matches.
@@ -542,14 +561,7 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
 
     // Entries and queries.
     let t = Instant::now();
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let entries: Vec<methods::LowRank> = (0..n)
-        .map(|_| pseudo_task(&mut rng, &x, d, &params, Some(&whitening)))
-        .collect();
-    let mut qrng = ChaCha8Rng::seed_from_u64(12);
-    let queries: Vec<methods::LowRank> = (0..nq)
-        .map(|_| pseudo_task(&mut qrng, &x, d, &params, Some(&whitening)))
-        .collect();
+    let (entries, queries) = pseudo_population(&x, d, &params, &whitening, n, nq);
     let gen_s = t.elapsed().as_secs_f64();
     let mut hist = BTreeMap::<usize, usize>::new();
     for e in &entries {
@@ -774,14 +786,7 @@ fn bench_stop(root: &Path) -> Res<()> {
     let centring = sp.centring();
     let spec = sp.sketch;
     let t = Instant::now();
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let entries: Vec<methods::LowRank> = (0..n)
-        .map(|_| pseudo_task(&mut rng, &x, d, &params, Some(&whitening)))
-        .collect();
-    let mut qrng = ChaCha8Rng::seed_from_u64(12);
-    let queries: Vec<methods::LowRank> = (0..nq)
-        .map(|_| pseudo_task(&mut qrng, &x, d, &params, Some(&whitening)))
-        .collect();
+    let (entries, queries) = pseudo_population(&x, d, &params, &whitening, n, nq);
     println!(
         "\nstop: default scatter space (centring: {centring}; sketch m = {}), {n} entries, {nq} queries, k = {k}; generated in {:.1} s",
         spec.m,

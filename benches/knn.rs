@@ -268,6 +268,15 @@ fn read_bandwidth(bytes: usize) -> f64 {
     (words * 8) as f64 / best / 1e9
 }
 
+/// A comma list of numbers from the environment (`default` when unset).
+fn env_list(name: &str, default: &str) -> Vec<usize> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("a comma list of numbers"))
+        .collect()
+}
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()

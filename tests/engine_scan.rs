@@ -145,14 +145,15 @@ fn queries(db_names: &[&str], seed: u64) -> Vec<Query> {
         .collect()
 }
 
-fn open(path: &std::path::Path) -> TaskDb {
+/// A handle with a small graph (M = 4, ef_construction = 16) and `index`'s exact-scan limits.
+fn open_limits(path: &std::path::Path, index: IndexParams) -> TaskDb {
     TaskDb::open_with(
         path,
         OpenOptions {
             index: IndexParams {
                 m: 4,
                 ef_construction: 16,
-                ..IndexParams::default()
+                ..index
             },
             ..OpenOptions::default()
         },
@@ -160,23 +161,21 @@ fn open(path: &std::path::Path) -> TaskDb {
     .unwrap()
 }
 
+fn open(path: &std::path::Path) -> TaskDb {
+    open_limits(path, IndexParams::default())
+}
+
 /// [`open`] with exact-scan limits so small that every query of these tests takes the graph
 /// path.
 fn open_on_the_graph_path(path: &std::path::Path) -> TaskDb {
-    TaskDb::open_with(
+    open_limits(
         path,
-        OpenOptions {
-            index: IndexParams {
-                m: 4,
-                ef_construction: 16,
-                brute_force_below: 16,
-                exact_matrix_below: 16,
-                ..IndexParams::default()
-            },
-            ..OpenOptions::default()
+        IndexParams {
+            brute_force_below: 16,
+            exact_matrix_below: 16,
+            ..IndexParams::default()
         },
     )
-    .unwrap()
 }
 
 #[test]

@@ -24,15 +24,7 @@ use std::time::Instant;
 use taskdb::{Filter, IndexParams, OpenOptions, Query, TaskDb};
 
 use super::clustered::{centres, dataset, put_all, DIM};
-use super::{env_usize, percentile};
-
-fn env_list(name: &str, default: &str) -> Vec<usize> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.into())
-        .split(',')
-        .map(|s| s.trim().parse().expect("a comma list of numbers"))
-        .collect()
-}
+use super::{env_list, env_usize, percentile};
 
 const SPACE: &str = "bench";
 

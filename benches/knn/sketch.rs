@@ -36,8 +36,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use super::{
-    build_with, directions, entry_rng, env_usize, low_rank, percentile, query_rng, read_bandwidth,
-    recall10, run, stop_rule, Timed, SPACE,
+    build_with, directions, entry_rng, env_list, env_usize, low_rank, percentile, query_rng,
+    read_bandwidth, recall10, run, stop_rule, Timed, SPACE,
 };
 use taskdb::{
     Embedding, EntryId, Filter, Hit, IndexParams, OpenOptions, Query, SearchOptions, SpaceSel,
@@ -45,14 +45,6 @@ use taskdb::{
 };
 
 const K: usize = 10;
-
-fn list(name: &str, default: &str) -> Vec<usize> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect()
-}
 
 fn opts(exact_matrix_below: usize) -> OpenOptions {
     OpenOptions {
@@ -216,6 +208,17 @@ fn score_spread(
     );
 }
 
+/// Every entry's sketch (the vector the graph holds), drawn again in `put` order, row after row.
+fn entry_sketches(space: &taskdb::Space, n: usize, dirs: &[Vec<f32>]) -> Vec<f32> {
+    let mut erng = entry_rng();
+    let mut sketches: Vec<f32> = Vec::new();
+    for _ in 0..n {
+        let e = Embedding::LowRank(low_rank(&mut erng, dirs));
+        sketches.extend(space.index_vector(&e).expect("sketch"));
+    }
+    sketches
+}
+
 /// `TASKDB_BENCH_QUERIES` (default 100) query values of `matrix`'s kind (query seed), and the
 /// same as queries in the bench's space.
 fn bench_queries() -> (Vec<Embedding>, Vec<Query>) {
@@ -236,8 +239,8 @@ fn bench_queries() -> (Vec<Embedding>, Vec<Query>) {
 }
 
 pub fn matrix_sketch(dir: &Path) {
-    let ns = list("TASKDB_BENCH_N", "50000");
-    let cs = list("TASKDB_BENCH_SKETCH_C", "10,20,50,100,200,500,1000");
+    let ns = env_list("TASKDB_BENCH_N", "50000");
+    let cs = env_list("TASKDB_BENCH_SKETCH_C", "10,20,50,100,200,500,1000");
     let (values, queries) = bench_queries();
     let nq = values.len();
     let dirs = directions();
@@ -277,12 +280,7 @@ pub fn matrix_sketch(dir: &Path) {
         let db = TaskDb::open_with(&path, opts(0)).expect("open");
         let space = db.space(SPACE).expect("space");
         let t = Instant::now();
-        let mut erng = entry_rng();
-        let mut sketches: Vec<f32> = Vec::new();
-        for _ in 0..n {
-            let e = Embedding::LowRank(low_rank(&mut erng, &dirs));
-            sketches.extend(space.index_vector(&e).expect("sketch"));
-        }
+        let sketches = entry_sketches(&space, n, &dirs);
         let dim = sketches.len() / n.max(1);
         println!(
             "# n={n}: {n} sketches of {dim} dims in {:.1} s; {:.1} s into the run",
@@ -391,7 +389,7 @@ pub fn matrix_sketch(dir: &Path) {
 /// whole graph path's time at each C of the rule's schedule (`nearest_with_graph_want`, one
 /// query at a time, one thread), from which each query's latency at its stopping C is taken.
 pub fn matrix_stop(dir: &Path) {
-    let ns = list("TASKDB_BENCH_N", "50000");
+    let ns = env_list("TASKDB_BENCH_N", "50000");
     let (values, queries) = bench_queries();
     let nq = values.len();
     let dirs = directions();
@@ -415,12 +413,7 @@ pub fn matrix_stop(dir: &Path) {
         let db = TaskDb::open_with(&path, opts(0)).expect("open");
         let space = db.space(SPACE).expect("space");
         let t = Instant::now();
-        let mut erng = entry_rng();
-        let mut sketches: Vec<f32> = Vec::new();
-        for _ in 0..n {
-            let e = Embedding::LowRank(low_rank(&mut erng, &dirs));
-            sketches.extend(space.index_vector(&e).expect("sketch"));
-        }
+        let sketches = entry_sketches(&space, n, &dirs);
         println!(
             "# n={n}: sketches in {:.1} s; {:.1} s into the run",
             t.elapsed().as_secs_f64(),
