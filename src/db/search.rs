@@ -179,16 +179,10 @@ impl TaskDb {
     ) -> Result<Vec<EntryId>> {
         let st = self.read()?;
         let cat = &st.catalog;
-        let sid = *cat
-            .space_by_name
-            .get(space)
-            .ok_or_else(|| Error::NotFound {
-                what: format!("space {space:?}"),
-            })?;
-        let sp = cat
-            .spaces
-            .get(&sid)
-            .ok_or_else(|| Error::Internal(format!("space {sid} not in the catalog")))?;
+        let sp = cat.space_named(space).ok_or_else(|| Error::NotFound {
+            what: format!("space {space:?}"),
+        })?;
+        let sid = sp.id;
         let slot = st
             .indexes
             .get(&sid)
