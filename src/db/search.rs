@@ -11,10 +11,11 @@ use super::{poisoned, scan, TaskDb, DEFAULT_METHOD};
 use crate::catalog::{CatEntry, Catalog};
 use crate::error::{Error, Result};
 use crate::index::arena::{Arena, ArenaQuery};
+use crate::index::flat::FlatSketches;
 use crate::model::{Embedding, EntryId, Kind};
-use crate::search::plan::{self, Plan, Shape, Step};
+use crate::search::plan::{self, GraphSearch, Plan, Shape, Step};
 use crate::search::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};
-use crate::space::{EmbeddingKind, LiveCentre, Prepared, Space, SpaceId};
+use crate::space::{EmbeddingKind, LiveCentre, Prepared, Space, SpaceId, INDEX_SCALE};
 use crate::store::codec::VecMeta;
 use crate::store::tables::read_vector;
 use crate::testing::GraphOverride;
@@ -31,6 +32,11 @@ struct Run<'a> {
     space: &'a Space,
     prepared: Prepared,
     live: Option<Arc<LiveCentre>>,
+    /// The space's points (live or not).
+    points: &'a BTreeSet<EntryId>,
+    arenas: &'a scan::Arenas,
+    /// The space's scan arena, once looked up (and checked against `points`) for this query.
+    arena: std::sync::OnceLock<Option<Arc<Arena>>>,
 }
 
 impl TaskDb {
@@ -99,18 +105,14 @@ impl TaskDb {
             space,
             prepared,
             live,
+            points,
+            arenas: &st.arenas,
+            arena: std::sync::OnceLock::new(),
         };
         let exact = |path: SearchPath| -> Result<(Vec<Hit>, SearchPath)> {
-            if !crate::testing::old_scan() {
-                let arena = scan::arena_for(&st.arenas, c, &txn, space, points)?;
-                let rows = |a: &Arena| rows_passing(a, &keep);
-                if let Some(hits) = run.top_arena(arena.as_deref(), rows, k)? {
-                    return Ok((hits, path));
-                }
-            }
-            let ids: Vec<EntryId> = points.iter().copied().filter(|&id| keep(id)).collect();
-            Ok((run.top(&ids, k)?, path))
+            Ok((run.exact(&keep, k)?, path))
         };
+        let rerank = |ids: &[EntryId]| run.rerank(ids, k);
         let shape = Shape {
             k,
             total: points.len(),
@@ -141,6 +143,18 @@ impl TaskDb {
                     return exact(SearchPath::BruteForce);
                 }
                 let qv = space.index_vector(&qemb)?;
+                // A matrix space's candidates come from the flat scan over its sketches,
+                // in rounds that stop by the sketch rule (`GraphSearch::next_sketched`); a
+                // forced candidate count (benches) is one graph round, re-ranked below.
+                if search.sketched() && forced.is_none() {
+                    let Some(flat) = idx.flat(qv.len()) else {
+                        return exact(SearchPath::BruteForce);
+                    };
+                    return match sketch_rounds(flat, &qv, &mut search, k, &keep, &rerank)? {
+                        Some(hits) => Ok((hits, SearchPath::SketchScan)),
+                        None => exact(SearchPath::SketchScanThenBruteForce),
+                    };
+                }
                 loop {
                     let found = idx.search(&qv, search.want, search.ef(&self.params))?;
                     let n_found = found.len();
@@ -157,13 +171,8 @@ impl TaskDb {
                 }
             }
         };
-        if shape.sketched && !crate::testing::old_scan() {
-            // A matrix space re-ranks a wide candidate set: through the arena too.
-            let arena = scan::arena_for(&st.arenas, c, &txn, space, points)?;
-            let rows = |a: &Arena| rows_of(a, &ids);
-            if let Some(hits) = run.top_arena(arena.as_deref(), rows, k)? {
-                return Ok((hits, SearchPath::Hnsw));
-            }
+        if shape.sketched {
+            return Ok((run.rerank(&ids, k)?, SearchPath::Hnsw));
         }
         Ok((run.top(&ids, k)?, SearchPath::Hnsw))
     }
@@ -219,8 +228,41 @@ impl TaskDb {
         Ok(l)
     }
 }
-
 impl Run<'_> {
+    /// The space's scan arena (built on its first use by a handle), looked up once per query.
+    fn arena(&self) -> Result<Option<Arc<Arena>>> {
+        if let Some(a) = self.arena.get() {
+            return Ok(a.clone());
+        }
+        let a = scan::arena_for(self.arenas, self.c, self.txn, self.space, self.points)?;
+        Ok(self.arena.get_or_init(|| a).clone())
+    }
+
+    /// The exact top `k` of every point passing `keep`: through the arena, or read from redb
+    /// where there is none.
+    fn exact(&self, keep: &dyn Fn(EntryId) -> bool, k: usize) -> Result<Vec<Hit>> {
+        if !crate::testing::old_scan() {
+            let rows = |a: &Arena| rows_passing(a, keep);
+            if let Some(hits) = self.top_arena(self.arena()?.as_deref(), rows, k)? {
+                return Ok(hits);
+            }
+        }
+        let ids: Vec<EntryId> = self.points.iter().copied().filter(|&id| keep(id)).collect();
+        self.top(&ids, k)
+    }
+
+    /// The exact top `k` of `ids` (a matrix space's candidates): through the arena, or read
+    /// from redb where there is none.
+    fn rerank(&self, ids: &[EntryId], k: usize) -> Result<Vec<Hit>> {
+        if !crate::testing::old_scan() {
+            let rows = |a: &Arena| rows_of(a, ids);
+            if let Some(hits) = self.top_arena(self.arena()?.as_deref(), rows, k)? {
+                return Ok(hits);
+            }
+        }
+        self.top(ids, k)
+    }
+
     /// The exact scan through the space's scan arena (`None` without one, or for a query the
     /// arena cannot score: the caller scans the old way). The arena ranks every row passing
     /// `keep` and keeps a candidate set that provably contains the exact top `k`
@@ -298,6 +340,35 @@ fn rows_passing(a: &Arena, keep: &dyn Fn(EntryId) -> bool) -> Option<Vec<u32>> {
             .map(|(r, _)| r)
             .collect(),
     )
+}
+
+/// A matrix space's rounds over the flat scan of its sketches: each re-ranks the best
+/// `search.want` candidates passing `keep` exactly (`rerank`) and asks the plan whether to
+/// stop ([`plan::GraphSearch::next_sketched`]). `Some(hits)` when the rounds end with an
+/// answer, `None` when they give up (the caller scans exactly). One scan serves every round.
+fn sketch_rounds(
+    flat: &FlatSketches,
+    qv: &[f32],
+    search: &mut GraphSearch,
+    k: usize,
+    keep: &dyn Fn(EntryId) -> bool,
+    rerank: &dyn Fn(&[EntryId]) -> Result<Vec<Hit>>,
+) -> Result<Option<Vec<Hit>>> {
+    let scan = flat.top(qv, search.last(), keep);
+    // Index vectors are scaled by INDEX_SCALE: their dot products by its square.
+    let unscale = f64::from(INDEX_SCALE) * f64::from(INDEX_SCALE);
+    loop {
+        let n = search.want.min(scan.top.len());
+        let ids: Vec<EntryId> = scan.top[..n].iter().map(|t| t.0).collect();
+        let frontier = scan.top.get(n).map(|t| t.1).or(scan.frontier);
+        let hits = rerank(&ids)?;
+        let kth = hits.get(k.saturating_sub(1)).map(|h| f64::from(h.score));
+        match search.next_sketched(n, kth, frontier.map(|f| f64::from(f) / unscale)) {
+            Step::Done => return Ok(Some(hits)),
+            Step::Widen => continue,
+            Step::Exact => return Ok(None),
+        }
+    }
 }
 
 /// The arena rows of `ids` (`None` if one is missing: the caller scans the old way).

@@ -7,6 +7,7 @@
 //! its files checksummed first, on its first use ([`Slot`]).
 
 pub(crate) mod arena;
+pub(crate) mod flat;
 pub(crate) mod persist;
 
 use std::collections::HashSet;
@@ -30,12 +31,14 @@ pub struct IndexParams {
     pub ef_search: usize,
     /// Spaces with at most this many live candidates (after filtering) are searched exactly.
     pub brute_force_below: usize,
-    /// Matrix-valued (sketched) spaces with at most this many candidates are searched exactly.
-    /// Their graph holds sketches, estimates of the exact scores, and in the whitened default
-    /// space they rank poorly: at 50,000 entries the sketch path (N/4 candidates re-ranked
-    /// exactly) had recall@10 0.65 at p50 269 ms, the exact scan p50 766 ms on 2 cores
-    /// (docs/PERFORMANCE.md §5). Exact answers are worth that, so the default is 50,000; lower
-    /// it for speed.
+    /// Matrix-valued (sketched) spaces with at most this many candidates are searched exactly;
+    /// above it, by the flat sketch scan with the stop rule ([`flat`], `search/plan.rs`), whose
+    /// answers are exact unless the sketch was confident by 1.5 σ and wrong. In the whitened
+    /// default space the rule falls back to the exact scan on nearly every query (the sketch
+    /// cannot rank its pseudo-tasks: docs/PERFORMANCE.md §16), where the sketch path costs the
+    /// scan plus ≈ 14 ms; on populations whose neighbourhoods stand out it is 2.6–11× faster
+    /// than the scan at 10k–100k. So the default is 50,000: exact, without the detour, where
+    /// the scan is affordable. Lower it for spaces whose sketch ranks well.
     pub exact_matrix_below: usize,
 }
 
@@ -69,6 +72,9 @@ pub(crate) struct SpaceIndex {
     /// could not: the space is then searched by exact scan only, and its graph is neither
     /// used nor persisted until a rebuild (the next open or `compact`) succeeds.
     pub unusable: Option<String>,
+    /// The graph's vectors as a flat int8 scan ([`flat`]), built from the graph on a matrix
+    /// space's first sketch-path query and extended by every insert after that.
+    pub flat: OnceLock<flat::FlatSketches>,
 }
 
 pub(crate) fn new_graph(params: &IndexParams, capacity: usize) -> Graph {
@@ -89,6 +95,7 @@ impl SpaceIndex {
             points: HashSet::new(),
             dirty: true,
             unusable: None,
+            flat: OnceLock::new(),
         }
     }
 
@@ -113,6 +120,7 @@ impl SpaceIndex {
                 points: items.iter().map(|(id, _)| *id).collect(),
                 dirty: true,
                 unusable: None,
+                flat: OnceLock::new(),
             },
             Err(e) => SpaceIndex::unusable(params, e.to_string()),
         }
@@ -188,8 +196,29 @@ impl SpaceIndex {
         .map_err(|p| Error::Internal(format!("HNSW insertion panicked: {}", panic_text(&p))))?;
         self.points
             .extend(vecs.iter().map(|(_, id)| *id as EntryId));
+        if let Some(flat) = self.flat.get_mut() {
+            for (v, id) in &vecs {
+                flat.push(*id as EntryId, v);
+            }
+        }
         self.dirty = true;
         Ok(())
+    }
+
+    /// The flat int8 scan over the graph's vectors (of width `m`), built now if it was not
+    /// yet (reads every point of the graph once). `None` when it does not hold every point
+    /// (a vector of another width): the caller then scans exactly.
+    pub fn flat(&self, m: usize) -> Option<&flat::FlatSketches> {
+        let f = self.flat.get_or_init(|| {
+            let mut f = flat::FlatSketches::new(m);
+            if self.graph.get_nb_point() > 0 {
+                for p in self.graph.get_point_indexation() {
+                    f.push(p.get_origin_id() as EntryId, p.get_v());
+                }
+            }
+            f
+        });
+        (f.width() == m && f.covers(self.points.len())).then_some(f)
     }
 
     /// Candidate ids for `query` (an index vector), nearest first, unfiltered: tombstones
@@ -307,6 +336,7 @@ impl Slot {
                     graph,
                     dirty: false,
                     unusable: None,
+                    flat: OnceLock::new(),
                 };
                 return (index, "loaded".into());
             }

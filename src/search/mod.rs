@@ -162,4 +162,11 @@ pub enum SearchPath {
     Hnsw,
     /// HNSW returned too few; fell back to an exact scan.
     HnswThenBruteForce,
+    /// Matrix spaces: a flat scan over the int8 sketches, its best candidates exactly
+    /// re-scored, stopped when the k-th exact score cleared every candidate left out by the
+    /// sketch's error margin (or none was left out).
+    SketchScan,
+    /// Matrix spaces: the sketch scan was not confident within its widest round; fell back to
+    /// an exact scan.
+    SketchScanThenBruteForce,
 }

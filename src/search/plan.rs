@@ -10,9 +10,30 @@
 //! * otherwise the graph is searched *unfiltered* with oversampling (hnsw_rs's filtered search
 //!   gives up its early exit and explores most of the graph) and the hits filtered afterwards;
 //!   the oversampling grows ×4 until `k` hits pass, then falls back to an exact scan;
-//! * a matrix space takes a wide candidate set and re-ranks all of it exactly.
+//! * a matrix space's candidates come from a flat int8 scan over its sketches
+//!   ([`crate::index::flat`]; the graph over them misses cluster mates): the best
+//!   [`SKETCH_FIRST`] passing the filter are re-ranked exactly, and the search stops when the
+//!   k-th exact score clears the sketch similarity of the best entry left out (the frontier) by
+//!   [`SKETCH_Z`]·[`SKETCH_SIGMA`]; else it widens ×4 up to [`SKETCH_LAST`], then scans
+//!   exactly. So an answer is exact unless the sketch was confident, by that margin, that
+//!   nothing left out belongs in it.
 
 use crate::index::IndexParams;
+
+/// A matrix space's first round re-ranks at least this many candidates.
+pub(crate) const SKETCH_FIRST: usize = 512;
+/// Past a round of this many candidates that has not stopped, a matrix space is scanned
+/// exactly (wider rounds cost about what the scan costs; docs/PERFORMANCE.md §15).
+pub(crate) const SKETCH_LAST: usize = 2048;
+/// The sd of the 512-d sketch's estimate of an exact score, measured on the synthetic
+/// population of `benches/knn.rs` (0.053; 0.039 in the whitened default space).
+pub(crate) const SKETCH_SIGMA: f64 = 0.053;
+/// How many [`SKETCH_SIGMA`] the k-th exact score must clear the frontier by. Calibrated by
+/// simulation on two populations (docs/PERFORMANCE.md §15, "Calibrating an adaptive stop
+/// rule"): z = 1.5 kept recall@10 at 1.000 where the rule stopped early, and on the default
+/// space, whose scores are too close for the sketch, it does not stop, so those queries fall
+/// back to the exact scan.
+pub(crate) const SKETCH_Z: f64 = 1.5;
 
 /// What the plan needs to know about a query and its space.
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +72,8 @@ pub(crate) struct GraphSearch {
     total: usize,
     /// Past this many, widening stops and the space is scanned exactly.
     give_up_above: usize,
+    /// Whether the graph holds sketches: rounds end by [`GraphSearch::next_sketched`].
+    sketched: bool,
 }
 
 /// What to do after a graph round.
@@ -87,18 +110,20 @@ pub(crate) fn plan(
     }
     let frac = (candidates as f64 / s.total.max(1) as f64).max(1e-6);
     let mut want = ((s.k as f64 / frac).ceil() as usize + s.k / 4 + 2).min(s.total);
-    let rerank = if s.sketched {
-        want = want.max(32 * s.k).max(512).max(s.total / 4).min(s.total);
-        usize::MAX
+    let (rerank, give_up_above) = if s.sketched {
+        // The flat scan filters as it goes: no oversampling for the filter.
+        want = (32 * s.k).max(SKETCH_FIRST).min(s.total);
+        (usize::MAX, want.max(SKETCH_LAST))
     } else {
-        s.k
+        (s.k, 4 * params.brute_force_below.max(s.k))
     };
     Plan::Graph(GraphSearch {
         want,
         rerank,
         k: s.k,
         total: s.total,
-        give_up_above: 4 * params.brute_force_below.max(s.k),
+        give_up_above,
+        sketched: s.sketched,
     })
 }
 
@@ -119,6 +144,44 @@ impl GraphSearch {
             return Step::Exact;
         }
         self.want = (self.want * 4).min(self.total);
+        Step::Widen
+    }
+
+    /// Whether rounds end by [`GraphSearch::next_sketched`] (a matrix space).
+    pub(crate) fn sketched(&self) -> bool {
+        self.sketched
+    }
+
+    /// The most candidates a matrix space's rounds re-rank before it scans exactly.
+    pub(crate) fn last(&self) -> usize {
+        self.give_up_above
+    }
+
+    /// The next step of a matrix space's search after a round that re-ranked `kept`
+    /// candidates (the best by sketch among those passing the filter) exactly: `kth` is the
+    /// k-th best exact score among them (`None` with fewer than k) and `frontier` the sketch
+    /// similarity of the best passing entry left out (`None` when none was left out: the
+    /// answer is then exact). Done when the k-th exact score clears the frontier by
+    /// [`SKETCH_Z`]·[`SKETCH_SIGMA`] (an entry left out would need a sketch error that large
+    /// to belong in the top k); else widen ×4, and past [`GraphSearch::last`] scan exactly.
+    pub(crate) fn next_sketched(
+        &mut self,
+        kept: usize,
+        kth: Option<f64>,
+        frontier: Option<f64>,
+    ) -> Step {
+        let Some(frontier) = frontier else {
+            return Step::Done;
+        };
+        if let Some(kth) = kth.filter(|_| kept >= self.k) {
+            if kth - frontier >= SKETCH_Z * SKETCH_SIGMA {
+                return Step::Done;
+            }
+        }
+        if self.want >= self.give_up_above {
+            return Step::Exact;
+        }
+        self.want = (self.want * 4).min(self.give_up_above);
         Step::Widen
     }
 }
@@ -192,7 +255,7 @@ mod tests {
     }
 
     #[test]
-    fn matrix_spaces_take_a_wide_candidate_set_and_rerank_all_of_it() {
+    fn matrix_spaces_take_a_first_candidate_set_and_rerank_all_of_it() {
         let p = params();
         let total = 100 * p.brute_force_below.max(p.exact_matrix_below);
         let s = Shape {
@@ -200,8 +263,9 @@ mod tests {
             ..shape(10, total)
         };
         let g = graph(plan(&p, s, || unreachable!()));
-        assert_eq!(g.want, (total / 4).max(512).min(total));
+        assert_eq!(g.want, SKETCH_FIRST);
         assert_eq!(g.rerank, usize::MAX);
+        assert!(g.sketched());
         // Below the matrix exact-scan size, exactly.
         let small = Shape {
             sketched: true,
@@ -229,5 +293,47 @@ mod tests {
             assert!(rounds < 20, "widening must end");
         }
         assert!(g.want > 4 * p.brute_force_below.max(10) || g.want >= total);
+    }
+
+    #[test]
+    fn matrix_spaces_stop_when_the_kth_exact_score_clears_the_frontier_else_widen_then_scan() {
+        let p = params();
+        let total = 100 * p.brute_force_below.max(p.exact_matrix_below);
+        let s = Shape {
+            sketched: true,
+            ..shape(10, total)
+        };
+        let margin = SKETCH_Z * SKETCH_SIGMA;
+        // Clear of the frontier: done after the first round.
+        let mut g = graph(plan(&p, s, || unreachable!()));
+        assert_eq!(g.last(), SKETCH_LAST);
+        assert_eq!(
+            g.next_sketched(512, Some(0.5 + margin), Some(0.5)),
+            Step::Done
+        );
+        // Within the sketch's error of it: widen ×4, once, then scan exactly.
+        let mut g2 = graph(plan(&p, s, || unreachable!()));
+        let close = Some(0.5 + margin / 2.0);
+        assert_eq!(g2.next_sketched(512, close, Some(0.5)), Step::Widen);
+        assert_eq!(g2.want, 4 * SKETCH_FIRST);
+        assert_eq!(g2.next_sketched(2048, close, Some(0.5)), Step::Exact);
+        // Fewer than k passing among the candidates: no score to judge by; widen, then scan.
+        assert_eq!(g.next_sketched(3, None, Some(0.5)), Step::Widen);
+        assert_eq!(g.next_sketched(3, None, Some(0.5)), Step::Exact);
+        // Nothing passing was left out: the re-ranked set is the whole answer.
+        let mut g3 = graph(plan(&p, s, || unreachable!()));
+        assert_eq!(g3.next_sketched(300, Some(0.0), None), Step::Done);
+        assert_eq!(g3.next_sketched(5, None, None), Step::Done);
+        // A selective filter does not oversample the flat scan.
+        let filtered = Shape {
+            trivial_filter: false,
+            ..s
+        };
+        let g4 = graph(plan(&p, filtered, || total / 10));
+        assert_eq!(g4.want, SKETCH_FIRST);
+        // k above the first round's size: 32 k candidates first.
+        let big_k = graph(plan(&p, Shape { k: 100, ..s }, || unreachable!()));
+        assert_eq!(big_k.want, 3200);
+        assert_eq!(big_k.last(), 3200);
     }
 }

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 
 pub use params::{SketchSpec, StoredReference, StoredWhitening, TaskSpaceParams, SKETCH_DIM};
 pub(crate) use score::Prepared;
-pub(crate) use score::{LiveCentre, ScoreConsts, ScorerCell};
+pub(crate) use score::{LiveCentre, ScoreConsts, ScorerCell, INDEX_SCALE};
 
 /// Identifier of a space in one database.
 pub type SpaceId = u32;

@@ -1,0 +1,292 @@
+//! A flat scan over a matrix space's sketches: the candidate generator of its knn path.
+//!
+//! A matrix space's graph holds each entry's 512-d sketch (`taskdb_methods::sketch`), whose dot
+//! products estimate the exact centred cosines. hnsw_rs's graph over those sketches loses an
+//! entry's close relatives where entries come in tight clusters (measured: 8 of the exact top
+//! 10 at 2,048 candidates of 2,600, docs/PERFORMANCE.md §15), so the candidates are taken by a
+//! *flat* scan instead: every sketch, quantised to int8 with one scale per row, against the
+//! query quantised the same way. The scan returns the true top `c` of the quantised sketch
+//! scores (ties by id), which the caller re-ranks exactly; the int8 rounding error (about
+//! 0.004 on a score, against the sketch's own 0.05) is small beside the stop rule's margin
+//! ([`crate::search::plan`]).
+//!
+//! Derived state: built from the space's loaded graph (the sketches it holds), kept beside it
+//! and extended on every insert; never persisted.
+
+use rayon::prelude::*;
+
+use crate::embedding::EntryId;
+
+/// Rows scored per rayon task.
+const BLOCK: usize = 4096;
+
+/// Every sketch of one space, int8, row-major.
+#[derive(Debug, Default)]
+pub(crate) struct FlatSketches {
+    m: usize,
+    ids: Vec<EntryId>,
+    codes: Vec<i8>,
+    /// Per row: the value of one int8 step.
+    scales: Vec<f32>,
+}
+
+/// A row's int8 codes and its scale (the value of one step); a zero vector scales by 1.
+fn quantise(v: &[f32], out: &mut Vec<i8>) -> f32 {
+    let top = v.iter().fold(0.0f32, |a, &x| a.max(x.abs()));
+    let scale = if top > 0.0 && top.is_finite() {
+        top / 127.0
+    } else {
+        1.0
+    };
+    out.extend(
+        v.iter()
+            .map(|&x| (x / scale).round().clamp(-127.0, 127.0) as i8),
+    );
+    scale
+}
+
+/// The int8 dot product, exact in i32 (512 × 127² fits easily): the portable kernel.
+fn dot_i8(a: &[i8], b: &[i8]) -> i32 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| i32::from(x) * i32::from(y))
+        .sum()
+}
+
+/// Scores the rows of `block` (each `q.len()` codes) into `out`: `dot · qs · scales[i]`.
+fn score_block(q: &[i8], qs: f32, block: &[i8], scales: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above; that is the only requirement of
+        // a `#[target_feature]` function.
+        unsafe { score_block_avx2(q, qs, block, scales, out) };
+        return;
+    }
+    for ((row, &s), o) in block.chunks_exact(q.len()).zip(scales).zip(out) {
+        *o = dot_i8(q, row) as f32 * qs * s;
+    }
+}
+
+/// [`score_block`] with AVX2: 16 codes at a time sign-extended to i16 and multiplied
+/// pairwise into i32 lanes (`vpmaddwd`), the same integers as [`dot_i8`] (exact: no rounding).
+/// Measured 3.8× the portable kernel's speed (5.7 against 21.5 ms per 100,000 rows of 512).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn score_block_avx2(q: &[i8], qs: f32, block: &[i8], scales: &[f32], out: &mut [f32]) {
+    use std::arch::x86_64::_mm_loadu_si128;
+    use std::arch::x86_64::{__m128i, __m256i, _mm256_add_epi32, _mm256_cvtepi8_epi16};
+    use std::arch::x86_64::{_mm256_madd_epi16, _mm256_setzero_si256, _mm256_storeu_si256};
+    let m = q.len();
+    let full = m / 16 * 16;
+    for ((row, &s), o) in block.chunks_exact(m).zip(scales).zip(out) {
+        let mut acc = _mm256_setzero_si256();
+        let mut i = 0;
+        while i < full {
+            // SAFETY: `i + 16 <= full <= m`, and `q` and `row` hold `m` codes each, so both
+            // 16-byte loads are in bounds (unaligned loads are allowed).
+            unsafe {
+                let x = _mm256_cvtepi8_epi16(_mm_loadu_si128(q.as_ptr().add(i).cast::<__m128i>()));
+                let y =
+                    _mm256_cvtepi8_epi16(_mm_loadu_si128(row.as_ptr().add(i).cast::<__m128i>()));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(x, y));
+            }
+            i += 16;
+        }
+        let mut lanes = [0i32; 8];
+        // SAFETY: writes 8 i32 into an array of 8.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast::<__m256i>(), acc) };
+        let dot = lanes.iter().sum::<i32>() + dot_i8(&q[full..], &row[full..]);
+        *o = dot as f32 * qs * s;
+    }
+}
+
+/// What a scan found.
+#[derive(Debug, Default)]
+pub(crate) struct Candidates {
+    /// The best `c` passing rows, best first: id and approximate sketch similarity.
+    pub top: Vec<(EntryId, f32)>,
+    /// The best similarity among passing rows *not* in `top` (`None` when every passing row
+    /// is in it): no entry left out is, by its sketch, more similar than this.
+    pub frontier: Option<f32>,
+}
+
+impl FlatSketches {
+    /// Sketches of width `m`, none yet.
+    pub fn new(m: usize) -> FlatSketches {
+        FlatSketches {
+            m,
+            ..FlatSketches::default()
+        }
+    }
+
+    /// The width of a row.
+    pub fn width(&self) -> usize {
+        self.m
+    }
+
+    /// Adds one sketch (any scale: rows are compared by direction times length, so pass the
+    /// vectors the graph holds). A row of another width is ignored: the scan is then not used
+    /// for it (see [`FlatSketches::covers`]).
+    pub fn push(&mut self, id: EntryId, v: &[f32]) {
+        if v.len() != self.m {
+            return;
+        }
+        let s = quantise(v, &mut self.codes);
+        self.ids.push(id);
+        self.scales.push(s);
+    }
+
+    /// Whether every one of `n` graph points is a row here.
+    pub fn covers(&self, n: usize) -> bool {
+        self.ids.len() == n
+    }
+
+    /// The best `c` rows passing `keep` for the query sketch `q`, and the frontier beyond
+    /// them. Deterministic: ties are broken by id.
+    pub fn top(&self, q: &[f32], c: usize, keep: &dyn Fn(EntryId) -> bool) -> Candidates {
+        if q.len() != self.m || self.ids.is_empty() || c == 0 {
+            return Candidates::default();
+        }
+        let mut qc = Vec::with_capacity(self.m);
+        let qs = quantise(q, &mut qc);
+        let m = self.m;
+        let mut sims = vec![0f32; self.ids.len()];
+        self.codes
+            .par_chunks(BLOCK * m)
+            .zip(sims.par_chunks_mut(BLOCK))
+            .zip(self.scales.par_chunks(BLOCK))
+            .for_each(|((block, out), scales)| score_block(&qc, qs, block, scales, out));
+        let mut scored: Vec<(f32, u32)> = sims.into_iter().zip(0u32..).collect();
+        let order = |a: &(f32, u32), b: &(f32, u32)| {
+            b.0.total_cmp(&a.0)
+                .then_with(|| self.ids[a.1 as usize].cmp(&self.ids[b.1 as usize]))
+        };
+        // Take the best rows in widening prefixes until c + 1 of them pass the filter (the
+        // extra one is the frontier) or every row has been looked at.
+        let mut want = (2 * c + 16).min(scored.len());
+        loop {
+            if want < scored.len() {
+                scored.select_nth_unstable_by(want, order);
+            }
+            let head = &mut scored[..want];
+            head.sort_unstable_by(order);
+            let mut out = Candidates::default();
+            for &(s, r) in head.iter() {
+                let id = self.ids[r as usize];
+                if !keep(id) {
+                    continue;
+                }
+                if out.top.len() == c {
+                    out.frontier = Some(s);
+                    break;
+                }
+                out.top.push((id, s));
+            }
+            if out.frontier.is_some() || want == scored.len() {
+                return out;
+            }
+            want = (want * 4).min(scored.len());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: Vec<f32>) -> Vec<f32> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect()
+    }
+
+    fn rows(n: usize, m: usize) -> Vec<Vec<f32>> {
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        (0..n)
+            .map(|_| {
+                unit(
+                    (0..m)
+                        .map(|_| {
+                            s ^= s << 13;
+                            s ^= s >> 7;
+                            s ^= s << 17;
+                            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                        })
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_scan_returns_the_best_passing_rows_and_the_frontier_beyond_them() {
+        let m = 64;
+        let data = rows(3000, m);
+        let mut flat = FlatSketches::new(m);
+        for (i, v) in data.iter().enumerate() {
+            flat.push(i as EntryId + 1, v);
+        }
+        assert!(flat.covers(3000));
+        let q = &data[17];
+        let even = |id: EntryId| id.is_multiple_of(2);
+        let got = flat.top(q, 20, &even);
+        // Against f32 dot products: the same rows up to int8 rounding at the boundary.
+        let mut exact: Vec<(f32, EntryId)> = data
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.iter().zip(q).map(|(a, b)| a * b).sum(), i as EntryId + 1))
+            .filter(|&(_, id)| even(id))
+            .collect();
+        exact.sort_by(|a, b| b.0.total_cmp(&a.0));
+        assert_eq!(got.top.len(), 20);
+        assert!(got.top.iter().all(|&(id, _)| even(id)));
+        let want: Vec<EntryId> = exact[..20].iter().map(|e| e.1).collect();
+        let hit = got.top.iter().filter(|(id, _)| want.contains(id)).count();
+        assert!(hit >= 19, "{hit} of 20");
+        for (&(_, s), e) in got.top.iter().zip(&exact) {
+            assert!((s - e.0).abs() < 0.02, "{s} vs {}", e.0);
+        }
+        assert!(got.top.windows(2).all(|w| w[0].1 >= w[1].1));
+        let f = got.frontier.expect("rows are left");
+        assert!(f <= got.top[19].1 && (f - exact[20].0).abs() < 0.02);
+    }
+
+    #[test]
+    fn the_avx2_kernel_gives_the_portable_kernels_integers() {
+        let m = 520; // not a multiple of 16: the tail too
+        let data = rows(50, m);
+        let mut flat = FlatSketches::new(m);
+        for (i, v) in data.iter().enumerate() {
+            flat.push(i as EntryId, v);
+        }
+        let mut qc = Vec::new();
+        let qs = quantise(&data[3], &mut qc);
+        let mut got = vec![0f32; 50];
+        score_block(&qc, qs, &flat.codes, &flat.scales, &mut got);
+        for (r, g) in got.iter().enumerate() {
+            let row = &flat.codes[r * m..(r + 1) * m];
+            let want = dot_i8(&qc, row) as f32 * qs * flat.scales[r];
+            assert_eq!(g.to_bits(), want.to_bits(), "row {r}");
+        }
+    }
+
+    #[test]
+    fn a_selective_filter_widens_and_an_exhausted_scan_has_no_frontier() {
+        let m = 32;
+        let data = rows(500, m);
+        let mut flat = FlatSketches::new(m);
+        for (i, v) in data.iter().enumerate() {
+            flat.push(i as EntryId, v);
+        }
+        // Three rows pass, wherever they rank.
+        let few = |id: EntryId| id == 3 || id == 250 || id == 499;
+        let got = flat.top(&data[0], 10, &few);
+        let mut ids: Vec<EntryId> = got.top.iter().map(|t| t.0).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, vec![3, 250, 499]);
+        assert_eq!(got.frontier, None);
+        // A row of the wrong width is not taken, and a query of the wrong width finds nothing.
+        flat.push(999, &[1.0; 7]);
+        assert!(flat.covers(500));
+        assert!(flat.top(&[1.0; 7], 5, &|_| true).top.is_empty());
+    }
+}
