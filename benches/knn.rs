@@ -27,7 +27,9 @@
 //! `cargo bench --bench knn -- matrix-sketch`, `cargo bench --bench knn -- matrix-stop`.
 //! Environment: `TASKDB_BENCH_N` (comma list, default 10000,50000), `TASKDB_BENCH_QUERIES`
 //! (arena path, default 300), `TASKDB_BENCH_OLD_QUERIES` (old scan, default 40: it takes
-//! about a second per query at 50k), `TASKDB_BENCH_DIR` (default: a temp dir).
+//! about a second per query at 50k), `TASKDB_BENCH_DIR` (default: a temp dir),
+//! `TASKDB_BENCH_KEEP=1` (`matrix`: keep each database in `TASKDB_BENCH_DIR` and reuse it on the
+//! next run instead of building it again).
 //!
 //! `build_s` is a handle's second query of the space, which builds the arena (the first scans
 //! the old way);
@@ -53,7 +55,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use taskdb::{
     Embedding, Filter, Hit, IndexParams, Kind, LowRank, MethodKind, MethodParams, NewEntry,
-    NewVector, OpenOptions, Query, SearchOptions, SpaceRef, SpaceSel, TaskDb, TaskSpaceParams,
+    NewVector, OpenOptions, Query, SearchOptions, SearchPath, SpaceRef, SpaceSel, TaskDb,
+    TaskSpaceParams,
 };
 
 const DIM: usize = 384;
@@ -292,6 +295,7 @@ fn matrix(dir: &Path) {
         .collect();
     let nq = env_usize("TASKDB_BENCH_QUERIES", 300).max(1);
     let nq_old = env_usize("TASKDB_BENCH_OLD_QUERIES", 40).clamp(1, nq);
+    let keep = env_usize("TASKDB_BENCH_KEEP", 0) != 0;
     let dirs = directions();
     let mut rng = query_rng();
     let queries: Vec<Query> = (0..nq)
@@ -304,7 +308,12 @@ fn matrix(dir: &Path) {
     let all = Filter::all();
     for n in ns {
         let path = dir.join(format!("knn-matrix-{n}.taskdb"));
-        let put_s = build(&path, n, &dirs);
+        // TASKDB_BENCH_KEEP=1 (with TASKDB_BENCH_DIR): keep the database, and reuse it if there.
+        let put_s = if keep && path.exists() {
+            0.0
+        } else {
+            build(&path, n, &dirs)
+        };
         let t = Instant::now();
         let db = TaskDb::open_with(&path, options()).expect("open");
         let open_s = t.elapsed().as_secs_f64();
@@ -354,6 +363,7 @@ fn matrix(dir: &Path) {
         );
         let (rows, bytes) = taskdb::testing::scan_arena_size(&db, SPACE).expect("arena");
         drop(db);
+        sketch_path(&path, n, &queries, &new.hits);
         // The old scan's first query on a fresh handle (redb's cache cold, as the arena's
         // build found it): what a one-query process paid before.
         let db = TaskDb::open_with(&path, options()).expect("open");
@@ -379,9 +389,61 @@ fn matrix(dir: &Path) {
              read_gbs={gbs:.2} bound_ms={bound_ms:.2} p50_over_bound={:.2}",
             percentile(&ms, 0.5) / bound_ms
         );
-        let _ = std::fs::remove_file(&path);
-        let _ = std::fs::remove_dir_all(taskdb::files::index_dir(&path));
+        if !keep {
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_dir_all(taskdb::files::index_dir(&path));
+        }
     }
+}
+
+/// The sketch path (issue 14) on the database at `path`: a handle whose matrix exact-scan size
+/// is the dense one (2,048), so every query goes through the flat int8 sketch scan, exact
+/// re-ranking and the stop rule (src/search/plan.rs). Recall against the exact answers
+/// `exact` of the same queries; `build_s` is the first query (loads the graph, builds the flat
+/// scan and the arena); how many queries the rule answered and how many fell back to the exact
+/// scan. Prints `RESULT bench=matrix-flat …`.
+fn sketch_path(path: &Path, n: usize, queries: &[Query], exact: &[Vec<Hit>]) {
+    let opts = OpenOptions {
+        index: IndexParams {
+            exact_matrix_below: 0,
+            ..options().index
+        },
+        ..OpenOptions::default()
+    };
+    let t = Instant::now();
+    let db = TaskDb::open_with(path, opts).expect("open");
+    let open_s = t.elapsed().as_secs_f64();
+    let all = Filter::all();
+    let so = SearchOptions::default();
+    let paths = std::sync::Mutex::new(Vec::new());
+    let knn = |q: &Query| {
+        let (hits, p) = db.nearest_with(q, 10, &all, &so).expect("knn");
+        paths.lock().expect("paths").push(p);
+        hits
+    };
+    let first = run(&queries[..1], knn);
+    paths.lock().expect("paths").clear();
+    let timed = run(queries, knn);
+    let paths = paths.into_inner().expect("paths");
+    let fell_back = paths
+        .iter()
+        .filter(|&&p| p == SearchPath::SketchScanThenBruteForce)
+        .count();
+    println!(
+        "# n={n}: sketch path: {} of {} queries answered by the stop rule, {fell_back} fell back \
+         to the exact scan; first query {:.2} s",
+        paths.len() - fell_back,
+        paths.len(),
+        first.ms[0] / 1e3
+    );
+    result(
+        "matrix-flat",
+        n,
+        &timed,
+        recall10(&timed.hits, exact),
+        first.ms[0] / 1e3,
+        open_s,
+    );
 }
 
 fn main() {
