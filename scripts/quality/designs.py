@@ -218,8 +218,7 @@ def build(U, ents, which="all"):
                 for c in ["none", "kmeans", "library"]:
                     out.append(GramDesign(f"{tag} {sub}, {c}", G, n, ents, c, n_ref=len(refs)))
     if on("pairs") or on("pairblend"):
-        import os
-        fd = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".cache", "quality", "feat")
+        fd = _FD
         def pairX(e, how):
             if e["kind"] != "dataset" or not e["pair"]:
                 return e["X"]
@@ -270,6 +269,7 @@ def build(U, ents, which="all"):
 
 R3_KEYS = ["r3-default", "r3-prod", "r3-cat", "r3-sum", "r3-blend", "r3-balanced", "r3-spectrum",
            "r3-prod-balanced", "r3-abstain"]
+# Where the pair sides (.u.npy / .v.npy) are read: heldout.py sets it to <its --cache>/feat.
 _FD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".cache", "quality", "feat")
 
 
