@@ -138,7 +138,10 @@ fn the_sketch_path_with_exact_reranking_equals_an_exact_scan() {
     for (qi, ((hits, p), (ex, p2))) in graph.iter().zip(&exact).enumerate() {
         // A matrix space: the flat sketch scan, answered by its stop rule or its exact fallback.
         assert!(
-            matches!(p, SearchPath::SketchScan | SearchPath::SketchScanThenBruteForce),
+            matches!(
+                p,
+                SearchPath::SketchScan | SearchPath::SketchScanThenBruteForce
+            ),
             "query {qi} did not take the sketch path: {p:?}"
         );
         assert_eq!(*p2, SearchPath::BruteForce);
