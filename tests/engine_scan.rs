@@ -452,29 +452,22 @@ fn the_sketch_path_stops_when_the_top_clears_the_sketch_noise_and_scans_exactly_
             exact_matrix_below: 16,
             ..IndexParams::default()
         };
-        let open_small = || {
+        let open_small = |at: &std::path::Path| {
             let o = OpenOptions {
                 index: params,
                 ..OpenOptions::default()
             };
-            TaskDb::open_with(&path, o).unwrap()
+            TaskDb::open_with(at, o).unwrap()
         };
         // The same entries, the last 100 put after the first sketch query.
         let again = d
             .path()
             .join(format!("{}-2.taskdb", population.replace(' ', "-")));
-        let db2 = TaskDb::open_with(
-            &again,
-            OpenOptions {
-                index: params,
-                ..OpenOptions::default()
-            },
-        )
-        .unwrap();
+        let db2 = open_small(&again);
         db2.put(entries(first, 0)).unwrap();
         db2.nearest_with(&qs[0], 10, &all, &so).unwrap();
         db2.put(entries(later, n - 100)).unwrap();
-        let db = open_small();
+        let db = open_small(&path);
         for (q, (want, want_odd)) in qs.iter().zip(&exact) {
             for db in [&db, &db2] {
                 let (got, p) = db.nearest_with(q, 10, &all, &so).unwrap();

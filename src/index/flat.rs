@@ -217,14 +217,20 @@ mod tests {
             .collect()
     }
 
+    /// A scan of `data`, row i with id `first + i`.
+    fn flat_of(data: &[Vec<f32>], first: EntryId) -> FlatSketches {
+        let mut flat = FlatSketches::new(data[0].len());
+        for (i, v) in data.iter().enumerate() {
+            flat.push(first + i as EntryId, v);
+        }
+        flat
+    }
+
     #[test]
     fn the_scan_returns_the_best_passing_rows_and_the_frontier_beyond_them() {
         let m = 64;
         let data = rows(3000, m);
-        let mut flat = FlatSketches::new(m);
-        for (i, v) in data.iter().enumerate() {
-            flat.push(i as EntryId + 1, v);
-        }
+        let flat = flat_of(&data, 1);
         assert!(flat.covers(3000));
         let q = &data[17];
         let even = |id: EntryId| id.is_multiple_of(2);
@@ -254,10 +260,7 @@ mod tests {
     fn the_avx2_kernel_gives_the_portable_kernels_integers() {
         let m = 520; // not a multiple of 16: the tail too
         let data = rows(50, m);
-        let mut flat = FlatSketches::new(m);
-        for (i, v) in data.iter().enumerate() {
-            flat.push(i as EntryId, v);
-        }
+        let flat = flat_of(&data, 0);
         let mut qc = Vec::new();
         let qs = quantise(&data[3], &mut qc);
         let mut got = vec![0f32; 50];
@@ -273,10 +276,7 @@ mod tests {
     fn a_selective_filter_widens_and_an_exhausted_scan_has_no_frontier() {
         let m = 32;
         let data = rows(500, m);
-        let mut flat = FlatSketches::new(m);
-        for (i, v) in data.iter().enumerate() {
-            flat.push(i as EntryId, v);
-        }
+        let mut flat = flat_of(&data, 0);
         // Three rows pass, wherever they rank.
         let few = |id: EntryId| id == 3 || id == 250 || id == 499;
         let got = flat.top(&data[0], 10, &few);
