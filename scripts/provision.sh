@@ -56,7 +56,7 @@ while [ $# -gt 0 ]; do
     --wheels) shift; WHEELS_DIR="${1:?--wheels needs a directory}" ;;
     --quiet) QUIET=1 ;;
     --mpnet) WANT_MPNET=1 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "provision.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
