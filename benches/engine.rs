@@ -13,6 +13,9 @@
 
 #[path = "common/clustered.rs"]
 mod clustered;
+#[path = "common/env.rs"]
+mod env;
+use env::env_list;
 
 use std::time::{Duration, Instant};
 
@@ -23,14 +26,6 @@ use clustered::{centres, dataset, exact_top10, put_all, CLUSTERS, DIM};
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
-}
-
-fn env_list(name: &str, default: &str) -> Vec<usize> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.into())
-        .split(',')
-        .map(|s| s.trim().parse().expect("number list"))
-        .collect()
 }
 
 fn main() {

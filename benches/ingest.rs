@@ -50,6 +50,9 @@ use taskdb_methods as methods;
 use taskdb_sources as sources;
 use taskdb_surrogate as surrogate;
 
+#[path = "common/env.rs"]
+mod env;
+use env::env_usize;
 #[path = "common/stop_rule.rs"]
 mod stop_rule;
 
@@ -57,13 +60,6 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn env_str(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.into())
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -793,17 +789,7 @@ fn bench_stop(root: &Path) -> Res<()> {
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
-    let basis = methods::SketchBasis::new(d, spec.m, spec.seed);
-    let sk = methods::Sketcher::new(&basis, reference.as_ref())?;
-    let te = |l: &methods::LowRank| methods::TaskEmbedding::LowRank(l.clone());
-    let esk: Vec<Vec<f32>> = entries
-        .par_iter()
-        .map(|e| sk.sketch(&te(e)))
-        .collect::<Result<_, _>>()?;
-    let eprep: Vec<methods::Prepared> = entries
-        .par_iter()
-        .map(|e| methods::prepare(&te(e), reference.as_ref()))
-        .collect::<Result<_, _>>()?;
+    let (sk, esk, eprep) = sketch_and_prepare(&entries, reference.as_ref(), d, spec)?;
     println!(
         "entries sketched and prepared in {:.1} s",
         t.elapsed().as_secs_f64()
@@ -894,6 +880,33 @@ fn live_centring(
     Ok(())
 }
 
+/// A low-rank value as a task embedding.
+fn te(l: &methods::LowRank) -> methods::TaskEmbedding {
+    methods::TaskEmbedding::LowRank(l.clone())
+}
+
+/// The default space's sketcher (its basis, seed and reference), every entry's sketch and every
+/// entry prepared for exact scoring (`stop` and the sketch oracle of `knn`).
+fn sketch_and_prepare(
+    entries: &[methods::LowRank],
+    reference: Option<&methods::Reference>,
+    d: usize,
+    spec: taskdb::SketchSpec,
+) -> Res<(methods::Sketcher, Vec<Vec<f32>>, Vec<methods::Prepared>)> {
+    use rayon::prelude::*;
+    let basis = methods::SketchBasis::new(d, spec.m, spec.seed);
+    let sk = methods::Sketcher::new(&basis, reference)?;
+    let esk = entries
+        .par_iter()
+        .map(|e| sk.sketch(&te(e)))
+        .collect::<Result<_, _>>()?;
+    let eprep = entries
+        .par_iter()
+        .map(|e| methods::prepare(&te(e), reference))
+        .collect::<Result<_, _>>()?;
+    Ok((sk, esk, eprep))
+}
+
 /// Diagnostic, outside the database: the same sketch (same basis, seed and reference), top C
 /// entries by brute-force sketch cosine, re-ranked exactly; recall@10 against the database's
 /// brute-force answers. Says what an exact re-rank of C sketch candidates can reach.
@@ -907,17 +920,7 @@ fn sketch_oracle(
     k: usize,
 ) -> Res<()> {
     let t = Instant::now();
-    let basis = methods::SketchBasis::new(d, spec.m, spec.seed);
-    let sk = methods::Sketcher::new(&basis, reference)?;
-    let te = |l: &methods::LowRank| methods::TaskEmbedding::LowRank(l.clone());
-    let esk: Vec<Vec<f32>> = entries
-        .iter()
-        .map(|e| sk.sketch(&te(e)))
-        .collect::<Result<_, _>>()?;
-    let eprep: Vec<methods::Prepared> = entries
-        .iter()
-        .map(|e| methods::prepare(&te(e), reference))
-        .collect::<Result<_, _>>()?;
+    let (sk, esk, eprep) = sketch_and_prepare(entries, reference, d, spec)?;
     let cs = [10usize, 128, 512, 2048];
     let mut found = vec![0usize; cs.len()];
     for (q, truth) in queries.iter().zip(exact) {

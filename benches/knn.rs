@@ -40,6 +40,8 @@
 mod clustered;
 #[path = "knn/dense.rs"]
 mod dense;
+#[path = "common/env.rs"]
+mod env;
 #[path = "knn/open.rs"]
 mod open;
 #[path = "knn/sketch.rs"]
@@ -51,6 +53,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
+use env::{env_list, env_usize};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use taskdb::{
@@ -269,22 +272,6 @@ fn read_bandwidth(bytes: usize) -> f64 {
     }
     std::hint::black_box(sink);
     (words * 8) as f64 / best / 1e9
-}
-
-/// A comma list of numbers from the environment (`default` when unset).
-fn env_list(name: &str, default: &str) -> Vec<usize> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.into())
-        .split(',')
-        .map(|s| s.trim().parse().expect("a comma list of numbers"))
-        .collect()
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
 }
 
 fn matrix(dir: &Path) {
