@@ -15,25 +15,18 @@ output `last_hidden_state` (f32, [batch, seq, 768]), the names of export_mpnet.p
 Deterministic: the same weights give the same bytes. --check runs both models on a padded batch
 and prints the largest difference.
 """
-import argparse, json, math, os, struct
+import argparse, json, math, os, sys
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export_fp32 import read_safetensors  # the same reader as MiniLM's torch-free fp32 export
+
 
 def load_safetensors(path):
     with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    dtypes = {"F32": np.float32, "I64": np.int64}
-    out = {}
-    for name, v in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = v["data_offsets"]
-        out[name] = np.frombuffer(data[a:b], dtype=dtypes[v["dtype"]]).reshape(v["shape"])
-    return out
+        return read_safetensors(f.read())
 
 
 def bucket_table(n, num_buckets=32, max_distance=128):

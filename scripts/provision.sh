@@ -117,6 +117,12 @@ EOF
   mv "$dest.part" "$dest"
 }
 
+# install_manifest PART DEST: a manifest this script wrote to PART replaces DEST only when it
+# differs (so a second run touches nothing).
+install_manifest() {
+  if cmp -s "$1" "$2"; then rm -f "$1"; else mv "$1" "$2"; log "wrote $2"; fi
+}
+
 mkdir -p "$DL" "$ORT_DIR" "$SUR_DIR"
 PLAT=(--python-version 3.11 --implementation cp --abi cp311 --platform manylinux_2_28_x86_64)
 PURE=(--python-version 3.11 --platform any)
@@ -166,7 +172,7 @@ cat > "$MANIFEST_TMP" <<EOF
   "sha256": {"model.onnx": "$MODEL_SHA", "tokenizer.json": "$TOK_SHA"}
 }
 EOF
-if cmp -s "$MANIFEST_TMP" "$SUR_DIR/surrogate.json"; then rm -f "$MANIFEST_TMP"; else mv "$MANIFEST_TMP" "$SUR_DIR/surrogate.json"; log "wrote $SUR_DIR/surrogate.json"; fi
+install_manifest "$MANIFEST_TMP" "$SUR_DIR/surrogate.json"
 
 # ---- optional: the all-mpnet-base-v2 surrogate (--mpnet) -------------------------------------
 if [ "$WANT_MPNET" = 1 ]; then
@@ -235,7 +241,7 @@ PYEOF
   "sha256": {"model.onnx": "$MPNET_ONNX_SHA", "tokenizer.json": "$MPNET_TOK_SHA"}
 }
 JSONEOF
-  if cmp -s "$MP_DIR/surrogate.json.part" "$MP_DIR/surrogate.json"; then rm -f "$MP_DIR/surrogate.json.part"; else mv "$MP_DIR/surrogate.json.part" "$MP_DIR/surrogate.json"; log "wrote $MP_DIR/surrogate.json"; fi
+  install_manifest "$MP_DIR/surrogate.json.part" "$MP_DIR/surrogate.json"
 fi
 
 # ---- optional: onnxruntime-gpu wheel (scripts/gpu-check.sh installs it into a venv) ---------
