@@ -325,7 +325,7 @@ impl Run<'_> {
                 });
             }
         }
-        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        hits.sort_by(best_first);
         hits.truncate(k);
         Ok(hits)
     }
@@ -357,11 +357,18 @@ fn sketch_rounds(
     let scan = flat.top(qv, search.last(), keep);
     // Index vectors are scaled by INDEX_SCALE: their dot products by its square.
     let unscale = f64::from(INDEX_SCALE) * f64::from(INDEX_SCALE);
+    let mut hits: Vec<Hit> = Vec::new();
+    let mut done = 0;
     loop {
+        // A wider round re-ranks only the candidates the last one did not: the exact top k of
+        // the union is the top k of the two exact lists, in the exact scan's order.
         let n = search.want.min(scan.top.len());
-        let ids: Vec<EntryId> = scan.top[..n].iter().map(|t| t.0).collect();
+        let ids: Vec<EntryId> = scan.top[done..n].iter().map(|t| t.0).collect();
         let frontier = scan.top.get(n).map(|t| t.1).or(scan.frontier);
-        let hits = rerank(&ids)?;
+        hits.extend(rerank(&ids)?);
+        hits.sort_by(best_first);
+        hits.truncate(k);
+        done = n;
         let kth = hits.get(k.saturating_sub(1)).map(|h| f64::from(h.score));
         match search.next_sketched(n, kth, frontier.map(|f| f64::from(f) / unscale)) {
             Step::Done => return Ok(Some(hits)),
@@ -369,6 +376,11 @@ fn sketch_rounds(
             Step::Exact => return Ok(None),
         }
     }
+}
+
+/// The order of every answer: best score first, ties by id.
+fn best_first(a: &Hit, b: &Hit) -> std::cmp::Ordering {
+    b.score.total_cmp(&a.score).then(a.id.cmp(&b.id))
 }
 
 /// The arena rows of `ids` (`None` if one is missing: the caller scans the old way).
