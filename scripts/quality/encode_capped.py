@@ -17,46 +17,8 @@ then scores it.
 import argparse, glob, gzip, json, os, sys, time, zlib
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-
-
-class OnnxSurrogate:
-    """Mean pooling over the attention mask, L2-normalised (sentence-transformers' recipe)."""
-
-    def __init__(self, model, tokenizer, max_length, threads=2):
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        self.sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
-        self.inputs = {i.name for i in self.sess.get_inputs()}
-        self.tok = Tokenizer.from_file(tokenizer)
-        self.tok.no_padding()
-        self.tok.enable_truncation(max_length=max_length, strategy="longest_first")
-        self.pad = self.tok.token_to_id("<pad>") or 0
-
-    def encode(self, texts, pairs=None, batch=32):
-        encs = self.tok.encode_batch(list(zip(texts, pairs)) if pairs is not None else list(texts))
-        order = np.argsort([len(e.ids) for e in encs], kind="stable")
-        out = None
-        for s in range(0, len(order), batch):
-            idx = order[s:s + batch]
-            L = max(len(encs[i].ids) for i in idx)
-            ids = np.full((len(idx), L), self.pad, np.int64); am = np.zeros_like(ids); tt = np.zeros_like(ids)
-            for r, i in enumerate(idx):
-                e = encs[i]; n = len(e.ids)
-                ids[r, :n] = e.ids; am[r, :n] = e.attention_mask; tt[r, :n] = e.type_ids
-            feeds = {"input_ids": ids, "attention_mask": am, "token_type_ids": tt}
-            h = self.sess.run(None, {k: v for k, v in feeds.items() if k in self.inputs})[0]
-            m = am[:, :, None].astype(np.float32)
-            pooled = (h * m).sum(1) / np.maximum(m.sum(1), 1e-9)
-            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-            if out is None:
-                out = np.zeros((len(encs), pooled.shape[1]), np.float32)
-            out[idx] = pooled
-        return out
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from encode import OnnxSurrogate, ROOT  # noqa: E402
 
 
 def rows_kept(key, n, cap):
