@@ -16,7 +16,9 @@
 //!   brute-force exact scoring (`brute_force_below = usize::MAX`), recall@10, p50/p95, `put`
 //!   throughput, and `knn --centre live` (first query, which builds the library mean, and
 //!   the rest). Entries are scatter embeddings of pseudo-tasks drawn from the real
-//!   surrogate features of U (200–400 rows, 2–20 classes, so ranks 1–19).
+//!   surrogate features of U (200–400 rows, 2–20 classes, so ranks 1–19); with
+//!   `TASKDB_BENCH_KNN_POP=datasets`, perturbed copies of real labelled datasets instead
+//!   (bootstrap, label noise, class merges; `benches/ingest/population.rs` says how).
 //!
 //! * `stop`: not run by default; the data to calibrate an adaptive stop rule for the sketch
 //!   path (issue 14) on `knn`'s entries and queries, simulated on the flat sketch ranking
@@ -26,7 +28,9 @@
 //! Environment: `TASKDB_BENCH_RUNS=3`, `TASKDB_BENCH_DESIGNS=default|both` (`both`: also the
 //! previous default design, library-centred with joint pairs, as a same-run baseline), `TASKDB_BENCH_DATA=../shared/data/datasets`,
 //! `TASKDB_BENCH_DATASETS=sentiment/sst2_glue.jsonl,nli/mnli.jsonl`, `TASKDB_BENCH_KNN_N=10000`,
-//! `TASKDB_BENCH_KNN_QUERIES=200`, `TASKDB_BENCH_KNN_FORCE_HNSW=1` (sketch path even below
+//! `TASKDB_BENCH_KNN_QUERIES=200`, `TASKDB_BENCH_KNN_POP=pseudo|datasets`,
+//! `TASKDB_BENCH_DATA_ROWS=500` (rows read per dataset for `datasets`), `TASKDB_BENCH_KEEP=1`
+//! (`knn`: keep the database in `TASKDB_BENCH_DIR` and reuse it next time), `TASKDB_BENCH_KNN_FORCE_HNSW=1` (sketch path even below
 //! `IndexParams::exact_matrix_below`), `TASKDB_BENCH_DIR` (default: a temp dir; U's features are
 //! cached there as `u.features` for `knn`), `TASKDB_SURROGATE` (default: the provisioned one).
 //!
@@ -53,6 +57,8 @@ use taskdb_surrogate as surrogate;
 #[path = "common/env.rs"]
 mod env;
 use env::env_usize;
+#[path = "ingest/population.rs"]
+mod population;
 #[path = "common/stop_rule.rs"]
 mod stop_rule;
 
@@ -557,7 +563,14 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
 
     // Entries and queries.
     let t = Instant::now();
-    let (entries, queries) = pseudo_population(&x, d, &params, &whitening, n, nq);
+    let pop = env_str("TASKDB_BENCH_KNN_POP", "pseudo");
+    let (entries, queries) = match pop.as_str() {
+        "pseudo" => pseudo_population(&x, d, &params, &whitening, n, nq),
+        "datasets" => population::dataset_population(root, d, &params, &whitening, n, nq)?,
+        other => {
+            return Err(format!("TASKDB_BENCH_KNN_POP={other}: expected pseudo or datasets").into())
+        }
+    };
     let gen_s = t.elapsed().as_secs_f64();
     let mut hist = BTreeMap::<usize, usize>::new();
     for e in &entries {
@@ -570,11 +583,20 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
         hist.keys().last().unwrap_or(&0)
     );
 
-    // Put.
-    let db_path = fresh_db(root, &format!("knn-{n}"));
+    // Put (TASKDB_BENCH_KEEP=1: reuse the database a previous run of the same population and
+    // size left in TASKDB_BENCH_DIR; entries are generated deterministically, so it holds them).
+    let keep = env_usize("TASKDB_BENCH_KEEP", 0) != 0;
+    let kept = root.join(format!("knn-{pop}-{n}")).join("bench.taskdb");
+    let reuse = keep && kept.exists();
+    let db_path = if reuse {
+        println!("put: reusing {} (TASKDB_BENCH_KEEP=1)", kept.display());
+        kept
+    } else {
+        fresh_db(root, &format!("knn-{pop}-{n}"))
+    };
     let batch = 500;
     let t = Instant::now();
-    {
+    if !reuse {
         let db = TaskDb::open(&db_path)?;
         for (b, chunk) in entries.chunks(batch).enumerate() {
             let es: Vec<NewEntry> = chunk
@@ -782,7 +804,14 @@ fn bench_stop(root: &Path) -> Res<()> {
     let centring = sp.centring();
     let spec = sp.sketch;
     let t = Instant::now();
-    let (entries, queries) = pseudo_population(&x, d, &params, &whitening, n, nq);
+    let pop = env_str("TASKDB_BENCH_KNN_POP", "pseudo");
+    let (entries, queries) = match pop.as_str() {
+        "pseudo" => pseudo_population(&x, d, &params, &whitening, n, nq),
+        "datasets" => population::dataset_population(root, d, &params, &whitening, n, nq)?,
+        other => {
+            return Err(format!("TASKDB_BENCH_KNN_POP={other}: expected pseudo or datasets").into())
+        }
+    };
     println!(
         "\nstop: default scatter space (centring: {centring}; sketch m = {}), {n} entries, {nq} queries, k = {k}; generated in {:.1} s",
         spec.m,

@@ -227,6 +227,29 @@ pub struct PreparedDataset {
     t0: Instant,
 }
 
+impl PreparedDataset {
+    /// Rows kept (after the file's sampling limit).
+    pub fn rows(&self) -> usize {
+        self.ds.rows.len()
+    }
+
+    /// The rows' features for one pair featurisation (row-major, the surrogate's width), when
+    /// they were prepared (see [`Ingestor::prepare_dataset`]).
+    pub fn features(&self, mode: PairFeatures) -> Option<&[f32]> {
+        self.xs.get(&mode).map(Vec::as_slice)
+    }
+
+    /// Whether the rows are text pairs.
+    pub fn has_pairs(&self) -> bool {
+        self.ds.rows.iter().any(|r| r.text_pair.is_some())
+    }
+
+    /// The rows' targets, as every method receives them.
+    pub fn targets(&self) -> methods::Targets {
+        dataset_targets(&self.ds)
+    }
+}
+
 /// The feature-cache inputs of a dataset's rows (a text, or a text pair).
 fn dataset_inputs(ds: &Dataset) -> Vec<FeatureInput<'_>> {
     ds.rows
