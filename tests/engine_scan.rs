@@ -479,3 +479,62 @@ fn the_sketch_path_stops_when_the_top_clears_the_sketch_noise_and_scans_exactly_
         }
     }
 }
+
+/// Issue 14: a query whose exact top 10 lies among thousands of near-identical entries (a
+/// dataset's many resamples) cannot stop after 512 or 2,048 candidates, because the sketch
+/// cannot rank inside the cluster; the rounds widen ×4 up to a quarter of the space, which
+/// holds the whole cluster, and stop there, since everything left out is far below. The answer
+/// is the exact scan's, without the exact scan.
+#[test]
+fn a_query_inside_a_cluster_of_thousands_widens_past_2048_and_still_stops_before_the_exact_scan() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("cluster.taskdb");
+    let def = space_def();
+    // 2,200 values in one tight cluster (plus 20 of the others: they share its centre), among
+    // 7,000 in 350 other clusters: 9,200 entries, so the widest round is 2,300.
+    let mut vals = clustered_values(2200, 1, 7);
+    vals.extend(clustered_values(7000, 350, 8));
+    let puts: Vec<NewEntry> = vals
+        .iter()
+        .enumerate()
+        .map(|(i, v)| entry(format!("t{i}"), i, v, &def))
+        .collect();
+    open(&path).put(puts).unwrap();
+    let qs: Vec<Query> = clustered_values(3, 1, 9)
+        .into_iter()
+        .map(|v| Query::Vector {
+            space: SpaceSel::Name(SPACE.into()),
+            embedding: Embedding::LowRank(v),
+        })
+        .collect();
+    let so = SearchOptions::default();
+    let all = Filter::all();
+    let exact: Vec<Vec<taskdb::Hit>> = {
+        let db = open(&path);
+        qs.iter()
+            .map(|q| {
+                let (hits, p) = db.nearest_with(q, 10, &all, &so).unwrap();
+                assert_eq!(p, taskdb::SearchPath::BruteForce);
+                hits
+            })
+            .collect()
+    };
+    let sketched = open_limits(
+        &path,
+        IndexParams {
+            brute_force_below: 16,
+            exact_matrix_below: 16,
+            ..IndexParams::default()
+        },
+    );
+    for (q, want) in qs.iter().zip(exact) {
+        let (got, p) = sketched.nearest_with(q, 10, &all, &so).unwrap();
+        assert_eq!(p, taskdb::SearchPath::SketchScan);
+        assert_eq!(got, want);
+        // Every hit is of the big cluster (the first 2,200 entries or the 20 sharing its centre).
+        assert!(got
+            .iter()
+            .all(|h| h.name[1..].parse::<usize>().unwrap() < 2200
+                || (h.name[1..].parse::<usize>().unwrap() - 2200) % 350 == 0));
+    }
+}

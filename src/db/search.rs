@@ -354,17 +354,22 @@ fn sketch_rounds(
     keep: &dyn Fn(EntryId) -> bool,
     rerank: &dyn Fn(&[EntryId]) -> Result<Vec<Hit>>,
 ) -> Result<Option<Vec<Hit>>> {
-    let scan = flat.top(qv, search.last(), keep);
+    // No ranking (an empty scan, a query of another width): scan exactly.
+    let Some(mut ranking) = flat.rank(qv) else {
+        return Ok(None);
+    };
     // Index vectors are scaled by INDEX_SCALE: their dot products by its square.
     let unscale = f64::from(INDEX_SCALE) * f64::from(INDEX_SCALE);
     let mut hits: Vec<Hit> = Vec::new();
     let mut done = 0;
     loop {
-        // A wider round re-ranks only the candidates the last one did not: the exact top k of
-        // the union is the top k of the two exact lists, in the exact scan's order.
-        let n = search.want.min(scan.top.len());
+        // A wider round re-ranks only the candidates the last one did not (a wider prefix of
+        // the ranking starts with the narrower one): the exact top k of the union is the top k
+        // of the two exact lists, in the exact scan's order.
+        let scan = ranking.top(search.want, keep);
+        let n = scan.top.len();
         let ids: Vec<EntryId> = scan.top[done..n].iter().map(|t| t.0).collect();
-        let frontier = scan.top.get(n).map(|t| t.1).or(scan.frontier);
+        let frontier = scan.frontier;
         hits.extend(rerank(&ids)?);
         hits.sort_by(best_first);
         hits.truncate(k);

@@ -143,9 +143,20 @@ impl FlatSketches {
 
     /// The best `c` rows passing `keep` for the query sketch `q`, and the frontier beyond
     /// them. Deterministic: ties are broken by id.
+    #[cfg(test)]
     pub fn top(&self, q: &[f32], c: usize, keep: &dyn Fn(EntryId) -> bool) -> Candidates {
-        if q.len() != self.m || self.ids.is_empty() || c == 0 {
-            return Candidates::default();
+        match self.rank(q) {
+            Some(mut r) => r.top(c, keep),
+            None => Candidates::default(),
+        }
+    }
+
+    /// Scores every row against the query sketch `q` (`None` for a query of another width or
+    /// an empty scan): the ranking is then read in widening prefixes by [`Ranking::top`],
+    /// sorting only as far as asked.
+    pub fn rank(&self, q: &[f32]) -> Option<Ranking<'_>> {
+        if q.len() != self.m || self.ids.is_empty() {
+            return None;
         }
         let mut qc = Vec::with_capacity(self.m);
         let qs = quantise(q, &mut qc);
@@ -156,22 +167,60 @@ impl FlatSketches {
             .zip(sims.par_chunks_mut(BLOCK))
             .zip(self.scales.par_chunks(BLOCK))
             .for_each(|((block, out), scales)| score_block(&qc, qs, block, scales, out));
-        let mut scored: Vec<(f32, u32)> = sims.into_iter().zip(0u32..).collect();
+        Some(Ranking {
+            ids: &self.ids,
+            scored: sims.into_iter().zip(0u32..).collect(),
+            sorted: 0,
+        })
+    }
+}
+
+/// Every row's sketch similarity to one query, sorted lazily: a prefix of the best rows is kept
+/// in order and only extended when a wider prefix is asked for, so a first round of 512 does
+/// not pay for sorting the 8,192 a later round might need.
+#[derive(Debug)]
+pub(crate) struct Ranking<'a> {
+    ids: &'a [EntryId],
+    /// (similarity, row); `scored[..sorted]` are the best `sorted` rows, best first.
+    scored: Vec<(f32, u32)>,
+    sorted: usize,
+}
+
+impl Ranking<'_> {
+    /// Sorts the best `want` rows into place (the prefix already sorted stays as it is: it
+    /// holds the best rows of all, so the next ones are the best of the rest).
+    fn sort_prefix(&mut self, want: usize) {
+        let want = want.min(self.scored.len());
+        if want <= self.sorted {
+            return;
+        }
+        let ids = self.ids;
         let order = |a: &(f32, u32), b: &(f32, u32)| {
             b.0.total_cmp(&a.0)
-                .then_with(|| self.ids[a.1 as usize].cmp(&self.ids[b.1 as usize]))
+                .then_with(|| ids[a.1 as usize].cmp(&ids[b.1 as usize]))
         };
+        let rest = &mut self.scored[self.sorted..];
+        let k = want - self.sorted;
+        if k < rest.len() {
+            rest.select_nth_unstable_by(k, order);
+        }
+        rest[..k].sort_unstable_by(order);
+        self.sorted = want;
+    }
+
+    /// The best `c` rows passing `keep`, best first, and the frontier beyond them. A wider `c`
+    /// later returns these same rows first. Deterministic: ties are broken by id.
+    pub fn top(&mut self, c: usize, keep: &dyn Fn(EntryId) -> bool) -> Candidates {
+        if c == 0 {
+            return Candidates::default();
+        }
         // Take the best rows in widening prefixes until c + 1 of them pass the filter (the
         // extra one is the frontier) or every row has been looked at.
-        let mut want = (2 * c + 16).min(scored.len());
+        let mut want = 2 * c + 16;
         loop {
-            if want < scored.len() {
-                scored.select_nth_unstable_by(want, order);
-            }
-            let head = &mut scored[..want];
-            head.sort_unstable_by(order);
+            self.sort_prefix(want);
             let mut out = Candidates::default();
-            for &(s, r) in head.iter() {
+            for &(s, r) in &self.scored[..self.sorted] {
                 let id = self.ids[r as usize];
                 if !keep(id) {
                     continue;
@@ -182,10 +231,10 @@ impl FlatSketches {
                 }
                 out.top.push((id, s));
             }
-            if out.frontier.is_some() || want == scored.len() {
+            if out.frontier.is_some() || self.sorted == self.scored.len() {
                 return out;
             }
-            want = (want * 4).min(scored.len());
+            want = (self.sorted * 4).min(self.scored.len());
         }
     }
 }
@@ -254,6 +303,31 @@ mod tests {
         assert!(got.top.windows(2).all(|w| w[0].1 >= w[1].1));
         let f = got.frontier.expect("rows are left");
         assert!(f <= got.top[19].1 && (f - exact[20].0).abs() < 0.02);
+    }
+
+    #[test]
+    fn a_wider_prefix_of_one_ranking_starts_with_the_narrower_one() {
+        let m = 48;
+        let data = rows(5000, m);
+        let flat = flat_of(&data, 0);
+        let q = &data[4321];
+        let odd = |id: EntryId| id % 2 == 1;
+        let mut r = flat.rank(q).expect("a ranking");
+        let narrow = r.top(30, &odd);
+        let wide = r.top(900, &odd);
+        assert_eq!(narrow.top.len(), 30);
+        assert_eq!(wide.top.len(), 900);
+        assert_eq!(&wide.top[..30], &narrow.top[..]);
+        assert_eq!(narrow.frontier, Some(wide.top[30].1));
+        // The same as asking a fresh ranking for the wide prefix at once.
+        let fresh = flat.top(q, 900, &odd);
+        assert_eq!(fresh.top, wide.top);
+        assert_eq!(fresh.frontier, wide.frontier);
+        assert!(wide.top.windows(2).all(|w| w[0].1 >= w[1].1));
+        // Asking past the end returns every passing row and no frontier.
+        let all = r.top(10_000, &odd);
+        assert_eq!(all.top.len(), 2500);
+        assert_eq!(all.frontier, None);
     }
 
     #[test]
