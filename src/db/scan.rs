@@ -9,8 +9,11 @@
 //!   (Python, a service) pays one old-speed query and then scans ~7–13× faster;
 //! * extended by `put` after its commit (the new points, in id order), like the graphs;
 //! * dropped by `compact` (purged points), rebuilt by the next exact query;
-//! * checked before every use: the space's generation and its points, id by id, must equal
-//!   the arena's; otherwise it is rebuilt. Deletions leave tombstones in both, which the scan
+//! * checked before every use: the space's generation and point count must equal the arena's,
+//!   and its points, id by id, the arena's rows the first time it is used at a generation
+//!   (that comparison walks every id: about 5 ms per query at 100k entries, measured in
+//!   docs/PERFORMANCE.md §17, so it is not repeated while neither changes); otherwise it is
+//!   rebuilt. Deletions leave tombstones in both, which the scan
 //!   skips through the catalog's live set.
 //!
 //! A space whose arena cannot be built (a dense value, an unreadable vector) is scanned the
@@ -34,12 +37,14 @@ use crate::store::tables::read_vector;
 pub(super) enum Slot {
     /// Asked for once: the next exact query builds it.
     Requested,
-    Built(Arc<Arena>),
-    /// The arena could not be built at this generation and point count.
-    Unbuildable {
-        generation: u64,
-        points: usize,
+    Built {
+        arena: Arc<Arena>,
+        /// The generation at which its rows were last compared with the points, id by id,
+        /// and found equal.
+        checked: Option<u64>,
     },
+    /// The arena could not be built at this generation and point count.
+    Unbuildable { generation: u64, points: usize },
 }
 
 /// Every space's arena slot.
@@ -59,8 +64,14 @@ pub(super) fn arena_for(
     }
     let generation = c.generation(space.id);
     let mut slots = arenas.lock().map_err(|_| poisoned())?;
+    if let Some(Slot::Built { arena, checked }) = slots.get_mut(&space.id) {
+        let same = arena.generation == generation && arena.len() == points.len();
+        if same && (*checked == Some(generation) || arena.reflects(generation, points)) {
+            *checked = Some(generation);
+            return Ok(Some(arena.clone()));
+        }
+    }
     match slots.get(&space.id) {
-        Some(Slot::Built(a)) if a.reflects(generation, points) => return Ok(Some(a.clone())),
         Some(Slot::Unbuildable {
             generation: g,
             points: n,
@@ -72,14 +83,17 @@ pub(super) fn arena_for(
         _ => {}
     }
     let slot = match build(c, txn, space, points, generation) {
-        Ok(a) => Slot::Built(Arc::new(a)),
+        Ok(a) => Slot::Built {
+            arena: Arc::new(a),
+            checked: Some(generation),
+        },
         Err(_) => Slot::Unbuildable {
             generation,
             points: points.len(),
         },
     };
     let out = match &slot {
-        Slot::Built(a) => Some(a.clone()),
+        Slot::Built { arena, .. } => Some(arena.clone()),
         Slot::Unbuildable { .. } | Slot::Requested => None,
     };
     slots.insert(space.id, slot);
@@ -156,7 +170,7 @@ pub(super) fn extend(
     let Ok(slots) = arenas.get_mut() else {
         return;
     };
-    let Some(Slot::Built(arc)) = slots.get_mut(&space.id) else {
+    let Some(Slot::Built { arena: arc, .. }) = slots.get_mut(&space.id) else {
         // A requested arena stays requested; an unbuildable one is retried.
         if !matches!(slots.get(&space.id), Some(Slot::Requested)) {
             slots.remove(&space.id);
@@ -186,7 +200,7 @@ impl super::TaskDb {
         let sid = *st.catalog.space_by_name.get(space)?;
         let slots = st.arenas.lock().ok()?;
         match slots.get(&sid)? {
-            Slot::Built(a) => Some((a.len(), a.factor_bytes())),
+            Slot::Built { arena: a, .. } => Some((a.len(), a.factor_bytes())),
             Slot::Unbuildable { .. } | Slot::Requested => None,
         }
     }
