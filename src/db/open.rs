@@ -16,7 +16,7 @@ use crate::error::{contain, Error, Result};
 use crate::index::{persist, IndexParams, Slot, SpaceIndex};
 use crate::model::{Embedding, EntryId};
 use crate::space::SpaceId;
-use crate::store::tables::read_vector;
+use crate::store::tables::VectorReader;
 use crate::store::{self, Db, Meta};
 use crate::OpenOptions;
 
@@ -187,9 +187,10 @@ fn space_items(
 ) -> Result<Vec<(EntryId, Embedding)>> {
     let mut items = Vec::new();
     if let Some(ids) = c.space_points.get(&sid) {
+        let vectors = VectorReader::open(txn)?;
         for &id in ids {
             for vm in c.entries[&id].vectors.iter().filter(|v| v.space == sid) {
-                items.push((id, read_vector(txn, id, &vm.method)?));
+                items.push((id, vectors.read(id, &vm.method)?));
             }
         }
     }

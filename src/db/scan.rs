@@ -31,7 +31,7 @@ use crate::embedding::{Embedding, EntryId};
 use crate::error::{Error, Result};
 use crate::index::arena::{Arena, Row};
 use crate::space::{EmbeddingKind, Space, SpaceId};
-use crate::store::tables::read_vector;
+use crate::store::tables::VectorReader;
 
 /// One space's arena, or why it has none.
 pub(super) enum Slot {
@@ -111,13 +111,14 @@ fn build(
     // Read first, then copied into buffers allocated once at their final size.
     let mut values = Vec::with_capacity(points.len());
     let mut cols = 0;
+    let vectors = VectorReader::open(txn)?;
     for &id in points {
         let e = c
             .entries
             .get(&id)
             .ok_or_else(|| Error::Internal(format!("entry {id} not in the catalog")))?;
         let vm = e.vector_in(id, space.id)?;
-        let x = read_vector(txn, id, &vm.method)?;
+        let x = vectors.read(id, &vm.method)?;
         if let Embedding::LowRank(v) = &x {
             cols += v.s.len();
         }

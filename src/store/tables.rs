@@ -125,17 +125,35 @@ pub(crate) fn bump_space_generations(
 
 /// The stored vector of entry `id` for `method`, checksum verified.
 pub(crate) fn read_vector(txn: &ReadTransaction, id: EntryId, method: &str) -> Result<Embedding> {
-    contain("table vectors", || {
-        let t = super::v1::VectorsTable::open(txn)?;
-        let what = || format!("vector of entry {id}, method {method:?}");
-        let decoded = t
-            .get(id, method, |b| codec::decode_vector(b, what))?
-            .ok_or_else(|| Error::Corrupt {
-                what: what(),
-                detail: "missing".into(),
-            })?;
-        Ok(decoded?.0)
-    })
+    VectorReader::open(txn)?.read(id, method)
+}
+
+/// Reads many stored vectors through one opened table (opening the table per vector cost
+/// about as much as reading it: docs/PERFORMANCE.md §18).
+pub(crate) struct VectorReader(super::v1::VectorsTable);
+
+impl VectorReader {
+    /// Opens the vectors table of `txn`.
+    pub(crate) fn open(txn: &ReadTransaction) -> Result<VectorReader> {
+        contain("table vectors", || {
+            super::v1::VectorsTable::open(txn).map(VectorReader)
+        })
+    }
+
+    /// The stored vector of entry `id` for `method`, checksum verified.
+    pub(crate) fn read(&self, id: EntryId, method: &str) -> Result<Embedding> {
+        contain("table vectors", || {
+            let what = || format!("vector of entry {id}, method {method:?}");
+            let decoded = self
+                .0
+                .get(id, method, |b| codec::decode_vector(b, what))?
+                .ok_or_else(|| Error::Corrupt {
+                    what: what(),
+                    detail: "missing".into(),
+                })?;
+            Ok(decoded?.0)
+        })
+    }
 }
 
 /// The record of entry `id`, checksum verified.
