@@ -153,6 +153,20 @@ pub(crate) fn old_scan() -> bool {
     OLD_SCAN.with(|c| c.get())
 }
 
+static HNSW_RS_SEARCH: AtomicBool = AtomicBool::new(false);
+
+/// Makes dense spaces' graph searches in this process go through hnsw_rs's own search
+/// (`true`) instead of the graph exported to flat arrays (`false`, the default): the baseline
+/// `cargo bench --bench knn -- dense` measures the export against.
+pub fn set_hnsw_rs_search(on: bool) {
+    HNSW_RS_SEARCH.store(on, Ordering::SeqCst);
+}
+
+/// Whether [`set_hnsw_rs_search`] is on.
+pub(crate) fn hnsw_rs_search() -> bool {
+    HNSW_RS_SEARCH.load(Ordering::Relaxed)
+}
+
 /// Makes every HNSW insertion in this process panic (`true`) or behave (`false`).
 pub fn set_graph_insert_panics(on: bool) {
     GRAPH_INSERT_PANICS.store(on, Ordering::SeqCst);

@@ -17,7 +17,7 @@ use crate::search::plan::{self, GraphSearch, Plan, Shape, Step};
 use crate::search::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};
 use crate::space::{EmbeddingKind, LiveCentre, Prepared, Space, SpaceId, INDEX_SCALE};
 use crate::store::codec::VecMeta;
-use crate::store::tables::read_vector;
+use crate::store::tables::{read_vector, VectorReader};
 use crate::testing::GraphOverride;
 
 /// Vectors are read in blocks of this many (one read transaction, sequential); each block is
@@ -156,7 +156,8 @@ impl TaskDb {
                     };
                 }
                 loop {
-                    let found = idx.search(&qv, search.want, search.ef(&self.params))?;
+                    let ef = search.ef(&self.params);
+                    let found = idx.search_for(&qv, search.want, ef, search.sketched())?;
                     let n_found = found.len();
                     let kept: Vec<EntryId> = found
                         .into_iter()
@@ -219,9 +220,10 @@ impl TaskDb {
             return Ok(l.clone());
         }
         let mut values = Vec::with_capacity(live.len());
+        let vectors = VectorReader::open(txn)?;
         for &id in &live {
             let vm = c.entries[&id].vector_in(id, space.id)?;
-            values.push(read_vector(txn, id, &vm.method)?.to_task());
+            values.push(vectors.read(id, &vm.method)?.to_task());
         }
         let l = Arc::new(LiveCentre::build(space, &live, &values)?);
         cache.insert(space.id, l.clone());
@@ -293,12 +295,13 @@ impl Run<'_> {
     fn top(&self, ids: &[EntryId], k: usize) -> Result<Vec<Hit>> {
         use rayon::prelude::*;
         let mut hits = Vec::new();
+        let vectors = VectorReader::open(self.txn)?;
         for block in ids.chunks(BLOCK) {
             let mut rows = Vec::with_capacity(block.len());
             for &id in block {
                 let e = &self.c.entries[&id];
                 let vm = e.vector_in(id, self.sid)?;
-                let x = read_vector(self.txn, id, &vm.method)?;
+                let x = vectors.read(id, &vm.method)?;
                 rows.push((id, e, vm, x));
             }
             let score = |r: &(EntryId, &CatEntry, &VecMeta, Embedding)| {

@@ -8,6 +8,7 @@
 
 pub(crate) mod arena;
 pub(crate) mod flat;
+pub(crate) mod graph;
 pub(crate) mod persist;
 
 use std::collections::HashSet;
@@ -75,6 +76,10 @@ pub(crate) struct SpaceIndex {
     /// The graph's vectors as a flat int8 scan ([`flat`]), built from the graph on a matrix
     /// space's first sketch-path query and extended by every insert after that.
     pub flat: OnceLock<flat::FlatSketches>,
+    /// The graph exported to flat arrays for search ([`graph`]; `None` inside when the export
+    /// failed), made on a dense space's first graph search; inserts after it are appended,
+    /// and past [`graph::FlatGraph::stale`] it is dropped and made again.
+    pub exported: OnceLock<Option<graph::FlatGraph>>,
 }
 
 pub(crate) fn new_graph(params: &IndexParams, capacity: usize) -> Graph {
@@ -96,6 +101,7 @@ impl SpaceIndex {
             dirty: true,
             unusable: None,
             flat: OnceLock::new(),
+            exported: OnceLock::new(),
         }
     }
 
@@ -121,6 +127,7 @@ impl SpaceIndex {
                 dirty: true,
                 unusable: None,
                 flat: OnceLock::new(),
+                exported: OnceLock::new(),
             },
             Err(e) => SpaceIndex::unusable(params, e.to_string()),
         }
@@ -201,6 +208,12 @@ impl SpaceIndex {
                 flat.push(*id as EntryId, v);
             }
         }
+        if let Some(Some(g)) = self.exported.get_mut() {
+            let all = vecs.iter().all(|(v, id)| g.push(*id as EntryId, v));
+            if !all || g.stale() {
+                self.exported = OnceLock::new();
+            }
+        }
         self.dirty = true;
         Ok(())
     }
@@ -235,6 +248,40 @@ impl SpaceIndex {
         let res = catch_unwind(AssertUnwindSafe(|| self.graph.search(query, k, ef.max(k))))
             .map_err(|_| Error::Internal("HNSW search panicked".into()))?;
         Ok(res.into_iter().map(|n| n.d_id as EntryId).collect())
+    }
+
+    /// The graph search of a space: through the export ([`SpaceIndex::search_exported`]) for
+    /// a dense space, hnsw_rs's own for a `sketched` (matrix) space, whose graph only the
+    /// benches' hooks search (its knn path is the flat sketch scan).
+    pub fn search_for(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        sketched: bool,
+    ) -> Result<Vec<EntryId>> {
+        match sketched {
+            true => self.search(query, k, ef),
+            false => self.search_exported(query, k, ef),
+        }
+    }
+
+    /// [`SpaceIndex::search`] through the graph exported to flat arrays ([`graph`]), exported
+    /// now if it was not yet: the search of dense spaces. Falls back to hnsw_rs's own search
+    /// when the export failed or does not hold every point.
+    pub fn search_exported(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<EntryId>> {
+        if self.unusable.is_some() || self.points.is_empty() || crate::testing::hnsw_rs_search() {
+            return self.search(query, k, ef);
+        }
+        let g = self.exported.get_or_init(|| {
+            catch_unwind(AssertUnwindSafe(|| graph::FlatGraph::export(&self.graph)))
+                .ok()
+                .flatten()
+        });
+        match g {
+            Some(g) if g.len() == self.points.len() => Ok(g.search(query, k, ef.max(k))),
+            _ => self.search(query, k, ef),
+        }
     }
 
     /// The ids stored in the graph itself (read back from hnsw_rs; used by `check`).
@@ -337,6 +384,7 @@ impl Slot {
                     dirty: false,
                     unusable: None,
                     flat: OnceLock::new(),
+                    exported: OnceLock::new(),
                 };
                 return (index, "loaded".into());
             }

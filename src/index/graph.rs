@@ -1,0 +1,434 @@
+//! A dense space's graph as flat arrays: taskdb's own HNSW *search* over the graph hnsw_rs
+//! built (issue 14).
+//!
+//! hnsw_rs stays the builder (insertion, persistence). Its search walks `Arc<Point>`s whose
+//! neighbour lists sit behind `RwLock`s and whose vectors are scattered on the heap; measured
+//! at 0.22–0.47× the queries/s of hnswlib and faiss on the same 100k × 768 data
+//! (docs/PERFORMANCE.md §14). The same graph, exported once into contiguous arrays (every
+//! vector in one row-major buffer, the layer-0 neighbour lists in one CSR array, the few upper
+//! layers in a map) and searched with a bitset for the visited set and SIMD dot products,
+//! answers the same query by the same algorithm (greedy descent through the upper layers, a
+//! best-first beam of width `ef` in layer 0) without locks or pointer chasing.
+//!
+//! Derived state, in memory only: exported from the loaded graph on a dense space's first graph
+//! search, and kept beside it. Points inserted after the export are not in the exported graph:
+//! they are kept in an appended list ([`FlatGraph::push`]) that every search scans exactly and
+//! merges, so none is ever missed; past [`FlatGraph::stale`] the export is dropped and made
+//! again from the graph on the next search.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+
+use super::Graph;
+use crate::embedding::EntryId;
+
+/// A candidate: similarity (dot product, higher is nearer) and row.
+#[derive(Debug, Clone, Copy)]
+struct Cand(f32, u32);
+
+impl PartialEq for Cand {
+    fn eq(&self, o: &Cand) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Cand {}
+impl PartialOrd for Cand {
+    fn partial_cmp(&self, o: &Cand) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Cand {
+    /// Nearer is greater (ties: the lower row), so a `BinaryHeap<Cand>` pops the nearest.
+    fn cmp(&self, o: &Cand) -> Ordering {
+        self.0.total_cmp(&o.0).then_with(|| o.1.cmp(&self.1))
+    }
+}
+
+/// The exported graph.
+#[derive(Debug, Default)]
+pub(crate) struct FlatGraph {
+    dim: usize,
+    /// Row → entry id (graph rows first, then the appended points).
+    ids: Vec<EntryId>,
+    /// Every row's vector, row-major.
+    vecs: Vec<f32>,
+    /// Rows of the exported graph (the rest are appended points).
+    graph_rows: usize,
+    /// Layer 0: row r's neighbours are `nbrs[start[r]..start[r + 1]]`.
+    start: Vec<u32>,
+    nbrs: Vec<u32>,
+    /// Layers ≥ 1: (layer, row) → neighbours, for the few rows that reach them.
+    upper: HashMap<(u8, u32), Vec<u32>>,
+    /// The entry row and its layer.
+    entry: Option<(u32, u8)>,
+}
+
+impl FlatGraph {
+    /// Exports `graph` (every point, its layer-0 and upper-layer neighbour lists, its vector).
+    /// `None` when the graph is inconsistent (a neighbour that is not a point, vectors of
+    /// several widths): the caller then searches hnsw_rs itself.
+    pub fn export(graph: &Graph) -> Option<FlatGraph> {
+        let mut g = FlatGraph::default();
+        if graph.get_nb_point() == 0 {
+            return Some(g);
+        }
+        let pi = graph.get_point_indexation();
+        let points: Vec<_> = pi.into_iter().collect();
+        // hnsw_rs names a point by (layer, rank in layer); rows follow its iteration order.
+        let top = pi.get_max_level_observed();
+        let mut row_of: Vec<Vec<u32>> = vec![Vec::new(); top as usize + 1];
+        for (r, p) in points.iter().enumerate() {
+            let id = p.get_point_id();
+            let layer = row_of.get_mut(id.0 as usize)?;
+            let rank = usize::try_from(id.1).ok()?;
+            if layer.len() <= rank {
+                layer.resize(rank + 1, u32::MAX);
+            }
+            layer[rank] = r as u32;
+        }
+        let row_of = |layer: u8, rank: i32| -> Option<u32> {
+            let r = *row_of
+                .get(layer as usize)?
+                .get(usize::try_from(rank).ok()?)?;
+            (r != u32::MAX).then_some(r)
+        };
+        g.dim = points[0].get_v().len();
+        g.ids.reserve(points.len());
+        g.vecs.reserve(points.len() * g.dim);
+        g.start.push(0);
+        for (r, p) in points.iter().enumerate() {
+            let v = p.get_v();
+            if v.len() != g.dim {
+                return None;
+            }
+            g.vecs.extend_from_slice(v);
+            g.ids.push(p.get_origin_id() as EntryId);
+            let level = p.get_point_id().0;
+            if level == top && g.entry.is_none() {
+                g.entry = Some((r as u32, level));
+            }
+            for (layer, list) in p.get_neighborhood_id().iter().enumerate() {
+                let rows: Option<Vec<u32>> =
+                    list.iter().map(|n| row_of(n.p_id.0, n.p_id.1)).collect();
+                let rows = rows?;
+                if layer == 0 {
+                    g.nbrs.extend_from_slice(&rows);
+                } else if !rows.is_empty() {
+                    g.upper.insert((layer as u8, r as u32), rows);
+                }
+            }
+            g.start.push(g.nbrs.len() as u32);
+        }
+        g.graph_rows = g.ids.len();
+        Some(g)
+    }
+
+    /// Appends a point inserted into the graph after the export (searched exactly).
+    pub fn push(&mut self, id: EntryId, v: &[f32]) -> bool {
+        if self.ids.is_empty() {
+            self.dim = v.len();
+        }
+        if v.len() != self.dim {
+            return false;
+        }
+        self.ids.push(id);
+        self.vecs.extend_from_slice(v);
+        true
+    }
+
+    /// Whether so many points were appended since the export that it should be made again
+    /// (more than 1,024 and more than a tenth of the graph).
+    pub fn stale(&self) -> bool {
+        let extra = self.ids.len() - self.graph_rows;
+        extra > 1024 && extra * 10 > self.graph_rows
+    }
+
+    /// Points held (exported and appended).
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn row(&self, r: u32) -> &[f32] {
+        let r = r as usize;
+        &self.vecs[r * self.dim..(r + 1) * self.dim]
+    }
+
+    fn sim(&self, q: &[f32], r: u32) -> f32 {
+        dot(q, self.row(r))
+    }
+
+    /// Asks the CPU to start loading row `r`'s vector (its first 8 cache lines; the hardware
+    /// prefetcher follows the rest). A hint only: no effect on results.
+    #[inline]
+    fn prefetch(&self, r: u32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let row = self.row(r);
+            for line in (0..row.len().min(128)).step_by(16) {
+                // SAFETY: `line < row.len()`, so the pointer is inside the row; a prefetch
+                // never faults and changes no memory.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().add(line).cast::<i8>()) };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = r;
+    }
+
+    /// The `k` nearest ids to `q` by dot product, nearest first (ties by row), with a beam of
+    /// `ef` in layer 0; appended points are scored exactly and merged.
+    pub fn search(&self, q: &[f32], k: usize, ef: usize) -> Vec<EntryId> {
+        if q.len() != self.dim || k == 0 {
+            return Vec::new();
+        }
+        let mut found = match self.entry {
+            Some(entry) => self.search_graph(q, entry, ef.max(k)),
+            None => Vec::new(),
+        };
+        for r in self.graph_rows..self.ids.len() {
+            found.push(Cand(self.sim(q, r as u32), r as u32));
+        }
+        found.sort_unstable_by(|a, b| b.cmp(a));
+        found.truncate(k);
+        found.into_iter().map(|c| self.ids[c.1 as usize]).collect()
+    }
+
+    /// HNSW search of the exported rows: greedy through the upper layers, then a beam.
+    fn search_graph(&self, q: &[f32], (mut ep, top): (u32, u8), ef: usize) -> Vec<Cand> {
+        let mut best = self.sim(q, ep);
+        for layer in (1..=top).rev() {
+            loop {
+                let mut moved = false;
+                if let Some(list) = self.upper.get(&(layer, ep)) {
+                    for &n in list {
+                        let s = self.sim(q, n);
+                        if s > best || (s == best && n < ep) {
+                            best = s;
+                            ep = n;
+                            moved = true;
+                        }
+                    }
+                }
+                if !moved {
+                    break;
+                }
+            }
+        }
+        let mut visited = vec![0u64; self.graph_rows.div_ceil(64)];
+        let mut seen = |r: u32| {
+            let (w, b) = ((r / 64) as usize, r % 64);
+            let was = visited[w] >> b & 1 == 1;
+            visited[w] |= 1 << b;
+            was
+        };
+        seen(ep);
+        // `frontier` pops the nearest unexpanded candidate; `results` (a min-heap through
+        // Reverse) holds the best `ef`, its root the farthest of them.
+        let mut frontier = BinaryHeap::with_capacity(ef * 2);
+        let mut results: BinaryHeap<std::cmp::Reverse<Cand>> = BinaryHeap::with_capacity(ef + 1);
+        frontier.push(Cand(best, ep));
+        results.push(std::cmp::Reverse(Cand(best, ep)));
+        let mut fresh: Vec<u32> = Vec::with_capacity(64);
+        while let Some(c) = frontier.pop() {
+            let worst = results.peek().map(|w| w.0);
+            if results.len() >= ef && worst.is_some_and(|w| c < w) {
+                break;
+            }
+            let (a, b) = (
+                self.start[c.1 as usize] as usize,
+                self.start[c.1 as usize + 1] as usize,
+            );
+            // The unvisited neighbours first, then their similarities, each vector's first
+            // cache lines fetched one step ahead: the search waits on memory, not arithmetic.
+            fresh.clear();
+            fresh.extend(self.nbrs[a..b].iter().copied().filter(|&n| !seen(n)));
+            if let Some(&n) = fresh.first() {
+                self.prefetch(n);
+            }
+            for (i, &n) in fresh.iter().enumerate() {
+                if let Some(&next) = fresh.get(i + 1) {
+                    self.prefetch(next);
+                }
+                let cand = Cand(self.sim(q, n), n);
+                let worst = results.peek().map(|w| w.0);
+                if results.len() < ef || worst.is_some_and(|w| cand > w) {
+                    frontier.push(cand);
+                    results.push(std::cmp::Reverse(cand));
+                    if results.len() > ef {
+                        results.pop();
+                    }
+                }
+            }
+        }
+        results.into_iter().map(|r| r.0).collect()
+    }
+}
+
+/// The dot product of two equally long vectors (f32; AVX2 + FMA where the CPU has them).
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        return unsafe { dot_avx2(a, b) };
+    }
+    dot_portable(a, b)
+}
+
+fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(b.len());
+    let full = n / 16 * 16;
+    let mut acc0 = _mm256_setzero_ps();
+    let mut acc1 = _mm256_setzero_ps();
+    let mut i = 0;
+    while i < full {
+        // SAFETY: `i + 16 <= full <= n`, and both slices hold at least `n` floats, so the
+        // four 8-float unaligned loads are in bounds.
+        unsafe {
+            let x0 = _mm256_loadu_ps(a.as_ptr().add(i));
+            let y0 = _mm256_loadu_ps(b.as_ptr().add(i));
+            let x1 = _mm256_loadu_ps(a.as_ptr().add(i + 8));
+            let y1 = _mm256_loadu_ps(b.as_ptr().add(i + 8));
+            acc0 = _mm256_fmadd_ps(x0, y0, acc0);
+            acc1 = _mm256_fmadd_ps(x1, y1, acc1);
+        }
+        i += 16;
+    }
+    let mut lanes = [0f32; 8];
+    // SAFETY: writes 8 floats into an array of 8.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(acc0, acc1)) };
+    let tail: f32 = a[full..n].iter().zip(&b[full..n]).map(|(x, y)| x * y).sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hnsw_rs::prelude::DistDot;
+
+    fn clustered(n: usize, d: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut s = seed | 1;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        let centres: Vec<Vec<f32>> = (0..20).map(|_| (0..d).map(|_| next()).collect()).collect();
+        (0..n)
+            .map(|i| {
+                let v: Vec<f32> = centres[i % 20].iter().map(|c| c + 0.3 * next()).collect();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.into_iter().map(|x| x / norm).collect()
+            })
+            .collect()
+    }
+
+    fn exact(data: &[Vec<f32>], q: &[f32], k: usize) -> Vec<EntryId> {
+        let mut s: Vec<(f32, EntryId)> = data
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (dot_portable(q, v), i as EntryId + 100))
+            .collect();
+        s.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        s.into_iter().take(k).map(|x| x.1).collect()
+    }
+
+    fn graph_of(data: &[Vec<f32>]) -> Graph {
+        let g = Hnsw::new(16, data.len(), 16, 100, DistDot {});
+        for (i, v) in data.iter().enumerate() {
+            g.insert_slice((v, i + 100));
+        }
+        g
+    }
+
+    use hnsw_rs::prelude::Hnsw;
+
+    #[test]
+    fn the_exported_graph_finds_the_nearest_points_and_appended_ones() {
+        let d = 48;
+        let data = clustered(3000, d, 7);
+        let graph = graph_of(&data[..2800]);
+        let mut flat = FlatGraph::export(&graph).expect("export");
+        assert_eq!(flat.len(), 2800);
+        let queries = clustered(50, d, 99);
+        // The same search as hnsw_rs's over the same graph: at least its recall.
+        let (mut found, mut theirs) = (0, 0);
+        for q in &queries {
+            let got = flat.search(q, 10, 64);
+            assert_eq!(got.len(), 10);
+            let want = exact(&data[..2800], q, 10);
+            found += got.iter().filter(|id| want.contains(id)).count();
+            theirs += graph
+                .search(q, 10, 64)
+                .iter()
+                .filter(|n| want.contains(&(n.d_id as EntryId)))
+                .count();
+            // Nearest first.
+            let sims: Vec<f32> = got
+                .iter()
+                .map(|&id| dot_portable(q, &data[(id - 100) as usize]))
+                .collect();
+            assert!(sims.windows(2).all(|w| w[0] >= w[1] - 1e-6));
+        }
+        assert!(
+            found >= 450 && found + 5 >= theirs,
+            "recall {found} of 500, hnsw_rs {theirs}"
+        );
+        // Points appended after the export are found (scanned exactly), and the export goes
+        // stale only past its threshold.
+        for (i, v) in data.iter().enumerate().skip(2800) {
+            assert!(flat.push(i as EntryId + 100, v));
+        }
+        assert!(!flat.stale());
+        assert!(!flat.push(1, &[0.0; 3]));
+        let mut found = 0;
+        for q in &queries {
+            let want = exact(&data, q, 10);
+            found += flat
+                .search(q, 10, 64)
+                .iter()
+                .filter(|id| want.contains(id))
+                .count();
+        }
+        assert!(found >= 450, "recall with appended points {found} of 500");
+        // Each appended point is its own nearest neighbour.
+        for (i, v) in data.iter().enumerate().skip(2800).step_by(37) {
+            assert_eq!(flat.search(v, 1, 16), vec![i as EntryId + 100]);
+        }
+    }
+
+    #[test]
+    fn an_empty_graph_and_a_query_of_another_width_find_nothing() {
+        let graph = Hnsw::<f32, DistDot>::new(16, 10, 16, 100, DistDot {});
+        let mut flat = FlatGraph::export(&graph).expect("export");
+        assert!(flat.search(&[1.0, 0.0], 5, 10).is_empty());
+        assert!(flat.push(7, &[1.0, 0.0]));
+        assert_eq!(flat.search(&[1.0, 0.0], 5, 10), vec![7]);
+        assert!(flat.search(&[1.0, 0.0, 0.0], 5, 10).is_empty());
+    }
+
+    #[test]
+    fn the_avx2_dot_product_agrees_with_the_portable_one() {
+        let data = clustered(20, 771, 3);
+        for w in data.windows(2) {
+            let (a, b) = (dot(&w[0], &w[1]), dot_portable(&w[0], &w[1]));
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+}
