@@ -128,8 +128,9 @@ pub(crate) fn read_vector(txn: &ReadTransaction, id: EntryId, method: &str) -> R
     VectorReader::open(txn)?.read(id, method)
 }
 
-/// Reads many stored vectors through one opened table (opening the table per vector cost
-/// about as much as reading it: docs/PERFORMANCE.md §18).
+/// Reads many stored vectors through one opened table, instead of opening it for each (no
+/// measurable change in knn latency at 100k dense entries, docs/PERFORMANCE.md §18, where cold
+/// pages dominate; it saves the table lookup per vector in arena builds and graph rebuilds).
 pub(crate) struct VectorReader(super::v1::VectorsTable);
 
 impl VectorReader {
