@@ -507,6 +507,26 @@ fn pseudo_population(
     (draw(11, n), draw(12, nq))
 }
 
+/// The entries and queries of `bench_knn` and `bench_stop` by `TASKDB_BENCH_KNN_POP`: pseudo-tasks
+/// over U (`pseudo`) or perturbed real datasets (`datasets`, `population.rs`).
+#[allow(clippy::too_many_arguments)]
+fn population_of(
+    pop: &str,
+    root: &Path,
+    x: &[f32],
+    d: usize,
+    params: &MethodParams,
+    whitening: &methods::Whitening,
+    n: usize,
+    nq: usize,
+) -> Res<(Vec<methods::LowRank>, Vec<methods::LowRank>)> {
+    match pop {
+        "pseudo" => Ok(pseudo_population(x, d, params, whitening, n, nq)),
+        "datasets" => population::dataset_population(root, d, params, whitening, n, nq),
+        other => Err(format!("TASKDB_BENCH_KNN_POP={other}: expected pseudo or datasets").into()),
+    }
+}
+
 /// The space `bench_knn` and `bench_stop` search, whitened by U (frozen) and centred like the
 /// default space: k-means pseudo-tasks of U in the whitened space (frozen); for
 /// library-centred parameters, the built-in reference library when it matches.
@@ -564,13 +584,7 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
     // Entries and queries.
     let t = Instant::now();
     let pop = env_str("TASKDB_BENCH_KNN_POP", "pseudo");
-    let (entries, queries) = match pop.as_str() {
-        "pseudo" => pseudo_population(&x, d, &params, &whitening, n, nq),
-        "datasets" => population::dataset_population(root, d, &params, &whitening, n, nq)?,
-        other => {
-            return Err(format!("TASKDB_BENCH_KNN_POP={other}: expected pseudo or datasets").into())
-        }
-    };
+    let (entries, queries) = population_of(&pop, root, &x, d, &params, &whitening, n, nq)?;
     let gen_s = t.elapsed().as_secs_f64();
     let mut hist = BTreeMap::<usize, usize>::new();
     for e in &entries {
@@ -805,13 +819,7 @@ fn bench_stop(root: &Path) -> Res<()> {
     let spec = sp.sketch;
     let t = Instant::now();
     let pop = env_str("TASKDB_BENCH_KNN_POP", "pseudo");
-    let (entries, queries) = match pop.as_str() {
-        "pseudo" => pseudo_population(&x, d, &params, &whitening, n, nq),
-        "datasets" => population::dataset_population(root, d, &params, &whitening, n, nq)?,
-        other => {
-            return Err(format!("TASKDB_BENCH_KNN_POP={other}: expected pseudo or datasets").into())
-        }
-    };
+    let (entries, queries) = population_of(&pop, root, &x, d, &params, &whitening, n, nq)?;
     println!(
         "\nstop: default scatter space (centring: {centring}; sketch m = {}), {n} entries, {nq} queries, k = {k}; generated in {:.1} s",
         spec.m,

@@ -344,28 +344,18 @@ mod tests {
             total: 3 * SKETCH_LAST,
             ..s
         };
-        let mut g5 = graph(plan(
-            &IndexParams {
-                exact_matrix_below: 0,
-                brute_force_below: 0,
-                ..p
-            },
-            smaller,
-            || unreachable!(),
-        ));
+        let no_exact = IndexParams {
+            exact_matrix_below: 0,
+            brute_force_below: 0,
+            ..p
+        };
+        let small_search = || graph(plan(&no_exact, smaller, || unreachable!()));
+        let mut g5 = small_search();
         assert_eq!(g5.last(), SKETCH_LAST);
         assert_eq!(g5.next_sketched(512, close, Some(0.5)), Step::Widen);
         assert_eq!(g5.next_sketched(2048, close, Some(0.5)), Step::Exact);
         // Fewer than k passing among the candidates: no score to judge by; widen, then scan.
-        let mut g6 = graph(plan(
-            &IndexParams {
-                exact_matrix_below: 0,
-                brute_force_below: 0,
-                ..p
-            },
-            smaller,
-            || unreachable!(),
-        ));
+        let mut g6 = small_search();
         assert_eq!(g6.next_sketched(3, None, Some(0.5)), Step::Widen);
         assert_eq!(g6.next_sketched(3, None, Some(0.5)), Step::Exact);
         // Nothing passing was left out: the re-ranked set is the whole answer.
