@@ -39,7 +39,8 @@ pub struct IndexParams {
     /// 0.9965 (docs/PERFORMANCE.md §17); on pseudo-tasks of the probe set, which have no
     /// neighbourhoods, the rule falls back to the exact scan on every query and costs the scan
     /// plus ≈ 14 ms (§16). So the default is 50,000: exact, without the detour, where the scan
-    /// is affordable (at 50k, by extrapolation, about half the 52.8 ms measured at 100k). Lower it for spaces whose sketch ranks well.
+    /// is affordable (at 50k, by extrapolation, about half the 52.8 ms measured at 100k).
+    /// Lower it for spaces whose sketch ranks well.
     pub exact_matrix_below: usize,
 }
 
