@@ -28,8 +28,8 @@
 //! Environment: `TASKDB_BENCH_N` (comma list, default 10000,50000), `TASKDB_BENCH_QUERIES`
 //! (arena path, default 300), `TASKDB_BENCH_OLD_QUERIES` (old scan, default 40: it takes
 //! about a second per query at 50k), `TASKDB_BENCH_DIR` (default: a temp dir),
-//! `TASKDB_BENCH_KEEP=1` (`matrix`: keep each database in `TASKDB_BENCH_DIR` and reuse it on the
-//! next run instead of building it again).
+//! `TASKDB_BENCH_KEEP=1` (`matrix` and `dense`: keep each database in `TASKDB_BENCH_DIR` and
+//! reuse it on the next run instead of building it again).
 //!
 //! `build_s` is a handle's second query of the space, which builds the arena (the first scans
 //! the old way);

@@ -21,6 +21,8 @@ fn opts() -> OpenOptions {
             m: 16,
             ef_construction: 100,
             ef_search: 400,
+            // Through taskdb's export of the graph from the first query.
+            export_after: 0,
         },
     }
 }

@@ -130,8 +130,16 @@ pub fn dense(dir: &Path) {
     );
 
     // taskdb: build once per run (the database is the bench's own).
+    // TASKDB_BENCH_KEEP=1: reuse the database a previous run left in TASKDB_BENCH_DIR
+    // (build_s then reads 0).
     let path = dir.join(format!("dense-{n}.taskdb"));
-    let build_s = build(&path, &data);
+    let keep = env_usize("TASKDB_BENCH_KEEP", 0) != 0;
+    let build_s = if keep && path.exists() {
+        println!("# dense: reusing {} (TASKDB_BENCH_KEEP=1)", path.display());
+        0.0
+    } else {
+        build(&path, &data)
+    };
     let mut taskdb_points = Vec::new();
     // Each ef twice: through the graph exported to flat arrays (the default, `dense`), then
     // through hnsw_rs's own search of the same graph (`dense-hnsw_rs`, the baseline).
@@ -159,10 +167,13 @@ pub fn dense(dir: &Path) {
         db.nearest(&Query::dense(SPACE, queries[0].clone()), 10, &Filter::all())
             .expect("first query");
         let first_s = t.elapsed().as_secs_f64();
+        // The warm-up passes `IndexParams::export_after` (16): the export is made in it.
+        let t = Instant::now();
         for q in queries.iter().take(20) {
             db.nearest(&Query::dense(SPACE, q.clone()), 10, &Filter::all())
                 .expect("warm-up");
         }
+        let warm_s = t.elapsed().as_secs_f64();
         let mut ms = Vec::with_capacity(nq);
         let mut found = 0usize;
         let t_all = Instant::now();
@@ -189,7 +200,7 @@ pub fn dense(dir: &Path) {
         println!(
             "RESULT bench={name} n={n} dim={DIM} ef={ef} recall10={recall:.4} qps={qps:.0} \
              p50_ms={:.3} p99_ms={:.3} build_s={build_s:.1} open_s={open_s:.2} \
-             first_query_s={first_s:.2} rss_mib={:.0} disk_mib={:.0}",
+             first_query_s={first_s:.2} warm_up_s={warm_s:.2} rss_mib={:.0} disk_mib={:.0}",
             percentile(&ms, 0.5),
             percentile(&ms, 0.99),
             rss as f64 / 1048576.0,
@@ -281,6 +292,8 @@ pub fn dense(dir: &Path) {
     for f in [&xf, &qf, &tf] {
         let _ = std::fs::remove_file(f);
     }
-    let _ = std::fs::remove_file(&path);
-    let _ = std::fs::remove_dir_all(taskdb::files::index_dir(&path));
+    if !keep {
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_dir_all(taskdb::files::index_dir(&path));
+    }
 }

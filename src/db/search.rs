@@ -12,6 +12,7 @@ use crate::catalog::{CatEntry, Catalog};
 use crate::error::{Error, Result};
 use crate::index::arena::{Arena, ArenaQuery};
 use crate::index::flat::FlatSketches;
+use crate::index::{IndexParams, SpaceIndex};
 use crate::model::{Embedding, EntryId, Kind};
 use crate::search::plan::{self, GraphSearch, Plan, Shape, Step};
 use crate::search::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};
@@ -155,21 +156,17 @@ impl TaskDb {
                         None => exact(SearchPath::SketchScanThenBruteForce),
                     };
                 }
-                loop {
-                    let ef = search.ef(&self.params);
-                    let found = idx.search_for(&qv, search.want, ef, search.sketched())?;
-                    let n_found = found.len();
-                    let kept: Vec<EntryId> = found
-                        .into_iter()
-                        .filter(|&id| keep(id))
-                        .take(search.rerank)
-                        .collect();
-                    match search.next(n_found, kept.len()) {
-                        Step::Done => break kept,
-                        Step::Widen => continue,
-                        Step::Exact => return exact(SearchPath::HnswThenBruteForce),
+                let rounds = run.graph_rounds(idx, &qv, &mut search, &keep, &self.params)?;
+                let Some(ids) = rounds else {
+                    return exact(SearchPath::HnswThenBruteForce);
+                };
+                // A dense space's candidates are scored from the export's stored vectors.
+                if !shape.sketched {
+                    if let Some(hits) = run.top_exported(idx, &ids, k)? {
+                        return Ok((hits, SearchPath::Hnsw));
                     }
                 }
+                ids
             }
         };
         if shape.sketched {
@@ -238,6 +235,81 @@ impl Run<'_> {
         }
         let a = scan::arena_for(self.arenas, self.c, self.txn, self.space, self.points)?;
         Ok(self.arena.get_or_init(|| a).clone())
+    }
+
+    /// Graph rounds (widened ×4 by the plan) until `search.rerank` candidates pass `keep`;
+    /// `None` when the plan gives up (the caller scans exactly). A dense space's export, when
+    /// this round makes it, reads every point's stored vector through this query's
+    /// transaction.
+    fn graph_rounds(
+        &self,
+        idx: &SpaceIndex,
+        qv: &[f32],
+        search: &mut GraphSearch,
+        keep: &dyn Fn(EntryId) -> bool,
+        params: &IndexParams,
+    ) -> Result<Option<Vec<EntryId>>> {
+        let mut reader: Option<VectorReader> = None;
+        let mut stored = |id: EntryId| -> Option<Vec<f32>> {
+            let vm = self.c.entries.get(&id)?.vector_in(id, self.sid).ok()?;
+            if reader.is_none() {
+                reader = VectorReader::open(self.txn).ok();
+            }
+            match reader.as_ref()?.read(id, &vm.method).ok()? {
+                Embedding::Dense(v) => Some(v),
+                Embedding::LowRank(_) => None,
+            }
+        };
+        loop {
+            let ef = (search.ef(params), params.export_after);
+            let found = idx.search_for(qv, search.want, ef, search.sketched(), &mut stored)?;
+            let n_found = found.len();
+            let kept: Vec<EntryId> = found
+                .into_iter()
+                .filter(|&id| keep(id))
+                .take(search.rerank)
+                .collect();
+            match search.next(n_found, kept.len()) {
+                Step::Done => return Ok(Some(kept)),
+                Step::Widen => continue,
+                Step::Exact => return Ok(None),
+            }
+        }
+    }
+
+    /// Like [`Run::top`] for a dense space's candidates, scored from the stored vectors its
+    /// export holds ([`SpaceIndex::exported_vector`]: read from redb, checksums verified, when
+    /// the export was made) by the same scorer, so the hits and scores are `top`'s. `None`
+    /// when the export is not in use or lacks a candidate.
+    fn top_exported(
+        &self,
+        idx: &SpaceIndex,
+        ids: &[EntryId],
+        k: usize,
+    ) -> Result<Option<Vec<Hit>>> {
+        let (Prepared::Dense(q), None) = (&self.prepared, &self.live) else {
+            return Ok(None);
+        };
+        let mut hits = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let Some(x) = idx.exported_vector(id) else {
+                return Ok(None);
+            };
+            let e = &self.c.entries[&id];
+            let vm = e.vector_in(id, self.sid)?;
+            hits.push(Hit {
+                id,
+                name: e.name.clone(),
+                version: e.version,
+                kind: e.kind,
+                score: self.space.score_dense(q, x)?,
+                space: self.space.def.name.clone(),
+                method: vm.method.clone(),
+            });
+        }
+        hits.sort_by(best_first);
+        hits.truncate(k);
+        Ok(Some(hits))
     }
 
     /// The exact top `k` of every point passing `keep`: through the arena, or read from redb

@@ -10,11 +10,16 @@
 //! answers the same query by the same algorithm (greedy descent through the upper layers, a
 //! best-first beam of width `ef` in layer 0) without locks or pointer chasing.
 //!
-//! Derived state, in memory only: exported from the loaded graph on a dense space's first graph
-//! search, and kept beside it. Points inserted after the export are not in the exported graph:
-//! they are kept in an appended list ([`FlatGraph::push`]) that every search scans exactly and
-//! merges, so none is ever missed; past [`FlatGraph::stale`] the export is dropped and made
-//! again from the graph on the next search.
+//! Derived state, in memory only: exported from the loaded graph once a handle has searched a
+//! dense space `IndexParams::export_after` times, and kept beside it. Its rows hold the
+//! **stored** vectors, read from redb (checksums verified) when the export is made, not the
+//! graph's unit copies: the search ranks by `dot(q, x) / |x|`, and the candidates' exact scores
+//! are computed from these rows ([`FlatGraph::stored`]) by the space's own scorer, so a dense
+//! query reads nothing from redb after the export, and its scores are the exact scan's. Points
+//! inserted after the export are not in the exported graph: they are kept in an appended list
+//! ([`FlatGraph::push`]) that every search scans exactly and merges, so none is ever missed;
+//! past [`FlatGraph::stale`] the export is dropped and made again from the graph on the next
+//! search.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
@@ -50,8 +55,12 @@ pub(crate) struct FlatGraph {
     dim: usize,
     /// Row → entry id (graph rows first, then the appended points).
     ids: Vec<EntryId>,
-    /// Every row's vector, row-major.
+    /// Entry id → row.
+    rows: HashMap<EntryId, u32>,
+    /// Every row's stored vector, row-major.
     vecs: Vec<f32>,
+    /// Every row's 1 / |vector| (the search ranks by cosine).
+    inv: Vec<f32>,
     /// Rows of the exported graph (the rest are appended points).
     graph_rows: usize,
     /// Layer 0: row r's neighbours are `nbrs[start[r]..start[r + 1]]`.
@@ -64,10 +73,14 @@ pub(crate) struct FlatGraph {
 }
 
 impl FlatGraph {
-    /// Exports `graph` (every point, its layer-0 and upper-layer neighbour lists, its vector).
-    /// `None` when the graph is inconsistent (a neighbour that is not a point, vectors of
-    /// several widths): the caller then searches hnsw_rs itself.
-    pub fn export(graph: &Graph) -> Option<FlatGraph> {
+    /// Exports `graph` (every point and its layer-0 and upper-layer neighbour lists), with each
+    /// point's stored vector from `stored`. `None` when the graph is inconsistent (a neighbour
+    /// that is not a point) or a stored vector is missing, of another width than the graph's,
+    /// or has no direction: the caller then searches hnsw_rs itself.
+    pub fn export(
+        graph: &Graph,
+        stored: &mut dyn FnMut(EntryId) -> Option<Vec<f32>>,
+    ) -> Option<FlatGraph> {
         let mut g = FlatGraph::default();
         if graph.get_nb_point() == 0 {
             return Some(g);
@@ -94,15 +107,16 @@ impl FlatGraph {
         };
         g.dim = points[0].get_v().len();
         g.ids.reserve(points.len());
+        g.inv.reserve(points.len());
         g.vecs.reserve(points.len() * g.dim);
+        super::pages::huge_pages(&mut g.vecs);
         g.start.push(0);
         for (r, p) in points.iter().enumerate() {
-            let v = p.get_v();
-            if v.len() != g.dim {
+            let id = p.get_origin_id() as EntryId;
+            let v = stored(id)?;
+            if p.get_v().len() != g.dim || !g.add_row(id, &v) {
                 return None;
             }
-            g.vecs.extend_from_slice(v);
-            g.ids.push(p.get_origin_id() as EntryId);
             let level = p.get_point_id().0;
             if level == top && g.entry.is_none() {
                 g.entry = Some((r as u32, level));
@@ -123,17 +137,36 @@ impl FlatGraph {
         Some(g)
     }
 
-    /// Appends a point inserted into the graph after the export (searched exactly).
+    /// Appends a point inserted into the graph after the export, with its stored vector
+    /// (searched exactly). False when the vector has another width or no direction.
     pub fn push(&mut self, id: EntryId, v: &[f32]) -> bool {
         if self.ids.is_empty() {
             self.dim = v.len();
         }
-        if v.len() != self.dim {
-            return false;
+        self.add_row(id, v)
+    }
+
+    /// Adds a row, unless `v` has another width, no direction, or components so small or so
+    /// large (|x| beyond 1e-15..1e15) that its f32 dot products could under- or overflow: such
+    /// a vector is left to hnsw_rs's search of its unit copy.
+    fn add_row(&mut self, id: EntryId, v: &[f32]) -> bool {
+        let largest = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+        match crate::unit::norm64(v) {
+            Some(n) if v.len() == self.dim && (1e-15..=1e15).contains(&largest) => {
+                self.rows.insert(id, self.ids.len() as u32);
+                self.ids.push(id);
+                self.inv.push((1.0 / n) as f32);
+                self.vecs.extend_from_slice(v);
+                true
+            }
+            _ => false,
         }
-        self.ids.push(id);
-        self.vecs.extend_from_slice(v);
-        true
+    }
+
+    /// The stored vector of entry `id`, as read from the store when it was exported or
+    /// appended; `None` for an id the export does not hold.
+    pub fn stored(&self, id: EntryId) -> Option<&[f32]> {
+        self.rows.get(&id).map(|&r| self.row(r))
     }
 
     /// Whether so many points were appended since the export that it should be made again
@@ -154,7 +187,7 @@ impl FlatGraph {
     }
 
     fn sim(&self, q: &[f32], r: u32) -> f32 {
-        dot(q, self.row(r))
+        dot(q, self.row(r)) * self.inv[r as usize]
     }
 
     /// Asks the CPU to start loading row `r`'s vector (its first 8 cache lines; the hardware
@@ -175,7 +208,7 @@ impl FlatGraph {
         let _ = r;
     }
 
-    /// The `k` nearest ids to `q` by dot product, nearest first (ties by row), with a beam of
+    /// The `k` nearest ids to `q` by cosine, nearest first (ties by row), with a beam of
     /// `ef` in layer 0; appended points are scored exactly and merged.
     pub fn search(&self, q: &[f32], k: usize, ef: usize) -> Vec<EntryId> {
         if q.len() != self.dim || k == 0 {
@@ -349,6 +382,16 @@ mod tests {
         s.into_iter().take(k).map(|x| x.1).collect()
     }
 
+    /// The stored vectors of `graph_of(data)`'s points, by id: `data`'s rows at lengths 1–5
+    /// (a stored dense vector need not be unit; the graph holds its direction).
+    fn stored(data: &[Vec<f32>]) -> impl FnMut(EntryId) -> Option<Vec<f32>> + '_ {
+        |id| {
+            let i = usize::try_from(id).ok()?.checked_sub(100)?;
+            let len = 1.0 + (i % 5) as f32;
+            Some(data.get(i)?.iter().map(|x| x * len).collect())
+        }
+    }
+
     fn graph_of(data: &[Vec<f32>]) -> Graph {
         let g = Hnsw::new(16, data.len(), 16, 100, DistDot {});
         for (i, v) in data.iter().enumerate() {
@@ -364,7 +407,7 @@ mod tests {
         let d = 48;
         let data = clustered(3000, d, 7);
         let graph = graph_of(&data[..2800]);
-        let mut flat = FlatGraph::export(&graph).expect("export");
+        let mut flat = FlatGraph::export(&graph, &mut stored(&data)).expect("export");
         assert_eq!(flat.len(), 2800);
         let queries = clustered(50, d, 99);
         // The same search as hnsw_rs's over the same graph: at least its recall.
@@ -414,9 +457,65 @@ mod tests {
     }
 
     #[test]
+    fn a_handle_searches_with_hnsw_rs_until_export_after_queries_then_through_the_export() {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::OnceLock;
+        let data = clustered(600, 24, 3);
+        let idx = super::super::SpaceIndex {
+            graph: graph_of(&data),
+            points: (0..data.len() as EntryId).map(|i| i + 100).collect(),
+            dirty: false,
+            unusable: None,
+            flat: OnceLock::new(),
+            exported: OnceLock::new(),
+            before_export: AtomicUsize::new(0),
+        };
+        for _ in 0..3 {
+            let hits = idx
+                .search_exported(&data[5], 5, (64, 3), &mut stored(&data))
+                .unwrap();
+            assert_eq!(hits[0], 105);
+            assert!(idx.exported.get().is_none(), "exported before 3 queries");
+        }
+        let hits = idx
+            .search_exported(&data[5], 5, (64, 3), &mut stored(&data))
+            .unwrap();
+        assert_eq!(hits[0], 105);
+        assert!(matches!(idx.exported.get(), Some(Some(g)) if g.len() == data.len()));
+    }
+
+    #[test]
+    fn the_export_holds_the_stored_vectors_and_refuses_a_missing_or_extreme_one() {
+        let data = clustered(300, 16, 5);
+        let graph = graph_of(&data);
+        let flat = FlatGraph::export(&graph, &mut stored(&data)).expect("export");
+        // Each row is the stored vector itself (here at length 1 + i % 5), not its unit copy.
+        for i in [0usize, 3, 299] {
+            let want: Vec<f32> = data[i].iter().map(|x| x * (1 + i % 5) as f32).collect();
+            assert_eq!(flat.stored(i as EntryId + 100), Some(&want[..]));
+        }
+        assert_eq!(flat.stored(7), None);
+        // A point without a stored vector, or one whose f32 dot products could underflow:
+        // no export (hnsw_rs's search answers).
+        let mut missing = |id: EntryId| (id != 150).then(|| data[id as usize - 100].clone());
+        assert!(FlatGraph::export(&graph, &mut missing).is_none());
+        let mut tiny = |id: EntryId| {
+            let s = if id == 150 { 1e-30 } else { 1.0 };
+            Some(data[id as usize - 100].iter().map(|x| x * s).collect())
+        };
+        assert!(FlatGraph::export(&graph, &mut tiny).is_none());
+        let mut wide = |id: EntryId| {
+            let mut v = data[id as usize - 100].clone();
+            v.push(0.5);
+            Some(v)
+        };
+        assert!(FlatGraph::export(&graph, &mut wide).is_none());
+    }
+
+    #[test]
     fn an_empty_graph_and_a_query_of_another_width_find_nothing() {
         let graph = Hnsw::<f32, DistDot>::new(16, 10, 16, 100, DistDot {});
-        let mut flat = FlatGraph::export(&graph).expect("export");
+        let mut flat = FlatGraph::export(&graph, &mut |_| None).expect("export");
         assert!(flat.search(&[1.0, 0.0], 5, 10).is_empty());
         assert!(flat.push(7, &[1.0, 0.0]));
         assert_eq!(flat.search(&[1.0, 0.0], 5, 10), vec![7]);

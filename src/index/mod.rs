@@ -9,10 +9,12 @@
 pub(crate) mod arena;
 pub(crate) mod flat;
 pub(crate) mod graph;
+mod pages;
 pub(crate) mod persist;
 
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use hnsw_rs::prelude::{DistDot, Hnsw};
@@ -42,6 +44,13 @@ pub struct IndexParams {
     /// is affordable (at 50k, by extrapolation, about half the 52.8 ms measured at 100k).
     /// Lower it for spaces whose sketch ranks well.
     pub exact_matrix_below: usize,
+    /// A dense space's graph queries that one handle answers through hnsw_rs's own search
+    /// before it exports the graph to taskdb's flat search structure ([`graph`]). The export
+    /// costs 2–4 s at 100k × 768 (it reads every stored vector) and each query after it
+    /// about a third of the time (docs/PERFORMANCE.md §18–19), so the default, 16, keeps a
+    /// one-shot query (the CLI's) from paying it while a long-lived handle pays it once.
+    /// 0 exports at the first query.
+    pub export_after: usize,
 }
 
 impl Default for IndexParams {
@@ -52,6 +61,7 @@ impl Default for IndexParams {
             ef_search: 128,
             brute_force_below: 2048,
             exact_matrix_below: 50_000,
+            export_after: 16,
         }
     }
 }
@@ -81,6 +91,8 @@ pub(crate) struct SpaceIndex {
     /// failed), made on a dense space's first graph search; inserts after it are appended,
     /// and past [`graph::FlatGraph::stale`] it is dropped and made again.
     pub exported: OnceLock<Option<graph::FlatGraph>>,
+    /// Graph queries answered by hnsw_rs before the export ([`IndexParams::export_after`]).
+    pub before_export: AtomicUsize,
 }
 
 pub(crate) fn new_graph(params: &IndexParams, capacity: usize) -> Graph {
@@ -103,6 +115,7 @@ impl SpaceIndex {
             unusable: None,
             flat: OnceLock::new(),
             exported: OnceLock::new(),
+            before_export: AtomicUsize::new(0),
         }
     }
 
@@ -129,6 +142,7 @@ impl SpaceIndex {
                 unusable: None,
                 flat: OnceLock::new(),
                 exported: OnceLock::new(),
+                before_export: AtomicUsize::new(0),
             },
             Err(e) => SpaceIndex::unusable(params, e.to_string()),
         }
@@ -210,8 +224,14 @@ impl SpaceIndex {
             }
         }
         if let Some(Some(g)) = self.exported.get_mut() {
-            let all = vecs.iter().all(|(v, id)| g.push(*id as EntryId, v));
+            // The export holds stored vectors (it re-scores from them), not the unit copies.
+            let new: HashSet<usize> = vecs.iter().map(|(_, id)| *id).collect();
+            let all = items
+                .iter()
+                .filter(|(id, _)| new.contains(&(*id as usize)))
+                .all(|(id, e)| matches!(e, Embedding::Dense(v) if g.push(*id, v)));
             if !all || g.stale() {
+                // Made again by the next graph query (this handle has earned it).
                 self.exported = OnceLock::new();
             }
         }
@@ -258,30 +278,55 @@ impl SpaceIndex {
         &self,
         query: &[f32],
         k: usize,
-        ef: usize,
+        (ef, export_after): (usize, usize),
         sketched: bool,
+        stored: &mut dyn FnMut(EntryId) -> Option<Vec<f32>>,
     ) -> Result<Vec<EntryId>> {
         match sketched {
             true => self.search(query, k, ef),
-            false => self.search_exported(query, k, ef),
+            false => self.search_exported(query, k, (ef, export_after), stored),
         }
     }
 
     /// [`SpaceIndex::search`] through the graph exported to flat arrays ([`graph`]), exported
-    /// now if it was not yet: the search of dense spaces. Falls back to hnsw_rs's own search
-    /// when the export failed or does not hold every point.
-    pub fn search_exported(&self, query: &[f32], k: usize, ef: usize) -> Result<Vec<EntryId>> {
+    /// now if it was not yet and this handle has answered `export_after` graph queries of the
+    /// space without it, with every point's stored vector from `stored` (redb): the search of
+    /// dense spaces. hnsw_rs's own search answers before that, and when the export failed or
+    /// does not hold every point.
+    pub fn search_exported(
+        &self,
+        query: &[f32],
+        k: usize,
+        (ef, export_after): (usize, usize),
+        stored: &mut dyn FnMut(EntryId) -> Option<Vec<f32>>,
+    ) -> Result<Vec<EntryId>> {
         if self.unusable.is_some() || self.points.is_empty() || crate::testing::hnsw_rs_search() {
             return self.search(query, k, ef);
         }
+        if self.exported.get().is_none()
+            && self.before_export.fetch_add(1, Ordering::Relaxed) < export_after
+        {
+            return self.search(query, k, ef);
+        }
         let g = self.exported.get_or_init(|| {
-            catch_unwind(AssertUnwindSafe(|| graph::FlatGraph::export(&self.graph)))
-                .ok()
-                .flatten()
+            catch_unwind(AssertUnwindSafe(|| {
+                graph::FlatGraph::export(&self.graph, stored)
+            }))
+            .ok()
+            .flatten()
         });
         match g {
             Some(g) if g.len() == self.points.len() => Ok(g.search(query, k, ef.max(k))),
             _ => self.search(query, k, ef),
+        }
+    }
+
+    /// The stored vector of `id` as the export holds it, when the export is in use (made, and
+    /// holding every point): a dense query's candidates are scored exactly from it.
+    pub fn exported_vector(&self, id: EntryId) -> Option<&[f32]> {
+        match self.exported.get() {
+            Some(Some(g)) if g.len() == self.points.len() => g.stored(id),
+            _ => None,
         }
     }
 
@@ -386,6 +431,7 @@ impl Slot {
                     unusable: None,
                     flat: OnceLock::new(),
                     exported: OnceLock::new(),
+                    before_export: AtomicUsize::new(0),
                 };
                 return (index, "loaded".into());
             }

@@ -263,14 +263,22 @@ impl Space {
                 let c = q.cosine(&other).map_err(method_err(&self.def.name))?;
                 Ok((c as f32).clamp(-1.0, 1.0))
             }
-            (Prepared::Dense(q), Embedding::Dense(x)) => match unit::cosine_unit(q, x) {
-                Some(c) => Ok((c as f32).clamp(-1.0, 1.0)),
-                None => Err(self.not_normalisable()),
-            },
+            (Prepared::Dense(q), Embedding::Dense(x)) => self.score_dense(q, x),
             (Prepared::Dense(_), Embedding::LowRank(_)) => Err(Error::Internal(format!(
                 "low-rank value in dense space {:?}",
                 self.def.name
             ))),
+        }
+    }
+}
+
+impl Space {
+    /// The exact score of a stored dense vector `x` against a prepared (unit) dense query:
+    /// [`Space::score`]'s dense case, for callers that hold the vector as a slice.
+    pub(crate) fn score_dense(&self, q: &[f32], x: &[f32]) -> Result<f32> {
+        match unit::cosine_unit(q, x) {
+            Some(c) => Ok((c as f32).clamp(-1.0, 1.0)),
+            None => Err(self.not_normalisable()),
         }
     }
 }

@@ -1,0 +1,63 @@
+//! Times dense k-nearest queries on one handle of an existing database: random unit queries
+//! (xorshift, seed 1) of the space's width, k = 10, after enough untimed ones to pass
+//! `IndexParams::export_after`; prints the mean time per query. Used for the A/B figures of docs/PERFORMANCE.md §19 (for example with
+//! `TASKDB_HUGE_PAGES=0` against the default, on the database the dense bench keeps).
+//!
+//! Run: `cargo run --release --example dense_queries -- PATH SPACE [QUERIES] [EF]`
+
+use taskdb::{Filter, IndexParams, OpenOptions, Query, TaskDb};
+
+fn main() -> taskdb::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(path), Some(space)) = (args.first(), args.get(1)) else {
+        eprintln!("usage: dense_queries PATH SPACE [QUERIES (5000)] [EF (32)]");
+        std::process::exit(2);
+    };
+    let n: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5000);
+    let ef: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(32);
+    let index = IndexParams {
+        ef_search: ef,
+        ..IndexParams::default()
+    };
+    let db = TaskDb::open_with(
+        path,
+        OpenOptions {
+            read_only: true,
+            index,
+        },
+    )?;
+    let stats = db.stats()?;
+    let Some(sp) = stats.spaces.iter().find(|s| &s.name == space) else {
+        eprintln!("{path}: no space named {space:?}");
+        std::process::exit(2);
+    };
+    let mut s = 1u64;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let queries: Vec<Vec<f32>> = (0..200)
+        .map(|_| {
+            let v: Vec<f32> = (0..sp.dim).map(|_| next()).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.into_iter().map(|x| x / norm).collect()
+        })
+        .collect();
+    // Past `IndexParams::export_after`, so the timed queries run on the exported graph.
+    for q in queries.iter().take(index.export_after + 1) {
+        db.nearest(&Query::dense(space, q.clone()), 10, &Filter::all())?;
+    }
+    let t = std::time::Instant::now();
+    for i in 0..n {
+        db.nearest(
+            &Query::dense(space, queries[i % 200].clone()),
+            10,
+            &Filter::all(),
+        )?;
+    }
+    let per = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+    println!("{path} {space}: {per:.3} ms a query over {n} (ef {ef})");
+    Ok(())
+}
