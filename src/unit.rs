@@ -54,9 +54,13 @@ pub(crate) fn unit(v: &[f32]) -> Option<Vec<f32>> {
 /// The dot product of a unit query `q` and `x / ‖x‖`, in f64; `None` when `x` has no unit
 /// vector (see [`unit`]).
 pub(crate) fn cosine_unit(q: &[f32], x: &[f32]) -> Option<f64> {
-    let n = norm64(x)?;
+    Some(cosine_with_norm(q, x, norm64(x)?))
+}
+
+/// [`cosine_unit`] given `n = norm64(x)`, computed once beforehand (the same bits).
+pub(crate) fn cosine_with_norm(q: &[f32], x: &[f32], n: f64) -> f64 {
     let d: f64 = q.iter().zip(x).map(|(&a, &b)| a as f64 * b as f64).sum();
-    Some(d / n)
+    d / n
 }
 
 #[cfg(test)]

@@ -292,7 +292,7 @@ impl Run<'_> {
         };
         let mut hits = Vec::with_capacity(ids.len());
         for &id in ids {
-            let Some(x) = idx.exported_vector(id) else {
+            let Some((x, norm)) = idx.exported_vector(id) else {
                 return Ok(None);
             };
             let e = &self.c.entries[&id];
@@ -302,7 +302,7 @@ impl Run<'_> {
                 name: e.name.clone(),
                 version: e.version,
                 kind: e.kind,
-                score: self.space.score_dense(q, x)?,
+                score: Space::score_dense_normed(q, x, norm),
                 space: self.space.def.name.clone(),
                 method: vm.method.clone(),
             });

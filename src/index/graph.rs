@@ -59,7 +59,9 @@ pub(crate) struct FlatGraph {
     rows: HashMap<EntryId, u32>,
     /// Every row's stored vector, row-major.
     vecs: Vec<f32>,
-    /// Every row's 1 / |vector| (the search ranks by cosine).
+    /// Every row's |vector| (`unit::norm64`, for exact scores) and 1 / |vector| (the search
+    /// ranks by cosine).
+    norms: Vec<f64>,
     inv: Vec<f32>,
     /// Rows of the exported graph (the rest are appended points).
     graph_rows: usize,
@@ -155,6 +157,7 @@ impl FlatGraph {
             Some(n) if v.len() == self.dim && (1e-15..=1e15).contains(&largest) => {
                 self.rows.insert(id, self.ids.len() as u32);
                 self.ids.push(id);
+                self.norms.push(n);
                 self.inv.push((1.0 / n) as f32);
                 self.vecs.extend_from_slice(v);
                 true
@@ -164,9 +167,11 @@ impl FlatGraph {
     }
 
     /// The stored vector of entry `id`, as read from the store when it was exported or
-    /// appended; `None` for an id the export does not hold.
-    pub fn stored(&self, id: EntryId) -> Option<&[f32]> {
-        self.rows.get(&id).map(|&r| self.row(r))
+    /// appended, and its norm (`unit::norm64`); `None` for an id the export does not hold.
+    pub fn stored(&self, id: EntryId) -> Option<(&[f32], f64)> {
+        self.rows
+            .get(&id)
+            .map(|&r| (self.row(r), self.norms[r as usize]))
     }
 
     /// Whether so many points were appended since the export that it should be made again
@@ -492,7 +497,9 @@ mod tests {
         // Each row is the stored vector itself (here at length 1 + i % 5), not its unit copy.
         for i in [0usize, 3, 299] {
             let want: Vec<f32> = data[i].iter().map(|x| x * (1 + i % 5) as f32).collect();
-            assert_eq!(flat.stored(i as EntryId + 100), Some(&want[..]));
+            let (row, norm) = flat.stored(i as EntryId + 100).unwrap();
+            assert_eq!(row, &want[..]);
+            assert_eq!(norm, crate::unit::norm64(&want).unwrap());
         }
         assert_eq!(flat.stored(7), None);
         // A point without a stored vector, or one whose f32 dot products could underflow:
