@@ -297,15 +297,7 @@ impl Run<'_> {
             };
             let e = &self.c.entries[&id];
             let vm = e.vector_in(id, self.sid)?;
-            hits.push(Hit {
-                id,
-                name: e.name.clone(),
-                version: e.version,
-                kind: e.kind,
-                score: Space::score_dense_normed(q, x, norm),
-                space: self.space.def.name.clone(),
-                method: vm.method.clone(),
-            });
+            hits.push(self.hit(id, e, vm, Space::score_dense_normed(q, x, norm)));
         }
         hits.sort_by(best_first);
         hits.truncate(k);
@@ -389,20 +381,25 @@ impl Run<'_> {
                 rows.iter().map(score).collect()
             };
             for ((id, e, vm, _), sc) in rows.into_iter().zip(scores) {
-                hits.push(Hit {
-                    id,
-                    name: e.name.clone(),
-                    version: e.version,
-                    kind: e.kind,
-                    score: sc?,
-                    space: self.space.def.name.clone(),
-                    method: vm.method.clone(),
-                });
+                hits.push(self.hit(id, e, vm, sc?));
             }
         }
         hits.sort_by(best_first);
         hits.truncate(k);
         Ok(hits)
+    }
+
+    /// The hit of entry `id` (`e`, its vector `vm` in this space) with its exact `score`.
+    fn hit(&self, id: EntryId, e: &CatEntry, vm: &VecMeta, score: f32) -> Hit {
+        Hit {
+            id,
+            name: e.name.clone(),
+            version: e.version,
+            kind: e.kind,
+            score,
+            space: self.space.def.name.clone(),
+            method: vm.method.clone(),
+        }
     }
 }
 

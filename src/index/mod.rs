@@ -190,9 +190,12 @@ impl SpaceIndex {
     }
 
     fn try_insert(&mut self, space: &Space, items: &[(EntryId, Embedding)]) -> Result<()> {
-        let vecs: Vec<(Vec<f32>, usize)> = items
+        let fresh: Vec<&(EntryId, Embedding)> = items
             .iter()
             .filter(|(id, _)| !self.points.contains(id))
+            .collect();
+        let vecs: Vec<(Vec<f32>, usize)> = fresh
+            .iter()
             .map(|(id, e)| {
                 let v = space
                     .index_vector(e)
@@ -225,10 +228,8 @@ impl SpaceIndex {
         }
         if let Some(Some(g)) = self.exported.get_mut() {
             // The export holds stored vectors (it re-scores from them), not the unit copies.
-            let new: HashSet<usize> = vecs.iter().map(|(_, id)| *id).collect();
-            let all = items
+            let all = fresh
                 .iter()
-                .filter(|(id, _)| new.contains(&(*id as usize)))
                 .all(|(id, e)| matches!(e, Embedding::Dense(v) if g.push(*id, v)));
             if !all || g.stale() {
                 // Made again by the next graph query (this handle has earned it).
