@@ -143,7 +143,12 @@ impl TaskDb {
                 if idx.unusable.is_some() {
                     return exact(SearchPath::BruteForce);
                 }
-                let qv = space.index_vector(&qemb)?;
+                let qv = match &run.prepared {
+                    // A dense query was normalised by `prepare`; its graph vector is that
+                    // unit vector scaled (`Space::index_vector`'s arithmetic, not done twice).
+                    Prepared::Dense(u) if !shape.sketched => Space::index_of_unit(u),
+                    _ => space.index_vector(&qemb)?,
+                };
                 // A matrix space's candidates come from the flat scan over its sketches,
                 // in rounds that stop by the sketch rule (`GraphSearch::next_sketched`); a
                 // forced candidate count (benches) is one graph round, re-ranked below.

@@ -9,6 +9,7 @@
 pub(crate) mod arena;
 pub(crate) mod flat;
 pub(crate) mod graph;
+mod half;
 mod pages;
 pub(crate) mod persist;
 

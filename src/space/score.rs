@@ -194,16 +194,18 @@ impl Space {
             return Ok(z.iter().map(|x| x * INDEX_SCALE).collect());
         }
         match e {
-            Embedding::Dense(v) => Ok(self
-                .unit_of(v)?
-                .into_iter()
-                .map(|x| x * INDEX_SCALE)
-                .collect()),
+            Embedding::Dense(v) => Ok(Space::index_of_unit(&self.unit_of(v)?)),
             Embedding::LowRank(_) => Err(Error::Internal(format!(
                 "low-rank value in non-task space {:?}",
                 self.def.name
             ))),
         }
+    }
+
+    /// A dense vector's graph vector from its unit vector (as [`Space::prepare`] gives it):
+    /// the same arithmetic as [`Space::index_vector`], so a query normalises once.
+    pub(crate) fn index_of_unit(u: &[f32]) -> Vec<f32> {
+        u.iter().map(|x| x * INDEX_SCALE).collect()
     }
 
     /// Prepares a query for repeated exact scoring.
