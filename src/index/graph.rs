@@ -15,7 +15,9 @@
 //! **stored** vectors, read from redb (checksums verified) when the export is made, not the
 //! graph's unit copies: the search ranks by `dot(q, x) / |x|`, and the candidates' exact scores
 //! are computed from these rows ([`FlatGraph::stored`]) by the space's own scorer, so a dense
-//! query reads nothing from redb after the export, and its scores are the exact scan's. Points
+//! query reads nothing from redb after the export, and its scores are the exact scan's. Where
+//! the CPU has F16C the walk itself reads f16 copies of the rows' unit vectors ([`super::half`];
+//! half the bytes) and re-ranks its best by the f32 rows before they are scored. Points
 //! inserted after the export are not in the exported graph: they are kept in an appended list
 //! ([`FlatGraph::push`]) that every search scans exactly and merges, so none is ever missed;
 //! past [`FlatGraph::stale`] the export is dropped and made again from the graph on the next
