@@ -10,11 +10,19 @@
 //! time); elsewhere, and with `TASKDB_EXPORT_F16=0` in the environment (A/B measurements), the
 //! walk reads the f32 rows.
 
-/// Whether the walk uses f16 rows on this machine (see the module docs).
+/// Whether the walk uses f16 rows on this machine (see the module docs): the CPU can
+/// ([`cpu_has_f16c`]) and `TASKDB_EXPORT_F16=0` is not set. The environment is read once per
+/// process.
 pub(crate) fn available() -> bool {
-    if std::env::var_os("TASKDB_EXPORT_F16").is_some_and(|x| x == "0") {
-        return false;
-    }
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        std::env::var_os("TASKDB_EXPORT_F16").is_none_or(|x| x != "0") && cpu_has_f16c()
+    })
+}
+
+/// Whether this CPU has every feature the f16 kernels are compiled for (AVX2, FMA, F16C;
+/// std caches the checks).
+fn cpu_has_f16c() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2")
@@ -31,12 +39,12 @@ pub(crate) fn stride(dim: usize) -> usize {
 }
 
 /// Appends `v × scale` to `out` as f16 (round to nearest), padded with zeros to
-/// `stride(v.len())` lanes. Call only where [`available`] is true; elsewhere it appends nothing
-/// and returns false.
+/// `stride(v.len())` lanes. Where the CPU lacks the features ([`cpu_has_f16c`]) it appends
+/// nothing and returns false.
 pub(crate) fn push_row(out: &mut Vec<u16>, v: &[f32], scale: f32) -> bool {
     #[cfg(target_arch = "x86_64")]
-    if available() {
-        // SAFETY: `available` checked that the CPU has AVX2, FMA and F16C.
+    if cpu_has_f16c() {
+        // SAFETY: `cpu_has_f16c` checked that the CPU has AVX2, FMA and F16C.
         unsafe { push_row_f16c(out, v, scale) };
         return true;
     }
@@ -65,16 +73,13 @@ fn push_row_f16c(out: &mut Vec<u16>, v: &[f32], scale: f32) {
 }
 
 /// The dot product of an f32 query padded to `row.len()` lanes and an f16 row of
-/// [`push_row`]. Call only where [`available`] is true (0 elsewhere).
+/// [`push_row`]; 0 where the CPU lacks the features (no such row exists there).
 #[inline]
 pub(crate) fn dot(q: &[f32], row: &[u16]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: `available` (the caller's contract, and cheap to re-check: the feature
-        // tests are cached) holds, so the CPU has AVX2, FMA and F16C.
-        if std::is_x86_feature_detected!("f16c") && std::is_x86_feature_detected!("fma") {
-            return unsafe { dot_f16c(q, row) };
-        }
+    if cpu_has_f16c() {
+        // SAFETY: `cpu_has_f16c` checked that the CPU has AVX2, FMA and F16C.
+        return unsafe { dot_f16c(q, row) };
     }
     let _ = (q, row);
     0.0
@@ -120,8 +125,8 @@ mod tests {
 
     #[test]
     fn f16_rows_round_trip_within_half_precision_and_dot_like_f32() {
-        if !available() {
-            // Nothing to check where the walk does not use f16 rows: `push_row` says so.
+        if !cpu_has_f16c() {
+            // Nothing to check where the CPU has no f16 kernels: `push_row` says so.
             assert!(!push_row(&mut Vec::new(), &[1.0], 1.0));
             return;
         }
