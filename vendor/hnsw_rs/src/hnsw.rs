@@ -806,6 +806,100 @@ impl<'b, T: Clone + Send + Sync, D: Distance<T> + Send + Sync> Hnsw<'b, T, D> {
         }
     } // end of new
 
+    /// taskdb patch 2: a graph made from its points and neighbour lists, as a caller that
+    /// keeps them in a format of its own reads them back (hnsw_rs's dump files not involved).
+    ///
+    /// `points[i]` is (vector, origin id, layer); the points of one layer get their ranks in
+    /// the order given. `lists` gives every non-empty neighbour list as (point, layer,
+    /// neighbours), neighbours as indexes into `points`. Lists are taken as they are: hnsw_rs
+    /// itself leaves some in layers above a point's own, and some that name a point of a
+    /// lower layer (the entry point of the time). Their distances are computed by `f`, and
+    /// each list is sorted, as hnsw_rs's own loader does. `entry` is the entry point, a point
+    /// of the top layer. An inconsistent input is an error, never a panic.
+    pub fn from_lists<'s>(
+        max_nb_connection: usize,
+        max_layer: usize,
+        ef_construction: usize,
+        f: D,
+        points: Vec<(Vec<T>, DataId, u8)>,
+        lists: impl IntoIterator<Item = (usize, u8, &'s [u32])>,
+        entry: usize,
+    ) -> std::result::Result<Self, String> {
+        if max_nb_connection > 256 {
+            return Err(format!("max_nb_connection {max_nb_connection} above 256"));
+        }
+        let hnsw = Hnsw::new(max_nb_connection, points.len(), max_layer, ef_construction, f);
+        let n = points.len();
+        let mut dim = 0;
+        let mut arcs: Vec<Arc<Point<'b, T>>> = Vec::with_capacity(n);
+        {
+            let mut layers = hnsw.layer_indexed_points.points_by_layer.write();
+            for (v, id, l) in points {
+                let Some(layer) = layers.get_mut(l as usize) else {
+                    return Err(format!("point {id} in layer {l}, above the graph's {max_layer}"));
+                };
+                if arcs.is_empty() {
+                    dim = v.len();
+                } else if v.len() != dim {
+                    return Err(format!("point {id} of width {}, not {dim}", v.len()));
+                }
+                let p = Arc::new(Point::new(v, id, PointId(l, layer.len() as i32)));
+                layer.push(Arc::clone(&p));
+                arcs.push(p);
+            }
+        }
+        // Points link to each other (cycles of Arcs): on an error every list made so far is
+        // cleared, so that nothing leaks.
+        let unlink = |arcs: &[Arc<Point<'b, T>>]| {
+            for p in arcs {
+                p.neighbours.write().iter_mut().for_each(Vec::clear);
+            }
+        };
+        // Each list is made on its own (its distances computed, sorted, stored under its
+        // point's lock), on rayon's pool.
+        let lists: Vec<(usize, u8, &'s [u32])> = lists.into_iter().collect();
+        let made = lists.par_iter().try_for_each(|&(i, l, list)| {
+            let p = arcs.get(i).ok_or(format!("a list of point {i}, of {n}"))?;
+            let mut v = Vec::with_capacity(list.len());
+            for &j in list {
+                let q = arcs
+                    .get(j as usize)
+                    .ok_or(format!("point {i}: neighbour {j} of {n}"))?;
+                let d = hnsw.dist_f.eval(p.get_v(), q.get_v());
+                if d.is_nan() {
+                    return Err(format!("point {i}: distance to {j} is NaN"));
+                }
+                v.push(Arc::new(PointWithOrder::new(q, d)));
+            }
+            v.sort_unstable();
+            let mut nb = p.neighbours.write();
+            match nb.get_mut(l as usize) {
+                Some(slot) if slot.is_empty() => *slot = v,
+                _ => return Err(format!("point {i}: a second or bad list in layer {l}")),
+            }
+            Ok(())
+        });
+        if let Err(e) = made {
+            unlink(&arcs);
+            return Err(e);
+        }
+        match arcs.get(entry) {
+            Some(e) if arcs.iter().all(|p| p.p_id.0 <= e.p_id.0) => {
+                *hnsw.layer_indexed_points.entry_point.write() = Some(Arc::clone(e));
+            }
+            None if n == 0 => {}
+            _ => {
+                unlink(&arcs);
+                return Err(format!("entry point {entry} is not a point of the top layer"));
+            }
+        }
+        *hnsw.layer_indexed_points.nb_point.write() = n;
+        Ok(Hnsw {
+            data_dimension: dim,
+            ..hnsw
+        })
+    }
+
     /// get ef_construction used in graph creation
     pub fn get_ef_construction(&self) -> usize {
         self.ef_construction
