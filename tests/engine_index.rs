@@ -70,7 +70,7 @@ fn valid_graph_is_loaded_with_identical_answers() {
 #[test]
 fn deleted_graph_is_rebuilt() {
     let (_d, p, qs, before) = setup();
-    std::fs::remove_file(graph_file(&p, "hnsw.graph")).unwrap();
+    std::fs::remove_file(graph_file(&p, "graph")).unwrap();
     let mut db = TaskDb::open_with(&p, opts()).unwrap();
     let ev = db.stats().unwrap().spaces[0].index.clone();
     assert!(ev.starts_with("rebuilt"), "{ev}");
@@ -84,7 +84,8 @@ fn deleted_graph_is_rebuilt() {
 #[test]
 fn truncated_graph_is_rebuilt() {
     let (_d, p, qs, before) = setup();
-    for ext in ["hnsw.graph", "hnsw.data"] {
+    {
+        let ext = "graph";
         let f = graph_file(&p, ext);
         let len = std::fs::metadata(&f).unwrap().len();
         let file = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
@@ -99,7 +100,7 @@ fn truncated_graph_is_rebuilt() {
 #[test]
 fn bit_flipped_graph_or_manifest_is_rebuilt() {
     let (_d, p, qs, before) = setup();
-    for ext in ["hnsw.graph", "hnsw.data", "manifest.json"] {
+    for ext in ["graph", "manifest.json"] {
         let f = graph_file(&p, ext);
         let mut bytes = std::fs::read(&f).unwrap();
         let i = bytes.len() / 3;
@@ -116,8 +117,7 @@ fn bit_flipped_graph_or_manifest_is_rebuilt() {
 fn stale_graph_is_rebuilt() {
     let (_d, p, qs, _) = setup();
     let old_manifest = std::fs::read(graph_file(&p, "manifest.json")).unwrap();
-    let old_graph = std::fs::read(graph_file(&p, "hnsw.graph")).unwrap();
-    let old_data = std::fs::read(graph_file(&p, "hnsw.data")).unwrap();
+    let old_graph = std::fs::read(graph_file(&p, "graph")).unwrap();
     let after = {
         let db = TaskDb::open_with(&p, opts()).unwrap();
         db.put(vec![NewEntry::external(
@@ -131,8 +131,7 @@ fn stale_graph_is_rebuilt() {
     };
     // Put the old (valid but stale) graph back, as if the last save had been lost.
     std::fs::write(graph_file(&p, "manifest.json"), old_manifest).unwrap();
-    std::fs::write(graph_file(&p, "hnsw.graph"), old_graph).unwrap();
-    std::fs::write(graph_file(&p, "hnsw.data"), old_data).unwrap();
+    std::fs::write(graph_file(&p, "graph"), old_graph).unwrap();
     let mut db = TaskDb::open_with(&p, opts()).unwrap();
     let ev = db.stats().unwrap().spaces[0].index.clone();
     assert!(ev.contains("stale"), "{ev}");
@@ -152,7 +151,7 @@ fn graph_of_another_database_is_not_used() {
             .unwrap();
     }
     let src = taskdb::files::index_dir(&p2);
-    for ext in ["hnsw.graph", "hnsw.data", "manifest.json"] {
+    for ext in ["graph", "manifest.json"] {
         std::fs::copy(src.join(format!("space-1.{ext}")), graph_file(&p, ext)).unwrap();
     }
     let db = TaskDb::open_with(&p, opts()).unwrap();
@@ -201,7 +200,8 @@ fn first_query_after_open_uses_the_persisted_graph_with_identical_answers() {
 fn graph_damaged_after_open_is_rebuilt_before_first_use() {
     let (_d, p, qs, before) = setup();
     for read_only in [false, true] {
-        for ext in ["hnsw.graph", "hnsw.data"] {
+        {
+            let ext = "graph";
             let db = TaskDb::open_with(
                 &p,
                 OpenOptions {
@@ -247,7 +247,7 @@ fn graph_damaged_after_open_is_rebuilt_before_first_use() {
 fn concurrent_first_queries_share_one_verified_graph() {
     let (_d, p, qs, before) = setup();
     let db = TaskDb::open_with(&p, opts()).unwrap();
-    flip_byte(&graph_file(&p, "hnsw.data"));
+    flip_byte(&graph_file(&p, "graph"));
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..4).map(|_| s.spawn(|| answers(&db, &qs))).collect();
         for h in handles {
@@ -264,11 +264,124 @@ fn concurrent_first_queries_share_one_verified_graph() {
 fn check_verifies_lazy_graphs() {
     let (_d, p, _qs, _) = setup();
     let mut db = TaskDb::open_with(&p, opts()).unwrap();
-    flip_byte(&graph_file(&p, "hnsw.graph"));
+    flip_byte(&graph_file(&p, "graph"));
     let report = db.check().unwrap();
     assert!(report.ok(), "{:?}", report.problems);
     assert_eq!(report.repaired.len(), 1, "{:?}", report.repaired);
     assert_eq!(report.spaces_checked, 1);
     drop(db);
     assert_eq!(reopen_event(&p), "loaded");
+}
+
+/// Since issue 14 a dense space's graph file holds its structure only: the vectors are read
+/// from the store when the graph is loaded, so the disk holds each vector once. None of the
+/// stored vectors' bytes (their first two components, little-endian) is in the file.
+#[test]
+fn a_dense_graph_file_holds_no_vectors() {
+    let (_d, p, _qs, _) = setup();
+    let bytes = std::fs::read(graph_file(&p, "graph")).unwrap();
+    let vecs = clustered(1000, 16, 25, 11);
+    let found = vecs
+        .iter()
+        .filter(|v| {
+            let mut pat = v[0].to_le_bytes().to_vec();
+            pat.extend_from_slice(&v[1].to_le_bytes());
+            bytes.windows(8).any(|w| w == pat.as_slice())
+        })
+        .count();
+    assert_eq!(found, 0, "{found} stored vectors are in the graph file");
+    assert!(!graph_file(&p, "hnsw.data").exists());
+}
+
+/// A graph persisted by an older taskdb (hnsw_rs's dump: manifest format 1, two files) is
+/// rebuilt from the store once, with the same answers, and saved in the current format; the
+/// old files are removed.
+#[test]
+fn a_graph_saved_in_the_old_format_is_rebuilt_once_and_replaced() {
+    let (_d, p, qs, before) = setup();
+    let manifest = graph_file(&p, "manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["format"] = 1.into();
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    std::fs::remove_file(graph_file(&p, "graph")).unwrap();
+    for ext in ["hnsw.graph", "hnsw.data"] {
+        std::fs::write(graph_file(&p, ext), b"an hnsw_rs dump").unwrap();
+    }
+    let db = TaskDb::open_with(&p, opts()).unwrap();
+    let ev = db.stats().unwrap().spaces[0].index.clone();
+    assert!(
+        ev.starts_with("rebuilt") && ev.contains("older format"),
+        "{ev}"
+    );
+    assert_eq!(answers(&db, &qs), before);
+    drop(db);
+    for ext in ["hnsw.graph", "hnsw.data"] {
+        assert!(!graph_file(&p, ext).exists(), "{ext} left behind");
+    }
+    assert_eq!(reopen_event(&p), "loaded");
+}
+
+/// A dense graph loaded from its file is searched through the flat structure made from it;
+/// hnsw_rs's graph is made from that structure when the first insert needs it. Inserts after
+/// the load are found like the rest (answers equal the exact scan's), `check` agrees, and the
+/// graph saved afterwards loads again with the same answers.
+#[test]
+fn a_loaded_dense_graph_takes_inserts_and_saves_them() {
+    let (_d, p, qs, _) = setup();
+    let more = clustered(300, 16, 25, 99);
+    let exact = OpenOptions {
+        read_only: true,
+        index: IndexParams {
+            brute_force_below: usize::MAX,
+            ..opts().index
+        },
+    };
+    let after = {
+        let mut db = TaskDb::open_with(&p, opts()).unwrap();
+        // Loaded (and searched) before the insert.
+        assert_eq!(answers(&db, &qs).len(), qs.len());
+        assert_eq!(db.stats().unwrap().spaces[0].index, "loaded");
+        db.put(entries("more", "s", &more)).unwrap();
+        // Still the graph (made from the loaded structure), not an exact scan of an unusable one.
+        assert_eq!(db.stats().unwrap().spaces[0].index, "loaded");
+        let (_, path) = db
+            .nearest_explain(&Query::dense("s", more[0].clone()), 10, &Filter::all())
+            .unwrap();
+        assert_eq!(path, SearchPath::Hnsw);
+        let mut probes = qs.clone();
+        probes.extend(more.iter().step_by(30).cloned());
+        let got = answers(&db, &probes);
+        assert!(db.check().unwrap().ok());
+        drop(db);
+        let scan = TaskDb::open_with(&p, exact).unwrap();
+        assert_eq!(
+            got,
+            answers(&scan, &probes),
+            "graph answers differ from the exact scan"
+        );
+        // Each probe taken from the new entries finds itself first.
+        for (i, hits) in got[qs.len()..].iter().enumerate() {
+            assert_eq!(hits[0].name, format!("more{}", i * 30));
+        }
+        (probes, got)
+    };
+    let db = TaskDb::open_with(&p, opts()).unwrap();
+    assert_eq!(answers(&db, &after.0), after.1);
+    assert_eq!(db.stats().unwrap().spaces[0].index, "loaded");
+    drop(db);
+    // A put before any query loads the file straight into hnsw_rs's graph (the writer's
+    // path); the answers after it are again the exact scan's.
+    let extra = clustered(50, 16, 25, 7);
+    let got = {
+        let db = TaskDb::open_with(&p, opts()).unwrap();
+        db.put(entries("extra", "s", &extra)).unwrap();
+        assert_eq!(db.stats().unwrap().spaces[0].index, "loaded");
+        answers(&db, &extra)
+    };
+    let scan = TaskDb::open_with(&p, exact).unwrap();
+    assert_eq!(got, answers(&scan, &extra));
+    for (i, hits) in got.iter().enumerate() {
+        assert_eq!(hits[0].name, format!("extra{i}"));
+    }
 }

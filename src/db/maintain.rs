@@ -8,11 +8,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use redb::{ReadTransaction, ReadableTable};
 use serde::Serialize;
 
-use super::open::{rebuild_space, rebuild_space_now};
+use super::open::{load_space_now, rebuild_space};
 use super::{hex, poisoned, State, TaskDb};
 use crate::error::{contain, contain_at, Error, Result};
-use crate::index::{persist, Slot, SpaceIndex};
+use crate::index::{persist, Slot};
 use crate::model::EntryId;
+use crate::space::EmbeddingKind;
 use crate::space::{ScoreConsts, SpaceId, TaskSpaceParams};
 use crate::store::codec;
 use crate::store::log::{LogEntry, LogOp};
@@ -111,7 +112,18 @@ impl TaskDb {
                 count,
                 digest,
             };
-            persist::save(&dir, &idx.graph, &expect).map_err(|e| {
+            let sketched = catalog
+                .spaces
+                .get(sid)
+                .is_some_and(|s| s.def.embedding == EmbeddingKind::LowRank);
+            let Some(saved) = idx.to_save(sketched) else {
+                // Nothing to save it from (cannot happen for a usable index): the next open
+                // rebuilds it.
+                persist::remove_space(&dir, *sid);
+                idx.dirty = false;
+                continue;
+            };
+            persist::save(&dir, &saved, &expect).map_err(|e| {
                 e.with_committed(
                     "the database itself is complete: graphs are derived, and one that is \
                      missing or stale is rebuilt from it at the next open"
@@ -236,7 +248,7 @@ impl TaskDb {
     pub(super) fn load_graphs(&self) -> Result<()> {
         let st = self.read()?;
         for (sid, slot) in &st.indexes {
-            slot.get(|| rebuild_space_now(&self.db, &st.catalog, *sid, &self.params));
+            slot.get(|p| load_space_now(&self.db, &st.catalog, *sid, &self.params, p, false));
         }
         Ok(())
     }
@@ -535,7 +547,7 @@ fn compare_graphs(
             ));
             continue;
         }
-        let in_graph = SpaceIndex::graph_ids(&idx.graph);
+        let in_graph = idx.members();
         let in_store: HashSet<EntryId> = in_store.into_iter().collect();
         if in_graph != in_store || idx.points != in_store {
             let missing = in_store.difference(&in_graph).count();

@@ -1,8 +1,8 @@
 //! Opening a database: the meta record (initialised on first open), the catalog, and each
 //! space's graph: when its persisted manifest matches the store exactly (database uuid, space
-//! generation, point count and digest, file lengths) the graph is left on disk, to be
-//! checksummed and loaded on its first use ([`Slot`]); otherwise it is rebuilt from the store
-//! now.
+//! generation, point count and digest, file length) the graph is left on disk, to be
+//! checksummed and loaded on its first use ([`Slot`], [`load_space`]); otherwise it is rebuilt
+//! from the store now.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -212,17 +212,67 @@ pub(super) fn rebuild_space(
     }
 }
 
-/// [`rebuild_space`] in a read transaction of its own (for a lazy graph's first use outside
-/// a query, whose files failed their checks).
-pub(super) fn rebuild_space_now(
+/// A lazy graph's first use ([`Slot::get`]): the persisted graph loaded (checksummed,
+/// decoded, a dense space's stored vectors read through `txn`, checksums verified; for a
+/// `writer` about to insert, as hnsw_rs's graph: [`SpaceIndex::from_loaded`]), or, when there
+/// is none or it fails, the graph rebuilt from the store. Returns the index and what happened
+/// to it ("loaded", "rebuilt: <why>", "unusable: <why>").
+pub(super) fn load_space(
+    txn: &ReadTransaction,
+    catalog: &Catalog,
+    sid: SpaceId,
+    params: &IndexParams,
+    persisted: Option<&persist::Persisted>,
+    writer: bool,
+) -> (SpaceIndex, String) {
+    let reason = match persisted.map(|p| p.load()) {
+        Some(Ok(loaded)) => {
+            let mut reader: Option<VectorReader> = None;
+            let mut stored = |id: EntryId| -> Option<Vec<f32>> {
+                let vm = catalog.entries.get(&id)?.vector_in(id, sid).ok()?;
+                if reader.is_none() {
+                    reader = VectorReader::open(txn).ok();
+                }
+                match reader.as_ref()?.read(id, &vm.method).ok()? {
+                    Embedding::Dense(v) => Some(v),
+                    Embedding::LowRank(_) => None,
+                }
+            };
+            match SpaceIndex::from_loaded(loaded, &mut stored, writer) {
+                Ok(index) => return (index, "loaded".into()),
+                Err(why) => why,
+            }
+        }
+        Some(Err(why)) => why,
+        None => "no graph".into(),
+    };
+    let index = rebuild_space(txn, catalog, sid, params);
+    let event = match &index.unusable {
+        Some(why) => format!("unusable: {why}"),
+        None => format!("rebuilt: {reason}"),
+    };
+    (index, event)
+}
+
+/// [`load_space`] in a read transaction of its own (for a lazy graph's first use outside a
+/// query).
+pub(super) fn load_space_now(
     db: &Db,
     catalog: &Catalog,
     sid: SpaceId,
     params: &IndexParams,
-) -> SpaceIndex {
+    persisted: Option<&persist::Persisted>,
+    writer: bool,
+) -> (SpaceIndex, String) {
     match db.begin_read() {
-        Ok(txn) => rebuild_space(&txn, catalog, sid, params),
-        Err(e) => SpaceIndex::unusable(params, e.to_string()),
+        Ok(txn) => load_space(&txn, catalog, sid, params, persisted, writer),
+        Err(e) => {
+            let why = e.to_string();
+            (
+                SpaceIndex::unusable(params, why.clone()),
+                format!("unusable: {why}"),
+            )
+        }
     }
 }
 

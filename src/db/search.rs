@@ -139,7 +139,8 @@ impl TaskDb {
                 // A lazy graph is checksummed and loaded here, by the first query that
                 // searches it (rebuilt from the store if its files fail); one that turns out
                 // unusable is not searched: the plan would have scanned exactly.
-                let idx = slot.get(|| super::open::rebuild_space(&txn, c, sid, &self.params));
+                let idx =
+                    slot.get(|p| super::open::load_space(&txn, c, sid, &self.params, p, false));
                 if idx.unusable.is_some() {
                     return exact(SearchPath::BruteForce);
                 }
@@ -200,7 +201,7 @@ impl TaskDb {
             .get(&sid)
             .ok_or_else(|| Error::Internal(format!("no index for space {sid}")))?;
         let txn = self.db.begin_read()?;
-        let idx = slot.get(|| super::open::rebuild_space(&txn, cat, sid, &self.params));
+        let idx = slot.get(|p| super::open::load_space(&txn, cat, sid, &self.params, p, false));
         let qv = sp.index_vector(q)?;
         idx.search(&qv, c, ef)
     }

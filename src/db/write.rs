@@ -210,9 +210,10 @@ impl TaskDb {
             } = &mut *st;
             if let (Some(slot), Some(space)) = (indexes.get_mut(&sid), catalog.spaces.get(&sid)) {
                 // A lazy graph is loaded (verified first) before it takes new points.
-                let rebuild =
-                    || super::open::rebuild_space_now(&self.db, catalog, sid, &self.params);
-                let (idx, event) = slot.get_mut(rebuild);
+                let load = |p: Option<&_>| {
+                    super::open::load_space_now(&self.db, catalog, sid, &self.params, p, true)
+                };
+                let (idx, event) = slot.get_mut(load);
                 // Committed: a graph that cannot take the new vectors becomes unusable
                 // (queries scan exactly) instead of failing a write that has happened.
                 let was_usable = idx.unusable.is_none();

@@ -1,7 +1,7 @@
 //! A dense space's graph as flat arrays: taskdb's own HNSW *search* over the graph hnsw_rs
 //! built (issue 14).
 //!
-//! hnsw_rs stays the builder (insertion, persistence). Its search walks `Arc<Point>`s whose
+//! hnsw_rs stays the builder (insertion). Its search walks `Arc<Point>`s whose
 //! neighbour lists sit behind `RwLock`s and whose vectors are scattered on the heap; measured
 //! at 0.22–0.47× the queries/s of hnswlib and faiss on the same 100k × 768 data
 //! (docs/PERFORMANCE.md §14). The same graph, exported once into contiguous arrays (every
@@ -10,8 +10,10 @@
 //! answers the same query by the same algorithm (greedy descent through the upper layers, a
 //! best-first beam of width `ef` in layer 0) without locks or pointer chasing.
 //!
-//! Derived state, in memory only: exported from the loaded graph once a handle has searched a
-//! dense space `IndexParams::export_after` times, and kept beside it. Its rows hold the
+//! Derived state, in memory only: made from a dense graph's persisted structure when the graph
+//! is loaded ([`FlatGraph::from_links`]; hnsw_rs's graph is then made from it only if an insert
+//! needs it, [`FlatGraph::to_graph`]), or exported from a graph built in memory once a handle
+//! has searched the space `IndexParams::export_after` times, and kept beside it. Its rows hold the
 //! **stored** vectors, read from redb (checksums verified) when the export is made, not the
 //! graph's unit copies: the search ranks by `dot(q, x) / |x|`, and the candidates' exact scores
 //! are computed from these rows ([`FlatGraph::stored`]) by the space's own scorer, so a dense
@@ -26,6 +28,7 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
+use super::links::Links;
 use super::Graph;
 use crate::embedding::EntryId;
 
@@ -69,15 +72,9 @@ pub(crate) struct FlatGraph {
     /// `hstride` 0, where the CPU has no F16C: the walk then reads `vecs`; see [`super::half`]).
     half: Vec<u16>,
     hstride: usize,
-    /// Rows of the exported graph (the rest are appended points).
-    graph_rows: usize,
-    /// Layer 0: row r's neighbours are `nbrs[start[r]..start[r + 1]]`.
-    start: Vec<u32>,
-    nbrs: Vec<u32>,
-    /// Layers ≥ 1: (layer, row) → neighbours, for the few rows that reach them.
-    upper: HashMap<(u8, u32), Vec<u32>>,
-    /// The entry row and its layer.
-    entry: Option<(u32, u8)>,
+    /// The exported graph's structure: its rows are the first `links.len()` rows here (the
+    /// rest are appended points).
+    links: Links,
 }
 
 impl FlatGraph {
@@ -98,65 +95,81 @@ impl FlatGraph {
         stored: &mut dyn FnMut(EntryId) -> Option<Vec<f32>>,
         f16: bool,
     ) -> Option<FlatGraph> {
-        let mut g = FlatGraph::default();
-        if graph.get_nb_point() == 0 {
-            return Some(g);
-        }
-        let pi = graph.get_point_indexation();
-        let points: Vec<_> = pi.into_iter().collect();
-        // hnsw_rs names a point by (layer, rank in layer); rows follow its iteration order.
-        let top = pi.get_max_level_observed();
-        let mut row_of: Vec<Vec<u32>> = vec![Vec::new(); top as usize + 1];
-        for (r, p) in points.iter().enumerate() {
-            let id = p.get_point_id();
-            let layer = row_of.get_mut(id.0 as usize)?;
-            let rank = usize::try_from(id.1).ok()?;
-            if layer.len() <= rank {
-                layer.resize(rank + 1, u32::MAX);
-            }
-            layer[rank] = r as u32;
-        }
-        let row_of = |layer: u8, rank: i32| -> Option<u32> {
-            let r = *row_of
-                .get(layer as usize)?
-                .get(usize::try_from(rank).ok()?)?;
-            (r != u32::MAX).then_some(r)
+        let links = Links::of(graph)?;
+        let width = match graph.get_nb_point() {
+            0 => None,
+            _ => graph
+                .get_point_indexation()
+                .into_iter()
+                .next()
+                .map(|p| p.get_v().len()),
         };
-        g.dim = points[0].get_v().len();
-        g.ids.reserve(points.len());
-        g.inv.reserve(points.len());
-        g.vecs.reserve(points.len() * g.dim);
-        super::pages::huge_pages(&mut g.vecs);
-        if f16 && super::half::available() {
-            g.hstride = super::half::stride(g.dim);
-            g.half.reserve(points.len() * g.hstride);
-            super::pages::huge_pages(&mut g.half);
-        }
-        g.start.push(0);
-        for (r, p) in points.iter().enumerate() {
-            let id = p.get_origin_id() as EntryId;
+        let mut checked = |id: EntryId| stored(id).filter(|v| width.is_none_or(|w| v.len() == w));
+        Self::from_links(links, &mut checked, f16)
+    }
+
+    /// The flat search over `links` (a graph's structure, from hnsw_rs or from its persisted
+    /// file), with each row's stored vector from `stored`; `None` when a stored vector is
+    /// missing, of another width than the first, or has no direction (as [`FlatGraph::export`]).
+    pub fn from_links(
+        links: Links,
+        stored: &mut dyn FnMut(EntryId) -> Option<Vec<f32>>,
+        f16: bool,
+    ) -> Option<FlatGraph> {
+        let mut g = FlatGraph::default();
+        let n = links.len();
+        for (r, &id) in links.ids.iter().enumerate() {
             let v = stored(id)?;
-            if p.get_v().len() != g.dim || !g.add_row(id, &v) {
-                return None;
-            }
-            let level = p.get_point_id().0;
-            if level == top && g.entry.is_none() {
-                g.entry = Some((r as u32, level));
-            }
-            for (layer, list) in p.get_neighborhood_id().iter().enumerate() {
-                let rows: Option<Vec<u32>> =
-                    list.iter().map(|n| row_of(n.p_id.0, n.p_id.1)).collect();
-                let rows = rows?;
-                if layer == 0 {
-                    g.nbrs.extend_from_slice(&rows);
-                } else if !rows.is_empty() {
-                    g.upper.insert((layer as u8, r as u32), rows);
+            if r == 0 {
+                g.dim = v.len();
+                g.ids.reserve(n);
+                g.rows.reserve(n);
+                g.norms.reserve(n);
+                g.inv.reserve(n);
+                g.vecs.reserve(n * g.dim);
+                super::pages::huge_pages(&mut g.vecs);
+                if f16 && super::half::available() {
+                    g.hstride = super::half::stride(g.dim);
+                    g.half.reserve(n * g.hstride);
+                    super::pages::huge_pages(&mut g.half);
                 }
             }
-            g.start.push(g.nbrs.len() as u32);
+            if !g.add_row(id, &v) {
+                return None;
+            }
         }
-        g.graph_rows = g.ids.len();
+        g.links = links;
         Some(g)
+    }
+
+    /// Every row's entry id (the exported graph's rows, then the appended points).
+    pub fn ids(&self) -> &[EntryId] {
+        &self.ids
+    }
+
+    /// The exported graph's structure (its rows only, not the appended points).
+    pub fn links(&self) -> &Links {
+        &self.links
+    }
+
+    /// The hnsw_rs graph of the exported rows (their graph vectors made from the stored ones
+    /// exactly as `Space::index_vector` makes them), for a space whose graph was loaded as
+    /// this export only and now takes an insert. `None` once points were appended (the graph
+    /// they went into exists) or when hnsw_rs refuses the structure.
+    pub fn to_graph(&self) -> Result<Graph, String> {
+        if self.ids.len() != self.links.len() {
+            return Err("points were appended to the export".into());
+        }
+        use rayon::prelude::*;
+        let vectors = (0..self.links.len() as u32)
+            .into_par_iter()
+            .map(|r| {
+                let u = crate::unit::unit(self.row(r))?;
+                Some(crate::space::Space::index_of_unit(&u))
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or("a row without a direction")?;
+        self.links.graph(vectors)
     }
 
     /// Appends a point inserted into the graph after the export, with its stored vector
@@ -206,8 +219,8 @@ impl FlatGraph {
     /// Whether so many points were appended since the export that it should be made again
     /// (more than 1,024 and more than a tenth of the graph).
     pub fn stale(&self) -> bool {
-        let extra = self.ids.len() - self.graph_rows;
-        extra > 1024 && extra * 10 > self.graph_rows
+        let extra = self.ids.len() - self.links.len();
+        extra > 1024 && extra * 10 > self.links.len()
     }
 
     /// Points held (exported and appended).
@@ -268,7 +281,7 @@ impl FlatGraph {
         let mut padded = q.to_vec();
         padded.resize(self.hstride.max(q.len()), 0.0);
         let w = Walk { q, padded };
-        let mut found = match self.entry {
+        let mut found = match self.links.entry {
             Some(entry) => self.search_graph(&w, entry, ef.max(k)),
             None => Vec::new(),
         };
@@ -283,7 +296,7 @@ impl FlatGraph {
                 c.0 = self.sim(q, c.1);
             }
         }
-        for r in self.graph_rows..self.ids.len() {
+        for r in self.links.len()..self.ids.len() {
             found.push(Cand(self.sim(q, r as u32), r as u32));
         }
         found.sort_unstable_by(|a, b| b.cmp(a));
@@ -297,7 +310,7 @@ impl FlatGraph {
         for layer in (1..=top).rev() {
             loop {
                 let mut moved = false;
-                if let Some(list) = self.upper.get(&(layer, ep)) {
+                if let Some(list) = self.links.upper.get(&(layer, ep)) {
                     for &n in list {
                         let s = self.walk_sim(w, n);
                         if s > best || (s == best && n < ep) {
@@ -312,7 +325,7 @@ impl FlatGraph {
                 }
             }
         }
-        let mut visited = vec![0u64; self.graph_rows.div_ceil(64)];
+        let mut visited = vec![0u64; self.links.len().div_ceil(64)];
         let mut seen = |r: u32| {
             let (w, b) = ((r / 64) as usize, r % 64);
             let was = visited[w] >> b & 1 == 1;
@@ -333,13 +346,13 @@ impl FlatGraph {
                 break;
             }
             let (a, b) = (
-                self.start[c.1 as usize] as usize,
-                self.start[c.1 as usize + 1] as usize,
+                self.links.start[c.1 as usize] as usize,
+                self.links.start[c.1 as usize + 1] as usize,
             );
             // The unvisited neighbours first, then their similarities, each vector's first
             // cache lines fetched one step ahead: the search waits on memory, not arithmetic.
             fresh.clear();
-            fresh.extend(self.nbrs[a..b].iter().copied().filter(|&n| !seen(n)));
+            fresh.extend(self.links.nbrs[a..b].iter().copied().filter(|&n| !seen(n)));
             if let Some(&n) = fresh.first() {
                 self.prefetch(n);
             }
@@ -568,18 +581,12 @@ mod tests {
 
     #[test]
     fn a_handle_searches_with_hnsw_rs_until_export_after_queries_then_through_the_export() {
-        use std::sync::atomic::AtomicUsize;
-        use std::sync::OnceLock;
         let data = clustered(600, 24, 3);
-        let idx = super::super::SpaceIndex {
-            graph: graph_of(&data),
-            points: (0..data.len() as EntryId).map(|i| i + 100).collect(),
-            dirty: false,
-            unusable: None,
-            flat: OnceLock::new(),
-            exported: OnceLock::new(),
-            before_export: AtomicUsize::new(0),
-        };
+        let idx = super::super::SpaceIndex::of(
+            Some(graph_of(&data)),
+            None,
+            (0..data.len() as EntryId).map(|i| i + 100).collect(),
+        );
         for _ in 0..3 {
             let hits = idx
                 .search_exported(&data[5], 5, (64, 3), &mut stored(&data))

@@ -3,13 +3,16 @@
 //! One HNSW graph (hnsw_rs, `DistDot` on L2-normalised vectors) per space. hnsw_rs cannot delete,
 //! so deleted entries and superseded versions stay in the graph as tombstones and are hidden by
 //! a filter at query time; `compact` rebuilds graphs without them. Graphs are persisted beside
-//! the database by [`persist`]: their manifests are checked on open, and a graph is loaded,
-//! its files checksummed first, on its first use ([`Slot`]).
+//! the database by [`persist`] in taskdb's own format ([`links`]): their manifests are checked
+//! on open, and a graph is loaded, its file checksummed first, on its first use ([`Slot`]). A
+//! dense space's graph is loaded straight into its flat search structure ([`graph`]) with the
+//! stored vectors from redb; the hnsw_rs graph is made from it only when an insert needs it.
 
 pub(crate) mod arena;
 pub(crate) mod flat;
 pub(crate) mod graph;
 mod half;
+pub(crate) mod links;
 mod pages;
 pub(crate) mod persist;
 
@@ -46,11 +49,12 @@ pub struct IndexParams {
     /// Lower it for spaces whose sketch ranks well.
     pub exact_matrix_below: usize,
     /// A dense space's graph queries that one handle answers through hnsw_rs's own search
-    /// before it exports the graph to taskdb's flat search structure ([`graph`]). The export
-    /// costs 2–4 s at 100k × 768 (it reads every stored vector) and each query after it
-    /// about a third of the time (docs/PERFORMANCE.md §18–19), so the default, 16, keeps a
-    /// one-shot query (the CLI's) from paying it while a long-lived handle pays it once.
-    /// 0 exports at the first query.
+    /// before it exports the graph to taskdb's flat search structure ([`graph`]), for a graph
+    /// built or rebuilt in memory by this handle (one loaded from its file is that structure
+    /// from the start). The export costs 2–4 s at 100k × 768 (it reads every stored vector)
+    /// and each query after it about a third of the time (docs/PERFORMANCE.md §18–19), so
+    /// the default, 16, keeps a one-shot query from paying it while a long-lived handle pays
+    /// it once. 0 exports at the first query.
     pub export_after: usize,
 }
 
@@ -70,12 +74,19 @@ impl Default for IndexParams {
 /// The graph type used for every space.
 pub(crate) type Graph = Hnsw<'static, f32, DistDot>;
 
+/// A graph file read back ([`persist::Loaded`]), ready to become an index.
+pub(crate) use persist::Loaded;
+
 /// One space's in-memory graph.
 ///
 /// The space's definition and generation are not held here: the catalog holds them (one copy
 /// of each), and every operation that needs the space is handed it.
 pub(crate) struct SpaceIndex {
-    pub graph: Graph,
+    /// hnsw_rs's graph, which inserts go into. Made when the index is built; for a dense
+    /// space loaded from its file, made from the export on its first need (an insert, or a
+    /// search the export cannot answer): [`SpaceIndex::graph`]. `None` inside when that
+    /// failed.
+    graph: OnceLock<Option<Graph>>,
     /// Entry ids present in the graph (live or tombstoned): the graph's own membership, which
     /// `check` compares with the catalog's view of the store (`Catalog::space_points`).
     pub points: HashSet<EntryId>,
@@ -100,23 +111,139 @@ pub(crate) fn new_graph(params: &IndexParams, capacity: usize) -> Graph {
     Hnsw::new(
         params.m.clamp(2, 255),
         capacity.max(1024),
-        16,
+        links::MAX_LAYER,
         params.ef_construction,
         DistDot {},
     )
 }
 
 impl SpaceIndex {
-    /// An empty index.
-    pub fn empty(params: &IndexParams) -> SpaceIndex {
+    /// An index of `graph` and/or `exported` (at least one), holding `points`.
+    fn of(
+        graph: Option<Graph>,
+        exported: Option<graph::FlatGraph>,
+        points: HashSet<EntryId>,
+    ) -> SpaceIndex {
+        fn cell<T>(x: Option<T>) -> OnceLock<Option<T>> {
+            match x {
+                Some(x) => OnceLock::from(Some(x)),
+                None => OnceLock::new(),
+            }
+        }
         SpaceIndex {
-            graph: new_graph(params, 0),
-            points: HashSet::new(),
+            graph: cell(graph),
+            points,
             dirty: true,
             unusable: None,
             flat: OnceLock::new(),
-            exported: OnceLock::new(),
+            exported: cell(exported),
             before_export: AtomicUsize::new(0),
+        }
+    }
+
+    /// An empty index.
+    pub fn empty(params: &IndexParams) -> SpaceIndex {
+        Self::of(Some(new_graph(params, 0)), None, HashSet::new())
+    }
+
+    /// The index of a persisted graph read back. Where the file holds the graph's vectors
+    /// (matrix spaces), hnsw_rs's graph made from them. Else (dense spaces) the stored vectors
+    /// are read through `stored`, and become, for a `writer` about to insert, hnsw_rs's graph
+    /// (its export made later, as for a graph built in memory), otherwise the flat search
+    /// structure alone, hnsw_rs's graph made from it later if ever needed. Why not, when a
+    /// stored vector is missing or unusable, or hnsw_rs refuses the structure.
+    pub fn from_loaded(
+        loaded: Loaded,
+        stored: &mut dyn FnMut(EntryId) -> Option<Vec<f32>>,
+        writer: bool,
+    ) -> std::result::Result<SpaceIndex, persist::Reject> {
+        let points: HashSet<EntryId> = loaded.links.ids.iter().copied().collect();
+        let missing = "a stored vector of the graph is missing, of another width, or has no \
+                       direction";
+        let mut index = match loaded.vectors {
+            Some((dim, v)) => {
+                let rows = v.chunks_exact(dim.max(1)).map(<[f32]>::to_vec).collect();
+                Self::of(Some(loaded.links.graph(rows)?), None, points)
+            }
+            None if writer => {
+                let mut rows = Vec::with_capacity(loaded.links.len());
+                for &id in &loaded.links.ids {
+                    let u = stored(id)
+                        .and_then(|v| crate::unit::unit(&v))
+                        .ok_or(missing)?;
+                    rows.push(Space::index_of_unit(&u));
+                }
+                if rows.iter().any(|r| r.len() != rows[0].len()) {
+                    return Err(missing.into());
+                }
+                Self::of(Some(loaded.links.graph(rows)?), None, points)
+            }
+            None => {
+                let g = catch_unwind(AssertUnwindSafe(|| {
+                    graph::FlatGraph::from_links(loaded.links, stored, half::available())
+                }))
+                .ok()
+                .flatten()
+                .ok_or(missing)?;
+                Self::of(None, Some(g), points)
+            }
+        };
+        index.dirty = false;
+        Ok(index)
+    }
+
+    /// hnsw_rs's graph, made now from the export if the index was loaded as its export only
+    /// ([`graph::FlatGraph::to_graph`]); `None` when it cannot be made.
+    pub fn graph(&self) -> Option<&Graph> {
+        self.graph
+            .get_or_init(|| match self.exported.get() {
+                Some(Some(g)) => catch_unwind(AssertUnwindSafe(|| g.to_graph()))
+                    .ok()
+                    .and_then(|r| r.ok()),
+                _ => None,
+            })
+            .as_ref()
+    }
+
+    /// What to persist of the graph: its structure, and for a `sketched` (matrix) space its
+    /// own vectors (the sketches; a dense space's are derived from the store). From hnsw_rs's
+    /// graph where it was made, else from the export. `None` when neither gives it.
+    pub fn to_save(&self, sketched: bool) -> Option<persist::Saved> {
+        if let Some(Some(g)) = self.graph.get() {
+            let links = links::Links::of(g)?;
+            if !sketched || links.len() == 0 {
+                return Some(persist::Saved {
+                    links,
+                    vectors: None,
+                });
+            }
+            let pi = g.get_point_indexation();
+            let dim = pi.into_iter().next().map_or(0, |p| p.get_v().len());
+            let mut v = Vec::with_capacity(links.len() * dim);
+            for p in pi {
+                v.extend_from_slice(p.get_v());
+            }
+            return Some(persist::Saved {
+                links,
+                vectors: Some((dim, v)),
+            });
+        }
+        match self.exported.get() {
+            Some(Some(g)) if !sketched && g.len() == g.links().len() => Some(persist::Saved {
+                links: g.links().clone(),
+                vectors: None,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The ids the graph holds (read back from hnsw_rs, or from the export where hnsw_rs's
+    /// graph was not made; used by `check`).
+    pub fn members(&self) -> HashSet<EntryId> {
+        match (self.graph.get(), self.exported.get()) {
+            (Some(Some(g)), _) => Self::graph_ids(g),
+            (_, Some(Some(g))) => g.ids().iter().copied().collect(),
+            _ => HashSet::new(),
         }
     }
 
@@ -136,15 +263,7 @@ impl SpaceIndex {
         items: &[(EntryId, Embedding)],
     ) -> SpaceIndex {
         match Self::try_build(space, params, items) {
-            Ok(graph) => SpaceIndex {
-                graph,
-                points: items.iter().map(|(id, _)| *id).collect(),
-                dirty: true,
-                unusable: None,
-                flat: OnceLock::new(),
-                exported: OnceLock::new(),
-                before_export: AtomicUsize::new(0),
-            },
+            Ok(graph) => Self::of(Some(graph), None, items.iter().map(|(id, _)| *id).collect()),
             Err(e) => SpaceIndex::unusable(params, e.to_string()),
         }
     }
@@ -207,7 +326,9 @@ impl SpaceIndex {
         if vecs.is_empty() {
             return Ok(());
         }
-        let graph = &self.graph;
+        let graph = self.graph().ok_or_else(|| {
+            Error::Internal("the graph could not be made from its persisted structure".into())
+        })?;
         catch_unwind(AssertUnwindSafe(|| {
             crate::testing::maybe_panic_in_graph_insert();
             if vecs.len() >= 64 {
@@ -247,8 +368,8 @@ impl SpaceIndex {
     pub fn flat(&self, m: usize) -> Option<&flat::FlatSketches> {
         let f = self.flat.get_or_init(|| {
             let mut f = flat::FlatSketches::new(m);
-            if self.graph.get_nb_point() > 0 {
-                for p in self.graph.get_point_indexation() {
+            if let Some(g) = self.graph().filter(|g| g.get_nb_point() > 0) {
+                for p in g.get_point_indexation() {
                     f.push(p.get_origin_id() as EntryId, p.get_v());
                 }
             }
@@ -268,7 +389,12 @@ impl SpaceIndex {
         if self.points.is_empty() {
             return Ok(Vec::new());
         }
-        let res = catch_unwind(AssertUnwindSafe(|| self.graph.search(query, k, ef.max(k))))
+        let Some(graph) = self.graph() else {
+            return Err(Error::Internal(
+                "the graph could not be made from its persisted structure".into(),
+            ));
+        };
+        let res = catch_unwind(AssertUnwindSafe(|| graph.search(query, k, ef.max(k))))
             .map_err(|_| Error::Internal("HNSW search panicked".into()))?;
         Ok(res.into_iter().map(|n| n.d_id as EntryId).collect())
     }
@@ -311,11 +437,10 @@ impl SpaceIndex {
             return self.search(query, k, ef);
         }
         let g = self.exported.get_or_init(|| {
-            catch_unwind(AssertUnwindSafe(|| {
-                graph::FlatGraph::export(&self.graph, stored)
-            }))
-            .ok()
-            .flatten()
+            let graph = self.graph()?;
+            catch_unwind(AssertUnwindSafe(|| graph::FlatGraph::export(graph, stored)))
+                .ok()
+                .flatten()
         });
         match g {
             Some(g) if g.len() == self.points.len() => Ok(g.search(query, k, ef.max(k))),
@@ -333,8 +458,8 @@ impl SpaceIndex {
         }
     }
 
-    /// The ids stored in the graph itself (read back from hnsw_rs; used by `check`).
-    pub fn graph_ids(graph: &Graph) -> HashSet<EntryId> {
+    /// The ids stored in an hnsw_rs graph.
+    fn graph_ids(graph: &Graph) -> HashSet<EntryId> {
         if graph.get_nb_point() == 0 {
             return HashSet::new();
         }
@@ -349,11 +474,13 @@ impl SpaceIndex {
 /// One space's graph, in memory or not loaded yet.
 ///
 /// A graph whose persisted manifest matched the store at open is **lazy**: nothing of its
-/// files is read until the first operation that needs the graph (a knn query whose plan
-/// searches it, a `put` into its space, `stats`, `check`). That first use checksums both
-/// files, loads them ([`persist::Persisted::load`]) and, when either fails, rebuilds the graph
-/// from the store instead; concurrent first users wait for that one load (`OnceLock`). So a
-/// graph is verified in full before its first use, however long after the open.
+/// file is read until the first operation that needs the graph (a knn query whose plan
+/// searches it, a `put` into its space, `stats`, `check`). That first use is given the
+/// persisted graph and loads it (`db::open::load_space`: the file checksummed and decoded
+/// by [`persist::Persisted::load`], a dense space's stored vectors read from redb), or
+/// rebuilds the graph from the store when that fails; concurrent first users wait for that
+/// one load (`OnceLock`). So a graph is verified in full before its first use, however long
+/// after the open.
 pub(crate) struct Slot {
     /// The graph and what happened to it ("loaded", "rebuilt: <why>", "new", …).
     loaded: OnceLock<(SpaceIndex, String)>,
@@ -378,19 +505,23 @@ impl Slot {
         }
     }
 
-    /// The graph, loaded (and verified) now if it was not yet; `rebuild` builds it from the
-    /// store when the persisted files fail their checks.
-    pub fn get(&self, rebuild: impl FnOnce() -> SpaceIndex) -> &SpaceIndex {
-        &self.loaded.get_or_init(|| self.load(rebuild)).0
+    /// The graph, loaded (and verified) now if it was not yet: `load` is given the persisted
+    /// graph (`None` when there is none) and returns the index and its event, rebuilding it
+    /// from the store when the persisted one fails its checks.
+    pub fn get(
+        &self,
+        load: impl FnOnce(Option<&persist::Persisted>) -> (SpaceIndex, String),
+    ) -> &SpaceIndex {
+        &self.loaded.get_or_init(|| load(self.persisted.as_ref())).0
     }
 
     /// [`Slot::get`] for a writer: the graph and its event.
     pub fn get_mut(
         &mut self,
-        rebuild: impl FnOnce() -> SpaceIndex,
+        load: impl FnOnce(Option<&persist::Persisted>) -> (SpaceIndex, String),
     ) -> (&mut SpaceIndex, &mut String) {
         if self.loaded.get().is_none() {
-            let v = self.load(rebuild);
+            let v = load(self.persisted.as_ref());
             let _ = self.loaded.set(v);
         }
         match self.loaded.get_mut() {
@@ -422,31 +553,6 @@ impl Slot {
             Some((_, event)) => event,
             None => "persisted (loaded on first use)",
         }
-    }
-
-    fn load(&self, rebuild: impl FnOnce() -> SpaceIndex) -> (SpaceIndex, String) {
-        let reason = match self.persisted.as_ref().map(|p| p.load()) {
-            Some(Ok(graph)) => {
-                let index = SpaceIndex {
-                    points: SpaceIndex::graph_ids(&graph),
-                    graph,
-                    dirty: false,
-                    unusable: None,
-                    flat: OnceLock::new(),
-                    exported: OnceLock::new(),
-                    before_export: AtomicUsize::new(0),
-                };
-                return (index, "loaded".into());
-            }
-            Some(Err(reason)) => reason,
-            None => "no graph".into(),
-        };
-        let index = rebuild();
-        let event = match &index.unusable {
-            Some(why) => format!("unusable: {why}"),
-            None => format!("rebuilt: {reason}"),
-        };
-        (index, event)
     }
 }
 

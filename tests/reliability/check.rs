@@ -28,7 +28,7 @@ fn damaged_graph_db(d: &Path) -> (PathBuf, PathBuf) {
     let graph = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with(".hnsw.graph"))
+        .find(|p| p.to_string_lossy().ends_with(".graph"))
         .unwrap_or_else(|| panic!("no graph file in {}", dir.display()));
     let mut bytes = std::fs::read(&graph).unwrap();
     let at = bytes.len() / 2;
