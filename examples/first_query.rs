@@ -1,0 +1,66 @@
+//! Times what a one-shot client pays on a large dense database: the open, the first k-nearest
+//! query (which loads the space's graph for search), and the queries after it; prints the
+//! process's resident memory after them (Linux). Used for the open and first-query figures of
+//! docs/PERFORMANCE.md §21, on the database `cargo bench --bench knn -- dense` keeps.
+//!
+//! Run: `cargo run --release --example first_query -- PATH SPACE DIM [QUERIES (200)]`
+
+use taskdb::{Filter, IndexParams, OpenOptions, Query, TaskDb};
+
+fn main() -> taskdb::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(path), Some(space), Some(dim)) = (
+        args.first(),
+        args.get(1),
+        args.get(2).and_then(|d| d.parse::<usize>().ok()),
+    ) else {
+        eprintln!("usage: first_query PATH SPACE DIM [QUERIES (200)]");
+        std::process::exit(2);
+    };
+    let n: usize = args
+        .get(3)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200)
+        .max(1);
+    let t = std::time::Instant::now();
+    let db = TaskDb::open_with(
+        path,
+        OpenOptions {
+            read_only: true,
+            index: IndexParams {
+                export_after: 0,
+                ..IndexParams::default()
+            },
+        },
+    )?;
+    let open = t.elapsed().as_secs_f64();
+    let mut s = 1u64;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let mut query = || -> taskdb::Result<f64> {
+        let v: Vec<f32> = (0..dim).map(|_| next()).collect();
+        let t = std::time::Instant::now();
+        let hits = db.nearest(&Query::dense(space, v), 10, &Filter::all())?;
+        assert_eq!(hits.len(), 10);
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let first = query()?;
+    let mut rest: Vec<f64> = (0..n).map(|_| query()).collect::<taskdb::Result<_>>()?;
+    rest.sort_by(f64::total_cmp);
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_string();
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or("n/a".to_string(), |kib| format!("{:.0} MiB", kib / 1024.0));
+    println!(
+        "open {open:.3} s, first query {first:.3} s, then p50 {:.3} ms over {n}; resident {rss}",
+        rest[n.saturating_sub(1) / 2] * 1e3
+    );
+    Ok(())
+}
