@@ -212,6 +212,27 @@ pub(super) fn rebuild_space(
     }
 }
 
+/// The stored dense vectors of space `sid` by entry id, read through `txn` (checksums
+/// verified; the table opened on the first read); `None` for an entry without a readable
+/// dense vector in the space.
+pub(super) fn dense_vectors<'a>(
+    txn: &'a ReadTransaction,
+    catalog: &'a Catalog,
+    sid: SpaceId,
+) -> impl FnMut(EntryId) -> Option<Vec<f32>> + 'a {
+    let mut reader: Option<VectorReader> = None;
+    move |id| {
+        let vm = catalog.entries.get(&id)?.vector_in(id, sid).ok()?;
+        if reader.is_none() {
+            reader = VectorReader::open(txn).ok();
+        }
+        match reader.as_ref()?.read(id, &vm.method).ok()? {
+            Embedding::Dense(v) => Some(v),
+            Embedding::LowRank(_) => None,
+        }
+    }
+}
+
 /// A lazy graph's first use ([`Slot::get`]): the persisted graph loaded (checksummed,
 /// decoded, a dense space's stored vectors read through `txn`, checksums verified; for a
 /// `writer` about to insert, as hnsw_rs's graph: [`SpaceIndex::from_loaded`]), or, when there
@@ -227,17 +248,7 @@ pub(super) fn load_space(
 ) -> (SpaceIndex, String) {
     let reason = match persisted.map(|p| p.load()) {
         Some(Ok(loaded)) => {
-            let mut reader: Option<VectorReader> = None;
-            let mut stored = |id: EntryId| -> Option<Vec<f32>> {
-                let vm = catalog.entries.get(&id)?.vector_in(id, sid).ok()?;
-                if reader.is_none() {
-                    reader = VectorReader::open(txn).ok();
-                }
-                match reader.as_ref()?.read(id, &vm.method).ok()? {
-                    Embedding::Dense(v) => Some(v),
-                    Embedding::LowRank(_) => None,
-                }
-            };
+            let mut stored = dense_vectors(txn, catalog, sid);
             match SpaceIndex::from_loaded(loaded, &mut stored, writer) {
                 Ok(index) => return (index, "loaded".into()),
                 Err(why) => why,

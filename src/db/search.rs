@@ -255,17 +255,7 @@ impl Run<'_> {
         keep: &dyn Fn(EntryId) -> bool,
         params: &IndexParams,
     ) -> Result<Option<Vec<EntryId>>> {
-        let mut reader: Option<VectorReader> = None;
-        let mut stored = |id: EntryId| -> Option<Vec<f32>> {
-            let vm = self.c.entries.get(&id)?.vector_in(id, self.sid).ok()?;
-            if reader.is_none() {
-                reader = VectorReader::open(self.txn).ok();
-            }
-            match reader.as_ref()?.read(id, &vm.method).ok()? {
-                Embedding::Dense(v) => Some(v),
-                Embedding::LowRank(_) => None,
-            }
-        };
+        let mut stored = super::open::dense_vectors(self.txn, self.c, self.sid);
         loop {
             let ef = (search.ef(params), params.export_after);
             let found = idx.search_for(qv, search.want, ef, search.sketched(), &mut stored)?;

@@ -216,50 +216,52 @@ pub(crate) struct Loaded {
     pub vectors: Option<(usize, Vec<f32>)>,
 }
 
+/// A reader of a graph file's bytes: every read checked against what is left.
+struct Cursor<'a>(&'a [u8]);
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], Reject> {
+        if n > self.0.len() {
+            return Err("graph file is shorter than its header says".into());
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> std::result::Result<u8, Reject> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> std::result::Result<u32, Reject> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> std::result::Result<u64, Reject> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+    /// A count of items of `size` bytes each, refused when they cannot all be there.
+    fn count(&mut self, n: u64, size: usize) -> std::result::Result<usize, Reject> {
+        match usize::try_from(n)
+            .ok()
+            .filter(|&n| n.saturating_mul(size) <= self.0.len())
+        {
+            Some(n) => Ok(n),
+            None => Err("graph file is shorter than its header says".into()),
+        }
+    }
+    fn u32s(&mut self, n: usize) -> std::result::Result<Vec<u32>, Reject> {
+        let n = self.count(n as u64, 4)?;
+        let b = self.take(n * 4)?;
+        Ok(b.chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+}
+
 /// Reads a graph file's bytes ([`encode`]'s format); every length is checked against what is
 /// left, and the structure by [`Links::validate`], so damaged bytes are an error, never a
 /// panic or a wild allocation.
 fn decode(bytes: &[u8]) -> std::result::Result<Loaded, Reject> {
-    struct Cursor<'a>(&'a [u8]);
-    impl<'a> Cursor<'a> {
-        fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], Reject> {
-            if n > self.0.len() {
-                return Err("graph file is shorter than its header says".into());
-            }
-            let (a, b) = self.0.split_at(n);
-            self.0 = b;
-            Ok(a)
-        }
-        fn u8(&mut self) -> std::result::Result<u8, Reject> {
-            Ok(self.take(1)?[0])
-        }
-        fn u32(&mut self) -> std::result::Result<u32, Reject> {
-            let b = self.take(4)?;
-            Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        }
-        fn u64(&mut self) -> std::result::Result<u64, Reject> {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(self.take(8)?);
-            Ok(u64::from_le_bytes(a))
-        }
-        /// A count of items of `size` bytes each, refused when they cannot all be there.
-        fn count(&mut self, n: u64, size: usize) -> std::result::Result<usize, Reject> {
-            match usize::try_from(n)
-                .ok()
-                .filter(|&n| n.saturating_mul(size) <= self.0.len())
-            {
-                Some(n) => Ok(n),
-                None => Err("graph file is shorter than its header says".into()),
-            }
-        }
-        fn u32s(&mut self, n: usize) -> std::result::Result<Vec<u32>, Reject> {
-            let n = self.count(n as u64, 4)?;
-            let b = self.take(n * 4)?;
-            Ok(b.chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect())
-        }
-    }
     let mut c = Cursor(bytes);
     if c.take(MAGIC.len())? != MAGIC {
         return Err("not a taskdb graph file (bad magic)".into());
