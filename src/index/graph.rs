@@ -163,10 +163,7 @@ impl FlatGraph {
         use rayon::prelude::*;
         let vectors = (0..self.links.len() as u32)
             .into_par_iter()
-            .map(|r| {
-                let u = crate::unit::unit(self.row(r))?;
-                Some(crate::space::Space::index_of_unit(&u))
-            })
+            .map(|r| crate::space::Space::dense_graph_vector(self.row(r)))
             .collect::<Option<Vec<_>>>()
             .ok_or("a row without a direction")?;
         self.links.graph(vectors)
@@ -278,8 +275,15 @@ impl FlatGraph {
         if q.len() != self.dim || k == 0 {
             return Vec::new();
         }
-        let mut padded = q.to_vec();
-        padded.resize(self.hstride.max(q.len()), 0.0);
+        // The zero-padded copy only where the walk reads f16 rows.
+        let padded = match self.hstride {
+            0 => Vec::new(),
+            h => {
+                let mut p = q.to_vec();
+                p.resize(h, 0.0);
+                p
+            }
+        };
         let w = Walk { q, padded };
         let mut found = match self.links.entry {
             Some(entry) => self.search_graph(&w, entry, ef.max(k)),
@@ -375,7 +379,8 @@ impl FlatGraph {
     }
 }
 
-/// A query as the graph walk reads it: as given, and zero-padded to the f16 rows' lanes.
+/// A query as the graph walk reads it: as given, and zero-padded to the f16 rows' lanes
+/// (empty where the walk reads the f32 rows).
 struct Walk<'a> {
     q: &'a [f32],
     padded: Vec<f32>,

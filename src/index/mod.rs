@@ -168,14 +168,10 @@ impl SpaceIndex {
             None if writer => {
                 let mut rows = Vec::with_capacity(loaded.links.len());
                 for &id in &loaded.links.ids {
-                    let u = stored(id)
-                        .and_then(|v| crate::unit::unit(&v))
-                        .ok_or(missing)?;
-                    rows.push(Space::index_of_unit(&u));
+                    let v = stored(id).ok_or(missing)?;
+                    rows.push(Space::dense_graph_vector(&v).ok_or(missing)?);
                 }
-                if rows.iter().any(|r| r.len() != rows[0].len()) {
-                    return Err(missing.into());
-                }
+                // (Rows of different widths: `Hnsw::from_lists` refuses them.)
                 Self::of(Some(loaded.links.graph(rows)?), None, points)
             }
             None => {

@@ -194,12 +194,22 @@ impl Space {
             return Ok(z.iter().map(|x| x * INDEX_SCALE).collect());
         }
         match e {
-            Embedding::Dense(v) => Ok(Space::index_of_unit(&self.unit_of(v)?)),
+            Embedding::Dense(v) => {
+                Space::dense_graph_vector(v).ok_or_else(|| self.not_normalisable())
+            }
             Embedding::LowRank(_) => Err(Error::Internal(format!(
                 "low-rank value in non-task space {:?}",
                 self.def.name
             ))),
         }
+    }
+
+    /// A stored dense vector's graph vector (its unit vector scaled), `None` where it has no
+    /// direction: the one arithmetic of [`Space::index_vector`], also used where a dense graph
+    /// is made again from its stored vectors (`index::graph::FlatGraph::to_graph`,
+    /// `SpaceIndex::from_loaded`), so those graphs hold exactly the vectors the builder inserted.
+    pub(crate) fn dense_graph_vector(v: &[f32]) -> Option<Vec<f32>> {
+        Some(Space::index_of_unit(&unit::unit(v)?))
     }
 
     /// A dense vector's graph vector from its unit vector (as [`Space::prepare`] gives it):
