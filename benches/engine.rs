@@ -113,6 +113,7 @@ fn main() {
                         ef_search: ef,
                         ..base
                     },
+                    ..OpenOptions::default()
                 },
             )
             .unwrap();

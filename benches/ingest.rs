@@ -674,6 +674,7 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
             OpenOptions {
                 read_only: true,
                 index,
+                ..OpenOptions::default()
             },
         )?)
     };

@@ -24,6 +24,7 @@ fn main() -> taskdb::Result<()> {
         OpenOptions {
             read_only: true,
             index,
+            ..OpenOptions::default()
         },
     )?;
     let stats = db.stats()?;

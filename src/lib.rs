@@ -54,7 +54,7 @@ mod unit;
 
 pub use db::{
     CheckReport, CompactReport, OpenOptions, Repair, SpaceStats, Stats, TaskDb, Written,
-    DEFAULT_METHOD,
+    DEFAULT_CACHE_BYTES, DEFAULT_METHOD,
 };
 pub use error::{exit, panic_is_contained, Error, Result};
 pub use export::{is_export, ExportReport, EXPORT_FORMAT};

@@ -51,13 +51,8 @@ pub(crate) fn unit(v: &[f32]) -> Option<Vec<f32>> {
     ((n2.sqrt() - 1.0).abs() <= UNIT_TOLERANCE).then_some(u)
 }
 
-/// The dot product of a unit query `q` and `x / ‖x‖`, in f64; `None` when `x` has no unit
-/// vector (see [`unit`]).
-pub(crate) fn cosine_unit(q: &[f32], x: &[f32]) -> Option<f64> {
-    Some(cosine_with_norm(q, x, norm64(x)?))
-}
-
-/// [`cosine_unit`] given `n = norm64(x)`, computed once beforehand (the same bits).
+/// The dot product of a unit query `q` and `x / ‖x‖` in f64, given `n = norm64(x)` (computed
+/// once beforehand where a vector is scored many times).
 pub(crate) fn cosine_with_norm(q: &[f32], x: &[f32], n: f64) -> f64 {
     let d: f64 = q.iter().zip(x).map(|(&a, &b)| a as f64 * b as f64).sum();
     d / n
@@ -90,7 +85,7 @@ mod tests {
     fn cosine_of_huge_vectors_is_not_lost_to_overflow() {
         let a = [3e38f32, 1e38, 0.0];
         let b = [1e38f32, 3e38, 3e38];
-        let c = cosine_unit(&unit(&a).unwrap(), &b).unwrap();
+        let c = cosine_with_norm(&unit(&a).unwrap(), &b, norm64(&b).unwrap());
         let want = (3e76 + 3e76) / ((10e76f64).sqrt() * (19e76f64).sqrt());
         assert!((c - want).abs() < 1e-7, "{c} vs {want}");
     }

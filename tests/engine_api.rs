@@ -142,7 +142,52 @@ fn params(brute_force_below: usize) -> OpenOptions {
             brute_force_below,
             ..IndexParams::default()
         },
+        ..OpenOptions::default()
     }
+}
+
+/// The store's page cache is a cache: with none at all (every page read from the file, a
+/// write transaction's pages written before its commit) a database takes the same writes
+/// and gives the same answers as with the default, and a handle of either size reads what
+/// the other wrote.
+#[test]
+fn the_store_page_cache_size_changes_no_answer() {
+    let (_d, p) = tmp();
+    let (_d2, p2) = tmp();
+    let vecs = clustered(3000, 24, 30, 4);
+    let none = OpenOptions {
+        cache_bytes: 0,
+        ..params(100)
+    };
+    let queries: Vec<Query> = (0..20)
+        .map(|i| Query::dense("s", vecs[i * 97].clone()))
+        .collect();
+    let answers = |db: &TaskDb| -> Vec<Vec<(String, f32)>> {
+        queries
+            .iter()
+            .map(|q| {
+                let hits = db.nearest(q, 10, &Filter::all()).unwrap();
+                hits.into_iter().map(|h| (h.name, h.score)).collect()
+            })
+            .collect()
+    };
+    let (without, with) = {
+        let a = TaskDb::open_with(&p, none).unwrap();
+        let b = TaskDb::open_with(&p2, params(100)).unwrap();
+        for chunk in entries("e", "s", &vecs).chunks(700) {
+            a.put(chunk.to_vec()).unwrap();
+            b.put(chunk.to_vec()).unwrap();
+        }
+        (answers(&a), answers(&b))
+    };
+    assert_eq!(without, with);
+    assert_eq!(without[0].len(), 10);
+    // Reopened the other way round: each file read through the other cache size.
+    let a = TaskDb::open_with(&p, params(100)).unwrap();
+    let mut b = TaskDb::open_with(&p2, none).unwrap();
+    assert_eq!(answers(&a), with);
+    assert_eq!(answers(&b), with);
+    assert!(b.check().unwrap().ok());
 }
 
 #[test]

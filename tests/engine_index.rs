@@ -24,6 +24,7 @@ fn opts() -> OpenOptions {
             // Through taskdb's export of the graph from the first query.
             export_after: 0,
         },
+        ..OpenOptions::default()
     }
 }
 
@@ -336,6 +337,7 @@ fn a_loaded_dense_graph_takes_inserts_and_saves_them() {
             brute_force_below: usize::MAX,
             ..opts().index
         },
+        ..OpenOptions::default()
     };
     let after = {
         let mut db = TaskDb::open_with(&p, opts()).unwrap();

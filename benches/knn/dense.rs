@@ -159,6 +159,7 @@ pub fn dense(dir: &Path) {
                     ef_search: ef,
                     ..IndexParams::default()
                 },
+                ..OpenOptions::default()
             },
         )
         .expect("open");

@@ -34,12 +34,36 @@ pub use write::Written;
 pub const DEFAULT_METHOD: &str = "scatter";
 
 /// Options for [`TaskDb::open_with`].
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OpenOptions {
     /// Open read-only (no writes, graphs rebuilt in memory only when needed).
     pub read_only: bool,
     /// Index and search parameters.
     pub index: IndexParams,
+    /// The most memory, in bytes, that the store (redb) may hold as its page cache: pages read,
+    /// and a write transaction's pages (at most half of it; beyond that they go to the file
+    /// before the commit). Default [`DEFAULT_CACHE_BYTES`].
+    ///
+    /// taskdb reads what it searches from its own derived structures (graphs, scan arenas), so
+    /// the store's cache mostly holds pages that were read once, when those were made: with
+    /// redb's own default (1 GiB) it kept about 400 MiB of a 100k × 768 dense space's vectors
+    /// resident after its first query, for nothing (docs/PERFORMANCE.md §22). Raise it when
+    /// exact scans of dense spaces read from the store (filtered queries, spaces below the
+    /// graph threshold) over more than fit in it.
+    pub cache_bytes: usize,
+}
+
+/// The store's page cache by default: 64 MiB ([`OpenOptions::cache_bytes`]).
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            read_only: false,
+            index: IndexParams::default(),
+            cache_bytes: DEFAULT_CACHE_BYTES,
+        }
+    }
 }
 
 /// Everything derived from the store, under one lock: readers never see the store ahead of

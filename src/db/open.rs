@@ -46,7 +46,7 @@ impl TaskDb {
     }
 
     fn open_at(path: std::path::PathBuf, opts: OpenOptions) -> Result<TaskDb> {
-        let (db, _created) = store::open_db(&path, opts.read_only, true)?;
+        let (db, _created) = store::open_db(&path, opts.read_only, true, opts.cache_bytes)?;
         let meta = read_or_init_meta(&db, &path)?;
         Self::assemble(path, db, meta, opts, true)
     }
@@ -67,6 +67,7 @@ impl TaskDb {
         let opts = OpenOptions {
             read_only: true,
             index,
+            ..OpenOptions::default()
         };
         Self::assemble(path, db, meta, opts, false)
     }

@@ -302,7 +302,10 @@ impl Snapshot {
 
     /// [`Snapshot::to_db`] with explicit index parameters.
     pub fn to_db_with(&self, index: IndexParams) -> Result<TaskDb> {
+        // The cache bounded as a file's is (`OpenOptions::cache_bytes`): over an in-memory
+        // backend every page it holds is a second copy.
         let mem = redb::Builder::new()
+            .set_cache_size(crate::DEFAULT_CACHE_BYTES)
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| Error::storage("creating an in-memory database", e))?;
         self.image.materialise(&mem, self.image.db_uuid, None)?;

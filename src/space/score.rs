@@ -288,8 +288,8 @@ impl Space {
     /// The exact score of a stored dense vector `x` against a prepared (unit) dense query:
     /// [`Space::score`]'s dense case, for callers that hold the vector as a slice.
     pub(crate) fn score_dense(&self, q: &[f32], x: &[f32]) -> Result<f32> {
-        match unit::cosine_unit(q, x) {
-            Some(c) => Ok((c as f32).clamp(-1.0, 1.0)),
+        match unit::norm64(x) {
+            Some(n) => Ok(Self::score_dense_normed(q, x, n)),
             None => Err(self.not_normalisable()),
         }
     }

@@ -142,8 +142,14 @@ fn map_open_error(path: &Path, e: DatabaseError) -> Error {
     }
 }
 
-/// Opens (or creates, when `create` and the file is missing) the redb file.
-pub(crate) fn open_db(path: &Path, read_only: bool, create: bool) -> Result<(Db, bool)> {
+/// Opens (or creates, when `create` and the file is missing) the redb file, with a page
+/// cache of at most `cache_bytes` (`OpenOptions::cache_bytes`).
+pub(crate) fn open_db(
+    path: &Path,
+    read_only: bool,
+    create: bool,
+    cache_bytes: usize,
+) -> Result<(Db, bool)> {
     let exists = path.exists();
     if !exists && (read_only || !create) {
         return Err(Error::NotFound {
@@ -184,7 +190,8 @@ pub(crate) fn open_db(path: &Path, read_only: bool, create: bool) -> Result<(Db,
             }
         }
     }
-    let builder = Builder::new();
+    let mut builder = Builder::new();
+    builder.set_cache_size(cache_bytes);
     // A writable open of an existing file is probed read-only first (below), so a failure of
     // the writable open itself is damage, not a foreign file.
     let probed = nonempty && !read_only;
@@ -232,8 +239,9 @@ pub(crate) fn with_read_txn<T>(
     path: &Path,
     f: impl FnOnce(&ReadTransaction) -> Result<T>,
 ) -> Result<T> {
-    let db = match open_db(path, true, false) {
-        Err(Error::NeedsRecovery { .. }) => open_db(path, false, false)?.0,
+    let cache = crate::DEFAULT_CACHE_BYTES;
+    let db = match open_db(path, true, false, cache) {
+        Err(Error::NeedsRecovery { .. }) => open_db(path, false, false, cache)?.0,
         other => other?.0,
     };
     let txn = db.begin_read()?;
