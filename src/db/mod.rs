@@ -54,7 +54,7 @@ pub struct OpenOptions {
 }
 
 /// The store's page cache by default: 64 MiB ([`OpenOptions::cache_bytes`]).
-pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+pub const DEFAULT_CACHE_BYTES: usize = crate::store::DEFAULT_CACHE_BYTES;
 
 impl Default for OpenOptions {
     fn default() -> Self {

@@ -142,6 +142,9 @@ fn map_open_error(path: &Path, e: DatabaseError) -> Error {
     }
 }
 
+/// The page cache of a store opened without options (`crate::OpenOptions::cache_bytes`).
+pub(crate) const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
 /// Opens (or creates, when `create` and the file is missing) the redb file, with a page
 /// cache of at most `cache_bytes` (`OpenOptions::cache_bytes`).
 pub(crate) fn open_db(
@@ -239,7 +242,7 @@ pub(crate) fn with_read_txn<T>(
     path: &Path,
     f: impl FnOnce(&ReadTransaction) -> Result<T>,
 ) -> Result<T> {
-    let cache = crate::DEFAULT_CACHE_BYTES;
+    let cache = DEFAULT_CACHE_BYTES;
     let db = match open_db(path, true, false, cache) {
         Err(Error::NeedsRecovery { .. }) => open_db(path, false, false, cache)?.0,
         other => other?.0,
