@@ -3,20 +3,23 @@
 //! `IndexParams::export_after`; prints the mean time per query. Used for the A/B figures of docs/PERFORMANCE.md §19 (for example with
 //! `TASKDB_HUGE_PAGES=0` against the default, on the database the dense bench keeps).
 //!
-//! Run: `cargo run --release --example dense_queries -- PATH SPACE [QUERIES] [EF]`
+//! Run: `cargo run --release --example dense_queries -- PATH SPACE [QUERIES] [EF] [lean]`
+//! (`lean`: `IndexParams::lean_dense`; it then also counts the 200 queries whose hits, ids
+//! and score bits, equal a default handle's).
 
 use taskdb::{Filter, IndexParams, OpenOptions, Query, TaskDb};
 
 fn main() -> taskdb::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(path), Some(space)) = (args.first(), args.get(1)) else {
-        eprintln!("usage: dense_queries PATH SPACE [QUERIES (5000)] [EF (32)]");
+        eprintln!("usage: dense_queries PATH SPACE [QUERIES (5000)] [EF (32)] [lean]");
         std::process::exit(2);
     };
     let n: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5000);
     let ef: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(32);
     let index = IndexParams {
         ef_search: ef,
+        lean_dense: args.get(4).is_some_and(|a| a == "lean"),
         ..IndexParams::default()
     };
     let db = TaskDb::open_with(
@@ -60,5 +63,26 @@ fn main() -> taskdb::Result<()> {
     }
     let per = t.elapsed().as_secs_f64() * 1e3 / n as f64;
     println!("{path} {space}: {per:.3} ms a query over {n} (ef {ef})");
+    if index.lean_dense {
+        let default = TaskDb::open_with(
+            path,
+            OpenOptions {
+                read_only: true,
+                index: IndexParams {
+                    lean_dense: false,
+                    ..index
+                },
+                ..OpenOptions::default()
+            },
+        )?;
+        let mut same = 0;
+        for q in &queries {
+            let q = Query::dense(space, q.clone());
+            let a = db.nearest(&q, 10, &Filter::all())?;
+            let b = default.nearest(&q, 10, &Filter::all())?;
+            same += usize::from(a == b);
+        }
+        println!("lean answers equal to the default's for {same} of 200 queries");
+    }
     Ok(())
 }

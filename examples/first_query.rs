@@ -4,8 +4,9 @@
 //! first-query and memory figures of docs/PERFORMANCE.md §21–22, on the database
 //! `cargo bench --bench knn -- dense` keeps.
 //!
-//! Run: `cargo run --release --example first_query -- PATH SPACE DIM [QUERIES (200)] [CACHE_MIB]`
-//! (CACHE_MIB: the store's page cache, `OpenOptions::cache_bytes`; default taskdb's).
+//! Run: `cargo run --release --example first_query -- PATH SPACE DIM [QUERIES (200)] [CACHE_MIB]
+//! [lean]` (CACHE_MIB: the store's page cache, `OpenOptions::cache_bytes`, default taskdb's;
+//! `lean`: `IndexParams::lean_dense`).
 
 use taskdb::{Filter, IndexParams, OpenOptions, Query, TaskDb};
 
@@ -16,7 +17,7 @@ fn main() -> taskdb::Result<()> {
         args.get(1),
         args.get(2).and_then(|d| d.parse::<usize>().ok()),
     ) else {
-        eprintln!("usage: first_query PATH SPACE DIM [QUERIES (200)] [CACHE_MIB]");
+        eprintln!("usage: first_query PATH SPACE DIM [QUERIES (200)] [CACHE_MIB] [lean]");
         std::process::exit(2);
     };
     let n: usize = args
@@ -39,6 +40,7 @@ fn main() -> taskdb::Result<()> {
             read_only: true,
             index: IndexParams {
                 export_after: 0,
+                lean_dense: args.get(5).is_some_and(|a| a == "lean"),
                 ..IndexParams::default()
             },
             cache_bytes,

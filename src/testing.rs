@@ -148,6 +148,12 @@ pub fn scan_arena_size(db: &TaskDb, space: &str) -> Option<(usize, usize)> {
     db.scan_arena_size(space)
 }
 
+/// Whether the dense space named `space` is searched through an export that holds its rows
+/// in f16 only (`IndexParams::lean_dense`); `None` when no export is in memory.
+pub fn dense_export_is_lean(db: &TaskDb, space: &str) -> Option<bool> {
+    db.dense_export_is_lean(space)
+}
+
 /// Whether the current thread is inside [`nearest_with_old_scan`].
 pub(crate) fn old_scan() -> bool {
     OLD_SCAN.with(|c| c.get())

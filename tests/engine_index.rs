@@ -23,6 +23,7 @@ fn opts() -> OpenOptions {
             ef_search: 400,
             // Through taskdb's export of the graph from the first query.
             export_after: 0,
+            lean_dense: false,
         },
         ..OpenOptions::default()
     }
@@ -386,4 +387,49 @@ fn a_loaded_dense_graph_takes_inserts_and_saves_them() {
     for (i, hits) in got.iter().enumerate() {
         assert_eq!(hits[0].name, format!("extra{i}"));
     }
+}
+
+/// `IndexParams::lean_dense`: a read-only handle's dense export holds the f16 walk rows only,
+/// and the walk's best (with a margin of two) are scored exactly from the store. The hits and
+/// their score bits are a default handle's, on both ways an export is made (loaded from the
+/// graph file, and exported from a graph rebuilt in memory). A writable handle ignores it,
+/// since an insert needs hnsw_rs's graph made from f32 rows.
+#[test]
+fn a_lean_read_only_handle_answers_exactly_like_a_default_one() {
+    let (_d, p, qs, _) = setup();
+    let mut probes = qs.clone();
+    probes.extend(clustered(40, 16, 25, 13));
+    let with = |read_only: bool, lean_dense: bool| OpenOptions {
+        read_only,
+        index: IndexParams {
+            lean_dense,
+            ..opts().index
+        },
+        ..OpenOptions::default()
+    };
+    let want = answers(&TaskDb::open_with(&p, with(true, false)).unwrap(), &probes);
+    let lean = TaskDb::open_with(&p, with(true, true)).unwrap();
+    assert_eq!(answers(&lean, &probes), want);
+    let f16 = std::is_x86_feature_detected!("f16c");
+    assert_eq!(taskdb::testing::dense_export_is_lean(&lean, "s"), Some(f16));
+    drop(lean);
+    // A graph rebuilt in memory (its file gone), exported by the first query.
+    std::fs::remove_dir_all(taskdb::files::index_dir(&p)).unwrap();
+    let rebuilt = TaskDb::open_with(&p, with(true, true)).unwrap();
+    assert_eq!(answers(&rebuilt, &probes), want);
+    assert_eq!(
+        taskdb::testing::dense_export_is_lean(&rebuilt, "s"),
+        Some(f16)
+    );
+    drop(rebuilt);
+    // Writable: not lean, and a query then a put work as without it.
+    let db = TaskDb::open_with(&p, with(false, true)).unwrap();
+    assert_eq!(answers(&db, &probes), want);
+    assert_eq!(taskdb::testing::dense_export_is_lean(&db, "s"), Some(false));
+    let more = clustered(20, 16, 25, 14);
+    db.put(entries("more", "s", &more)).unwrap();
+    let hits = db
+        .nearest(&Query::dense("s", more[3].clone()), 10, &Filter::all())
+        .unwrap();
+    assert_eq!(hits[0].name, "more3");
 }

@@ -87,7 +87,11 @@ impl TaskDb {
             path,
             db,
             read_only: opts.read_only,
-            params: opts.index,
+            // A lean export cannot make hnsw_rs's graph for an insert: read-only handles only.
+            params: IndexParams {
+                lean_dense: opts.index.lean_dense && opts.read_only,
+                ..opts.index
+            },
             state: RwLock::new(State {
                 catalog,
                 indexes: BTreeMap::new(),
@@ -250,7 +254,7 @@ pub(super) fn load_space(
     let reason = match persisted.map(|p| p.load()) {
         Some(Ok(loaded)) => {
             let mut stored = dense_vectors(txn, catalog, sid);
-            match SpaceIndex::from_loaded(loaded, &mut stored, writer) {
+            match SpaceIndex::from_loaded(loaded, &mut stored, writer, params.lean_dense) {
                 Ok(index) => return (index, "loaded".into()),
                 Err(why) => why,
             }

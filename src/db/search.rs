@@ -260,10 +260,11 @@ impl Run<'_> {
             let ef = (search.ef(params), params.export_after);
             let found = idx.search_for(qv, search.want, ef, search.sketched(), &mut stored)?;
             let n_found = found.len();
+            // A lean export's walk order is f16's: its margin is scored exactly with the rest.
             let kept: Vec<EntryId> = found
                 .into_iter()
                 .filter(|&id| keep(id))
-                .take(search.rerank)
+                .take(search.rerank.saturating_add(idx.rerank_margin()))
                 .collect();
             match search.next(n_found, kept.len()) {
                 Step::Done => return Ok(Some(kept)),

@@ -28,6 +28,7 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
+use super::dot::dot;
 use super::links::Links;
 use super::Graph;
 use crate::embedding::EntryId;
@@ -54,6 +55,35 @@ impl Ord for Cand {
     }
 }
 
+/// Which copies of its rows an export holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rows {
+    /// f32 rows only; the walk reads them.
+    F32,
+    /// f16 unit rows for the walk, f32 rows to re-rank its best and score them.
+    F16AndF32,
+    /// f16 unit rows only ([`super::IndexParams::lean_dense`]): the caller scores the walk's
+    /// best from the store.
+    F16,
+}
+
+impl Rows {
+    /// What this CPU allows: f32 rows only without F16C, else f16 rows with the f32 ones
+    /// unless `lean`.
+    pub fn for_cpu(lean: bool) -> Rows {
+        match (super::half::available(), lean) {
+            (false, _) => Rows::F32,
+            (true, false) => Rows::F16AndF32,
+            (true, true) => Rows::F16,
+        }
+    }
+}
+
+/// The candidates a lean export returns beyond those asked for: the f16 walk's order is
+/// within 2.5·10⁻⁴ of the f32 one, so the best `k + 2` hold the f32 walk's best `k` but
+/// for ties that close ([`FlatGraph::search`]).
+pub(crate) const LEAN_MARGIN: usize = 2;
+
 /// The exported graph.
 #[derive(Debug, Default)]
 pub(crate) struct FlatGraph {
@@ -62,8 +92,11 @@ pub(crate) struct FlatGraph {
     ids: Vec<EntryId>,
     /// Entry id → row.
     rows: HashMap<EntryId, u32>,
-    /// Every row's stored vector, row-major.
+    /// Every row's stored vector, row-major (empty when `lean`).
     vecs: Vec<f32>,
+    /// Whether the rows are held in f16 only ([`Rows::F16`]): `vecs` stays empty, the walk's
+    /// order is the answer's, and [`FlatGraph::stored`] gives nothing.
+    lean: bool,
     /// Every row's |vector| (`unit::norm64`, for exact scores) and 1 / |vector| (the search
     /// ranks by cosine).
     norms: Vec<f64>,
@@ -82,18 +115,11 @@ impl FlatGraph {
     /// point's stored vector from `stored`. `None` when the graph is inconsistent (a neighbour
     /// that is not a point) or a stored vector is missing, of another width than the graph's,
     /// or has no direction: the caller then searches hnsw_rs itself.
+    /// `rows`: which copies of the rows it holds ([`Rows::for_cpu`]).
     pub fn export(
         graph: &Graph,
         stored: &mut dyn FnMut(EntryId) -> Option<Vec<f32>>,
-    ) -> Option<FlatGraph> {
-        Self::export_with(graph, stored, super::half::available())
-    }
-
-    /// [`FlatGraph::export`], walking f16 copies of the rows when `f16` (and the CPU has F16C).
-    fn export_with(
-        graph: &Graph,
-        stored: &mut dyn FnMut(EntryId) -> Option<Vec<f32>>,
-        f16: bool,
+        rows: Rows,
     ) -> Option<FlatGraph> {
         let links = Links::of(graph)?;
         let width = match graph.get_nb_point() {
@@ -105,7 +131,7 @@ impl FlatGraph {
                 .map(|p| p.get_v().len()),
         };
         let mut checked = |id: EntryId| stored(id).filter(|v| width.is_none_or(|w| v.len() == w));
-        Self::from_links(links, &mut checked, f16)
+        Self::from_links(links, &mut checked, rows)
     }
 
     /// The flat search over `links` (a graph's structure, from hnsw_rs or from its persisted
@@ -114,7 +140,7 @@ impl FlatGraph {
     pub fn from_links(
         links: Links,
         stored: &mut dyn FnMut(EntryId) -> Option<Vec<f32>>,
-        f16: bool,
+        rows: Rows,
     ) -> Option<FlatGraph> {
         let mut g = FlatGraph::default();
         let n = links.len();
@@ -126,12 +152,15 @@ impl FlatGraph {
                 g.rows.reserve(n);
                 g.norms.reserve(n);
                 g.inv.reserve(n);
-                g.vecs.reserve(n * g.dim);
-                super::pages::huge_pages(&mut g.vecs);
-                if f16 && super::half::available() {
+                if rows != Rows::F32 && super::half::available() {
                     g.hstride = super::half::stride(g.dim);
                     g.half.reserve(n * g.hstride);
                     super::pages::huge_pages(&mut g.half);
+                    g.lean = rows == Rows::F16;
+                }
+                if !g.lean {
+                    g.vecs.reserve(n * g.dim);
+                    super::pages::huge_pages(&mut g.vecs);
                 }
             }
             if !g.add_row(id, &v) {
@@ -159,6 +188,9 @@ impl FlatGraph {
     pub fn to_graph(&self) -> Result<Graph, String> {
         if self.ids.len() != self.links.len() {
             return Err("points were appended to the export".into());
+        }
+        if self.lean {
+            return Err("the export holds f16 rows only (lean_dense)".into());
         }
         use rayon::prelude::*;
         let vectors = (0..self.links.len() as u32)
@@ -193,11 +225,15 @@ impl FlatGraph {
                 self.ids.push(id);
                 self.norms.push(n);
                 self.inv.push((1.0 / n) as f32);
-                self.vecs.extend_from_slice(v);
+                if !self.lean {
+                    self.vecs.extend_from_slice(v);
+                }
                 if self.hstride > 0 && !super::half::push_row(&mut self.half, v, (1.0 / n) as f32) {
-                    // No F16C after all (cannot happen: `available` said so): walk the f32 rows.
+                    // No F16C after all (cannot happen: `available` said so): walk the f32
+                    // rows, which a lean export does not have.
                     self.hstride = 0;
                     self.half = Vec::new();
+                    return !self.lean;
                 }
                 true
             }
@@ -208,9 +244,17 @@ impl FlatGraph {
     /// The stored vector of entry `id`, as read from the store when it was exported or
     /// appended, and its norm (`unit::norm64`); `None` for an id the export does not hold.
     pub fn stored(&self, id: EntryId) -> Option<(&[f32], f64)> {
+        if self.lean {
+            return None;
+        }
         self.rows
             .get(&id)
             .map(|&r| (self.row(r), self.norms[r as usize]))
+    }
+
+    /// Whether the rows are held in f16 only ([`Rows::F16`]).
+    pub fn lean(&self) -> bool {
+        self.lean
     }
 
     /// Whether so many points were appended since the export that it should be made again
@@ -294,17 +338,25 @@ impl FlatGraph {
             // from binary16's 2^-12 relative rounding of each component): re-rank its
             // best k + 2 by the f32 rows, so the k returned are ordered, and chosen at the
             // boundary, as the f32 walk would. (k is already the plan's widened `want`.)
+            // A lean export has no f32 rows: it returns those k + 2 in the walk's order,
+            // for the caller to score from the store (`LEAN_MARGIN`).
             found.sort_unstable_by(|a, b| b.cmp(a));
-            found.truncate(k + 2);
-            for c in &mut found {
-                c.0 = self.sim(q, c.1);
+            found.truncate(k + LEAN_MARGIN);
+            if !self.lean {
+                for c in &mut found {
+                    c.0 = self.sim(q, c.1);
+                }
             }
         }
         for r in self.links.len()..self.ids.len() {
-            found.push(Cand(self.sim(q, r as u32), r as u32));
+            let s = match self.lean {
+                true => self.walk_sim(&w, r as u32),
+                false => self.sim(q, r as u32),
+            };
+            found.push(Cand(s, r as u32));
         }
         found.sort_unstable_by(|a, b| b.cmp(a));
-        found.truncate(k);
+        found.truncate(if self.lean { k + LEAN_MARGIN } else { k });
         found.into_iter().map(|c| self.ids[c.1 as usize]).collect()
     }
 
@@ -386,60 +438,9 @@ struct Walk<'a> {
     padded: Vec<f32>,
 }
 
-/// The dot product of two equally long vectors (f32; AVX2 + FMA where the CPU has them).
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        return unsafe { dot_avx2(a, b) };
-    }
-    dot_portable(a, b)
-}
-
-fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    acc.iter().sum::<f32>() + tail
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-    use std::arch::x86_64::*;
-    let n = a.len().min(b.len());
-    let full = n / 16 * 16;
-    let mut acc0 = _mm256_setzero_ps();
-    let mut acc1 = _mm256_setzero_ps();
-    let mut i = 0;
-    while i < full {
-        // SAFETY: `i + 16 <= full <= n`, and both slices hold at least `n` floats, so the
-        // four 8-float unaligned loads are in bounds.
-        unsafe {
-            let x0 = _mm256_loadu_ps(a.as_ptr().add(i));
-            let y0 = _mm256_loadu_ps(b.as_ptr().add(i));
-            let x1 = _mm256_loadu_ps(a.as_ptr().add(i + 8));
-            let y1 = _mm256_loadu_ps(b.as_ptr().add(i + 8));
-            acc0 = _mm256_fmadd_ps(x0, y0, acc0);
-            acc1 = _mm256_fmadd_ps(x1, y1, acc1);
-        }
-        i += 16;
-    }
-    let mut lanes = [0f32; 8];
-    // SAFETY: writes 8 floats into an array of 8.
-    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(acc0, acc1)) };
-    let tail: f32 = a[full..n].iter().zip(&b[full..n]).map(|(x, y)| x * y).sum();
-    lanes.iter().sum::<f32>() + tail
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::dot::dot_portable;
     use super::*;
     use hnsw_rs::prelude::DistDot;
 
@@ -496,7 +497,8 @@ mod tests {
         let d = 48;
         let data = clustered(3000, d, 7);
         let graph = graph_of(&data[..2800]);
-        let mut flat = FlatGraph::export(&graph, &mut stored(&data)).expect("export");
+        let mut flat =
+            FlatGraph::export(&graph, &mut stored(&data), Rows::for_cpu(false)).expect("export");
         assert_eq!(flat.len(), 2800);
         let queries = clustered(50, d, 99);
         // The same search as hnsw_rs's over the same graph: at least its recall.
@@ -550,8 +552,8 @@ mod tests {
         let d = 40; // not a multiple of 8: the f16 rows are padded
         let data = clustered(2000, d, 11);
         let graph = graph_of(&data);
-        let f32_walk = FlatGraph::export_with(&graph, &mut stored(&data), false).expect("f32");
-        let f16_walk = FlatGraph::export_with(&graph, &mut stored(&data), true).expect("f16");
+        let f32_walk = FlatGraph::export(&graph, &mut stored(&data), Rows::F32).expect("f32");
+        let f16_walk = FlatGraph::export(&graph, &mut stored(&data), Rows::F16AndF32).expect("f16");
         assert_eq!(f32_walk.hstride, 0);
         if !super::super::half::available() {
             // No F16C here: the f16 export walks the f32 rows, as documented.
@@ -591,6 +593,7 @@ mod tests {
             Some(graph_of(&data)),
             None,
             (0..data.len() as EntryId).map(|i| i + 100).collect(),
+            false,
         );
         for _ in 0..3 {
             let hits = idx
@@ -610,7 +613,8 @@ mod tests {
     fn the_export_holds_the_stored_vectors_and_refuses_a_missing_or_extreme_one() {
         let data = clustered(300, 16, 5);
         let graph = graph_of(&data);
-        let flat = FlatGraph::export(&graph, &mut stored(&data)).expect("export");
+        let flat =
+            FlatGraph::export(&graph, &mut stored(&data), Rows::for_cpu(false)).expect("export");
         // Each row is the stored vector itself (here at length 1 + i % 5), not its unit copy.
         for i in [0usize, 3, 299] {
             let want: Vec<f32> = data[i].iter().map(|x| x * (1 + i % 5) as f32).collect();
@@ -622,36 +626,28 @@ mod tests {
         // A point without a stored vector, or one whose f32 dot products could underflow:
         // no export (hnsw_rs's search answers).
         let mut missing = |id: EntryId| (id != 150).then(|| data[id as usize - 100].clone());
-        assert!(FlatGraph::export(&graph, &mut missing).is_none());
+        assert!(FlatGraph::export(&graph, &mut missing, Rows::for_cpu(false)).is_none());
         let mut tiny = |id: EntryId| {
             let s = if id == 150 { 1e-30 } else { 1.0 };
             Some(data[id as usize - 100].iter().map(|x| x * s).collect())
         };
-        assert!(FlatGraph::export(&graph, &mut tiny).is_none());
+        assert!(FlatGraph::export(&graph, &mut tiny, Rows::for_cpu(false)).is_none());
         let mut wide = |id: EntryId| {
             let mut v = data[id as usize - 100].clone();
             v.push(0.5);
             Some(v)
         };
-        assert!(FlatGraph::export(&graph, &mut wide).is_none());
+        assert!(FlatGraph::export(&graph, &mut wide, Rows::for_cpu(false)).is_none());
     }
 
     #[test]
     fn an_empty_graph_and_a_query_of_another_width_find_nothing() {
         let graph = Hnsw::<f32, DistDot>::new(16, 10, 16, 100, DistDot {});
-        let mut flat = FlatGraph::export(&graph, &mut |_| None).expect("export");
+        let mut flat =
+            FlatGraph::export(&graph, &mut |_| None, Rows::for_cpu(false)).expect("export");
         assert!(flat.search(&[1.0, 0.0], 5, 10).is_empty());
         assert!(flat.push(7, &[1.0, 0.0]));
         assert_eq!(flat.search(&[1.0, 0.0], 5, 10), vec![7]);
         assert!(flat.search(&[1.0, 0.0, 0.0], 5, 10).is_empty());
-    }
-
-    #[test]
-    fn the_avx2_dot_product_agrees_with_the_portable_one() {
-        let data = clustered(20, 771, 3);
-        for w in data.windows(2) {
-            let (a, b) = (dot(&w[0], &w[1]), dot_portable(&w[0], &w[1]));
-            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
-        }
     }
 }

@@ -9,6 +9,7 @@
 //! stored vectors from redb; the hnsw_rs graph is made from it only when an insert needs it.
 
 pub(crate) mod arena;
+mod dot;
 pub(crate) mod flat;
 pub(crate) mod graph;
 mod half;
@@ -56,6 +57,14 @@ pub struct IndexParams {
     /// the default, 16, keeps a one-shot query from paying it while a long-lived handle pays
     /// it once. 0 exports at the first query.
     pub export_after: usize,
+    /// Read-only handles only (a writable handle ignores it): a dense space's flat search
+    /// structure holds only the f16 copies of its rows that the graph walk reads, not the f32
+    /// rows as well, where the CPU has F16C. The walk's best `want + 2` are then scored
+    /// exactly from the store (its vectors, checksums verified), so answers and scores stay
+    /// exact, and memory is 2·d bytes a row instead of 6·d. The price is those store reads:
+    /// about ten a query, +30–40 % a query at 100k × 768 (docs/PERFORMANCE.md §23). Default
+    /// false.
+    pub lean_dense: bool,
 }
 
 impl Default for IndexParams {
@@ -67,6 +76,7 @@ impl Default for IndexParams {
             brute_force_below: 2048,
             exact_matrix_below: 50_000,
             export_after: 16,
+            lean_dense: false,
         }
     }
 }
@@ -105,6 +115,8 @@ pub(crate) struct SpaceIndex {
     pub exported: OnceLock<Option<graph::FlatGraph>>,
     /// Graph queries answered by hnsw_rs before the export ([`IndexParams::export_after`]).
     pub before_export: AtomicUsize,
+    /// Whether the export holds f16 rows only ([`IndexParams::lean_dense`]).
+    lean: bool,
 }
 
 pub(crate) fn new_graph(params: &IndexParams, capacity: usize) -> Graph {
@@ -123,6 +135,7 @@ impl SpaceIndex {
         graph: Option<Graph>,
         exported: Option<graph::FlatGraph>,
         points: HashSet<EntryId>,
+        lean: bool,
     ) -> SpaceIndex {
         fn cell<T>(x: Option<T>) -> OnceLock<Option<T>> {
             match x {
@@ -138,12 +151,18 @@ impl SpaceIndex {
             flat: OnceLock::new(),
             exported: cell(exported),
             before_export: AtomicUsize::new(0),
+            lean,
         }
     }
 
     /// An empty index.
     pub fn empty(params: &IndexParams) -> SpaceIndex {
-        Self::of(Some(new_graph(params, 0)), None, HashSet::new())
+        Self::of(
+            Some(new_graph(params, 0)),
+            None,
+            HashSet::new(),
+            params.lean_dense,
+        )
     }
 
     /// The index of a persisted graph read back. Where the file holds the graph's vectors
@@ -152,10 +171,12 @@ impl SpaceIndex {
     /// (its export made later, as for a graph built in memory), otherwise the flat search
     /// structure alone, hnsw_rs's graph made from it later if ever needed. Why not, when a
     /// stored vector is missing or unusable, or hnsw_rs refuses the structure.
+    /// `lean`: [`IndexParams::lean_dense`].
     pub fn from_loaded(
         loaded: Loaded,
         stored: &mut dyn FnMut(EntryId) -> Option<Vec<f32>>,
         writer: bool,
+        lean: bool,
     ) -> std::result::Result<SpaceIndex, persist::Reject> {
         let points: HashSet<EntryId> = loaded.links.ids.iter().copied().collect();
         let missing = "a stored vector of the graph is missing, of another width, or has no \
@@ -163,7 +184,7 @@ impl SpaceIndex {
         let mut index = match loaded.vectors {
             Some((dim, v)) => {
                 let rows = v.chunks_exact(dim.max(1)).map(<[f32]>::to_vec).collect();
-                Self::of(Some(loaded.links.graph(rows)?), None, points)
+                Self::of(Some(loaded.links.graph(rows)?), None, points, lean)
             }
             None if writer => {
                 let mut rows = Vec::with_capacity(loaded.links.len());
@@ -172,16 +193,17 @@ impl SpaceIndex {
                     rows.push(Space::dense_graph_vector(&v).ok_or(missing)?);
                 }
                 // (Rows of different widths: `Hnsw::from_lists` refuses them.)
-                Self::of(Some(loaded.links.graph(rows)?), None, points)
+                Self::of(Some(loaded.links.graph(rows)?), None, points, lean)
             }
             None => {
                 let g = catch_unwind(AssertUnwindSafe(|| {
-                    graph::FlatGraph::from_links(loaded.links, stored, half::available())
+                    let rows = graph::Rows::for_cpu(lean);
+                    graph::FlatGraph::from_links(loaded.links, stored, rows)
                 }))
                 .ok()
                 .flatten()
                 .ok_or(missing)?;
-                Self::of(None, Some(g), points)
+                Self::of(None, Some(g), points, lean)
             }
         };
         index.dirty = false;
@@ -259,7 +281,12 @@ impl SpaceIndex {
         items: &[(EntryId, Embedding)],
     ) -> SpaceIndex {
         match Self::try_build(space, params, items) {
-            Ok(graph) => Self::of(Some(graph), None, items.iter().map(|(id, _)| *id).collect()),
+            Ok(graph) => Self::of(
+                Some(graph),
+                None,
+                items.iter().map(|(id, _)| *id).collect(),
+                params.lean_dense,
+            ),
             Err(e) => SpaceIndex::unusable(params, e.to_string()),
         }
     }
@@ -434,9 +461,12 @@ impl SpaceIndex {
         }
         let g = self.exported.get_or_init(|| {
             let graph = self.graph()?;
-            catch_unwind(AssertUnwindSafe(|| graph::FlatGraph::export(graph, stored)))
-                .ok()
-                .flatten()
+            let rows = graph::Rows::for_cpu(self.lean);
+            catch_unwind(AssertUnwindSafe(|| {
+                graph::FlatGraph::export(graph, stored, rows)
+            }))
+            .ok()
+            .flatten()
         });
         match g {
             Some(g) if g.len() == self.points.len() => Ok(g.search(query, k, ef.max(k))),
@@ -451,6 +481,17 @@ impl SpaceIndex {
         match self.exported.get() {
             Some(Some(g)) if g.len() == self.points.len() => g.stored(id),
             _ => None,
+        }
+    }
+
+    /// Candidates a dense graph search returns beyond those wanted, for the caller to score
+    /// exactly from the store before it keeps the best: 2 where the export walks f16 rows
+    /// without f32 copies ([`IndexParams::lean_dense`]: it cannot re-rank them itself), else
+    /// 0.
+    pub fn rerank_margin(&self) -> usize {
+        match self.exported.get() {
+            Some(Some(g)) if g.lean() => graph::LEAN_MARGIN,
+            _ => 0,
         }
     }
 
