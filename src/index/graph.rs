@@ -19,7 +19,9 @@
 //! are computed from these rows ([`FlatGraph::stored`]) by the space's own scorer, so a dense
 //! query reads nothing from redb after the export, and its scores are the exact scan's. Where
 //! the CPU has F16C the walk itself reads f16 copies of the rows' unit vectors ([`super::half`];
-//! half the bytes) and re-ranks its best by the f32 rows before they are scored. Points
+//! half the bytes) and re-ranks its best by the f32 rows before they are scored.
+//! `IndexParams::lean_dense` (read-only handles) keeps the f16 rows only: the walk's best `k + 2`
+//! are then returned in its order for the caller to score from the store ([`Rows`]). Points
 //! inserted after the export are not in the exported graph: they are kept in an appended list
 //! ([`FlatGraph::push`]) that every search scans exactly and merges, so none is ever missed;
 //! past [`FlatGraph::stale`] the export is dropped and made again from the graph on the next
@@ -242,7 +244,8 @@ impl FlatGraph {
     }
 
     /// The stored vector of entry `id`, as read from the store when it was exported or
-    /// appended, and its norm (`unit::norm64`); `None` for an id the export does not hold.
+    /// appended, and its norm (`unit::norm64`); `None` for an id the export does not hold,
+    /// and for every id of a lean export (it holds no f32 rows).
     pub fn stored(&self, id: EntryId) -> Option<(&[f32], f64)> {
         if self.lean {
             return None;

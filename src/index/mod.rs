@@ -476,7 +476,8 @@ impl SpaceIndex {
 
     /// The stored vector of `id` as the export holds it, and its norm, when the export is in
     /// use (made, and holding every point): a dense query's candidates are scored exactly
-    /// from it.
+    /// from it. `None` for a lean export ([`IndexParams::lean_dense`]): the caller reads the
+    /// store.
     pub fn exported_vector(&self, id: EntryId) -> Option<(&[f32], f64)> {
         match self.exported.get() {
             Some(Some(g)) if g.len() == self.points.len() => g.stored(id),
