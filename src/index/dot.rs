@@ -11,6 +11,7 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     dot_portable(a, b)
 }
 
+/// [`dot`] without SIMD (also the reference its test compares with).
 pub(crate) fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -51,32 +52,4 @@ fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(acc0, acc1)) };
     let tail: f32 = a[full..n].iter().zip(&b[full..n]).map(|(x, y)| x * y).sum();
     lanes.iter().sum::<f32>() + tail
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_avx2_dot_product_agrees_with_the_portable_one() {
-        let mut s = 3u64;
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        };
-        // Unit vectors, as the walk's are (so the tolerance is relative to 1).
-        let data: Vec<Vec<f32>> = (0..20)
-            .map(|_| {
-                let v: Vec<f32> = (0..771).map(|_| next()).collect();
-                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                v.into_iter().map(|x| x / norm).collect()
-            })
-            .collect();
-        for w in data.windows(2) {
-            let (a, b) = (dot(&w[0], &w[1]), dot_portable(&w[0], &w[1]));
-            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
-        }
-    }
 }

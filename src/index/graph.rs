@@ -653,4 +653,13 @@ mod tests {
         assert_eq!(flat.search(&[1.0, 0.0], 5, 10), vec![7]);
         assert!(flat.search(&[1.0, 0.0, 0.0], 5, 10).is_empty());
     }
+
+    #[test]
+    fn the_avx2_dot_product_agrees_with_the_portable_one() {
+        let data = clustered(20, 771, 3);
+        for w in data.windows(2) {
+            let (a, b) = (dot(&w[0], &w[1]), dot_portable(&w[0], &w[1]));
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
 }
