@@ -205,18 +205,6 @@ impl super::TaskDb {
             Slot::Unbuildable { .. } | Slot::Requested => None,
         }
     }
-
-    /// Whether the space named `space` is searched through an export holding f16 rows only
-    /// (`IndexParams::lean_dense`); `None` when its graph holds no export now.
-    pub(crate) fn dense_export_is_lean(&self, space: &str) -> Option<bool> {
-        let st = self.read().ok()?;
-        let sid = *st.catalog.space_by_name.get(space)?;
-        let idx = st.indexes.get(&sid)?.loaded()?;
-        match idx.exported.get() {
-            Some(Some(g)) => Some(g.lean()),
-            _ => None,
-        }
-    }
 }
 
 /// Forgets every arena (after `compact`).

@@ -206,6 +206,18 @@ impl TaskDb {
         idx.search(&qv, c, ef)
     }
 
+    /// Whether the space named `space` is searched through an export holding f16 rows only
+    /// (`IndexParams::lean_dense`); `None` when its graph holds no export now.
+    pub(crate) fn dense_export_is_lean(&self, space: &str) -> Option<bool> {
+        let st = self.read().ok()?;
+        let sid = *st.catalog.space_by_name.get(space)?;
+        let idx = st.indexes.get(&sid)?.loaded()?;
+        match idx.exported.get() {
+            Some(Some(g)) => Some(g.lean()),
+            _ => None,
+        }
+    }
+
     /// The live library mean of a task space and its live entries' scoring constants, cached
     /// until the set of live entries changes. Building it reads every live vector once.
     fn live_centre(
