@@ -7,14 +7,16 @@
 //! (`lean`: `IndexParams::lean_dense`; it then also counts the 200 queries whose hits, ids
 //! and score bits, equal a default handle's).
 
+mod common;
+
 use taskdb::{Filter, IndexParams, OpenOptions, Query, TaskDb};
 
 fn main() -> taskdb::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (Some(path), Some(space)) = (args.first(), args.get(1)) else {
-        eprintln!("usage: dense_queries PATH SPACE [QUERIES (5000)] [EF (32)] [lean]");
-        std::process::exit(2);
-    };
+    let (args, path, space, _) = common::leading_args(
+        "dense_queries PATH SPACE [QUERIES (5000)] [EF (32)] [lean]",
+        false,
+    );
+    let (path, space) = (path.as_str(), space.as_str());
     let n: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5000);
     let ef: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(32);
     let index = IndexParams {
@@ -31,17 +33,11 @@ fn main() -> taskdb::Result<()> {
         },
     )?;
     let stats = db.stats()?;
-    let Some(sp) = stats.spaces.iter().find(|s| &s.name == space) else {
+    let Some(sp) = stats.spaces.iter().find(|s| s.name == space) else {
         eprintln!("{path}: no space named {space:?}");
         std::process::exit(2);
     };
-    let mut s = 1u64;
-    let mut next = || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    };
+    let mut next = common::xorshift(1);
     let queries: Vec<Vec<f32>> = (0..200)
         .map(|_| {
             let v: Vec<f32> = (0..sp.dim).map(|_| next()).collect();

@@ -8,18 +8,16 @@
 //! [lean]` (CACHE_MIB: the store's page cache, `OpenOptions::cache_bytes`, default taskdb's;
 //! `lean`: `IndexParams::lean_dense`).
 
+mod common;
+
 use taskdb::{Filter, IndexParams, OpenOptions, Query, TaskDb};
 
 fn main() -> taskdb::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (Some(path), Some(space), Some(dim)) = (
-        args.first(),
-        args.get(1),
-        args.get(2).and_then(|d| d.parse::<usize>().ok()),
-    ) else {
-        eprintln!("usage: first_query PATH SPACE DIM [QUERIES (200)] [CACHE_MIB] [lean]");
-        std::process::exit(2);
-    };
+    let (args, path, space, dim) = common::leading_args(
+        "first_query PATH SPACE DIM [QUERIES (200)] [CACHE_MIB] [lean]",
+        true,
+    );
+    let (path, space) = (path.as_str(), space.as_str());
     let n: usize = args
         .get(3)
         .and_then(|a| a.parse().ok())
@@ -48,13 +46,7 @@ fn main() -> taskdb::Result<()> {
     )?;
     let open = t.elapsed().as_secs_f64();
     let rss_open = resident();
-    let mut s = 1u64;
-    let mut next = || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    };
+    let mut next = common::xorshift(1);
     let mut query = || -> taskdb::Result<f64> {
         let v: Vec<f32> = (0..dim).map(|_| next()).collect();
         let t = std::time::Instant::now();

@@ -5,18 +5,13 @@
 //!
 //! Run: `cargo run --release --example one_put -- PATH SPACE DIM`
 
+mod common;
+
 use taskdb::{Kind, NewEntry, TaskDb};
 
 fn main() -> taskdb::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (Some(path), Some(space), Some(dim)) = (
-        args.first(),
-        args.get(1),
-        args.get(2).and_then(|d| d.parse::<usize>().ok()),
-    ) else {
-        eprintln!("usage: one_put PATH SPACE DIM");
-        std::process::exit(2);
-    };
+    let (_, path, space, dim) = common::leading_args("one_put PATH SPACE DIM", true);
+    let (path, space) = (path.as_str(), space.as_str());
     let t = std::time::Instant::now();
     let db = TaskDb::open(path)?;
     let open = t.elapsed().as_secs_f64();
