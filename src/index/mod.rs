@@ -59,11 +59,11 @@ pub struct IndexParams {
     pub export_after: usize,
     /// Read-only handles only (a writable handle ignores it): a dense space's flat search
     /// structure holds only the f16 copies of its rows that the graph walk reads, not the f32
-    /// rows as well, where the CPU has F16C. The walk's best `want + 2` are then scored
-    /// exactly from the store (its vectors, checksums verified), so answers and scores stay
-    /// exact, and memory is 2·d bytes a row instead of 6·d. The price is those store reads:
-    /// about ten a query, +30–40 % a query at 100k × 768 (docs/PERFORMANCE.md §23). Default
-    /// false.
+    /// rows as well, where the CPU has F16C. The walk returns its best `want + 2` in its own
+    /// order, and the first `k + 2` of them that pass the filter are scored exactly from the
+    /// store (their vectors, checksums verified), so scores stay exact, and memory is 2·d
+    /// bytes a row instead of 6·d. The price is those store reads: 12 a query for k = 10,
+    /// +28–39 % a query at 100k × 768 (docs/PERFORMANCE.md §23). Default false.
     pub lean_dense: bool,
 }
 
