@@ -149,7 +149,7 @@ pub fn scan_arena_size(db: &TaskDb, space: &str) -> Option<(usize, usize)> {
 }
 
 /// Whether the dense space named `space` is searched through an export that holds its rows
-/// in f16 only (`IndexParams::lean_dense`); `None` when no export is in memory.
+/// in int8 only (`IndexParams::lean_dense`); `None` when no export is in memory.
 pub fn dense_export_is_lean(db: &TaskDb, space: &str) -> Option<bool> {
     db.dense_export_is_lean(space)
 }

@@ -206,7 +206,7 @@ impl TaskDb {
         idx.search(&qv, c, ef)
     }
 
-    /// Whether the space named `space` is searched through an export holding f16 rows only
+    /// Whether the space named `space` is searched through an export holding int8 rows only
     /// (`IndexParams::lean_dense`); `None` when its graph holds no export now.
     pub(crate) fn dense_export_is_lean(&self, space: &str) -> Option<bool> {
         let st = self.read().ok()?;
@@ -272,7 +272,7 @@ impl Run<'_> {
             let ef = (search.ef(params), params.export_after);
             let found = idx.search_for(qv, search.want, ef, search.sketched(), &mut stored)?;
             let n_found = found.len();
-            // A lean export's walk order is f16's: its margin is scored exactly with the rest.
+            // A lean export's walk order is its int8 rows': its margin is scored exactly with the rest.
             let kept: Vec<EntryId> = found
                 .into_iter()
                 .filter(|&id| keep(id))

@@ -17,10 +17,10 @@
 //! **stored** vectors, read from redb (checksums verified) when the export is made, not the
 //! graph's unit copies: the search ranks by `dot(q, x) / |x|`, and the candidates' exact scores
 //! are computed from these rows ([`FlatGraph::stored`]) by the space's own scorer, so a dense
-//! query reads nothing from redb after the export, and its scores are the exact scan's. Where
-//! the CPU has F16C the walk itself reads f16 copies of the rows' unit vectors ([`super::half`];
-//! half the bytes) and re-ranks its best by the f32 rows before they are scored.
-//! `IndexParams::lean_dense` (read-only handles) keeps the f16 rows only: the walk's best `k + 2`
+//! query reads nothing from redb after the export, and its scores are the exact scan's. The
+//! walk itself reads int8 copies of the rows' unit vectors ([`super::int8`]; a quarter of the
+//! bytes) and re-ranks its best by the f32 rows before they are scored.
+//! `IndexParams::lean_dense` (read-only handles) keeps the int8 rows only: the walk's best `k + 2`
 //! are then returned in its order for the caller to score from the store ([`Rows`]). Points
 //! inserted after the export are not in the exported graph: they are kept in an appended list
 //! ([`FlatGraph::push`]) that every search scans exactly and merges, so none is ever missed;
@@ -60,30 +60,33 @@ impl Ord for Cand {
 /// Which copies of its rows an export holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Rows {
-    /// f32 rows only; the walk reads them.
+    /// f32 rows only; the walk reads them (`TASKDB_EXPORT_I8=0`, for A/B measurements).
     F32,
-    /// f16 unit rows for the walk, f32 rows to re-rank its best and score them.
-    F16AndF32,
-    /// f16 unit rows only ([`super::IndexParams::lean_dense`]): the caller scores the walk's
+    /// int8 unit rows for the walk, f32 rows to re-rank its best and score them.
+    I8AndF32,
+    /// int8 unit rows only ([`super::IndexParams::lean_dense`]): the caller scores the walk's
     /// best from the store.
-    F16,
+    I8,
 }
 
 impl Rows {
-    /// What this CPU allows: f32 rows only without F16C, else f16 rows with the f32 ones
-    /// unless `lean`.
-    pub fn for_cpu(lean: bool) -> Rows {
-        match (super::half::available(), lean) {
+    /// The rows of an export: int8 rows with the f32 ones unless `lean`; f32 rows only where
+    /// `TASKDB_EXPORT_I8=0` ([`super::int8::available`]; then `lean` keeps the f32 rows too,
+    /// since the walk needs rows).
+    pub fn pick(lean: bool) -> Rows {
+        match (super::int8::available(), lean) {
             (false, _) => Rows::F32,
-            (true, false) => Rows::F16AndF32,
-            (true, true) => Rows::F16,
+            (true, false) => Rows::I8AndF32,
+            (true, true) => Rows::I8,
         }
     }
 }
 
-/// The candidates a lean export returns beyond those asked for: the f16 walk's order is
-/// within 2.5·10⁻⁴ of the f32 one, so the best `k + 2` hold the f32 walk's best `k` but
-/// for ties that close ([`FlatGraph::search`]).
+/// The candidates the walk re-ranks (or, lean, returns) beyond those asked for: its int8
+/// similarities differ from the f32 ones by about 10⁻³ (quantisation noise of both sides,
+/// [`super::int8`]), so the f32 order of its best `k + 2` decides the boundary. Re-ranking
+/// `k + 8` instead found 0.001 more of the exact top 10 at 8 % fewer queries a second
+/// (docs/PERFORMANCE.md §24).
 pub(crate) const LEAN_MARGIN: usize = 2;
 
 /// The exported graph.
@@ -96,17 +99,20 @@ pub(crate) struct FlatGraph {
     rows: HashMap<EntryId, u32>,
     /// Every row's stored vector, row-major (empty when `lean`).
     vecs: Vec<f32>,
-    /// Whether the rows are held in f16 only ([`Rows::F16`]): `vecs` stays empty, the walk's
+    /// Whether the rows are held in int8 only ([`Rows::I8`]): `vecs` stays empty, the walk's
     /// order is the answer's, and [`FlatGraph::stored`] gives nothing.
     lean: bool,
+    /// Whether the walk reads int8 rows (every [`Rows`] but `F32`).
+    walk_i8: bool,
     /// Every row's |vector| (`unit::norm64`, for exact scores) and 1 / |vector| (the search
     /// ranks by cosine).
     norms: Vec<f64>,
     inv: Vec<f32>,
-    /// Every row's unit vector in f16, `hstride` lanes a row, for the graph walk (empty, and
-    /// `hstride` 0, where the CPU has no F16C: the walk then reads `vecs`; see [`super::half`]).
-    half: Vec<u16>,
-    hstride: usize,
+    /// Every row's unit vector in int8, `cstride` lanes a row, and each row's step, for the
+    /// graph walk (empty, and `cstride` 0, with [`Rows::F32`]: the walk then reads `vecs`).
+    codes: Vec<i8>,
+    steps: Vec<f32>,
+    cstride: usize,
     /// The exported graph's structure: its rows are the first `links.len()` rows here (the
     /// rest are appended points).
     links: Links,
@@ -144,21 +150,24 @@ impl FlatGraph {
         stored: &mut dyn FnMut(EntryId) -> Option<Vec<f32>>,
         rows: Rows,
     ) -> Option<FlatGraph> {
-        let mut g = FlatGraph::default();
+        let mut g = FlatGraph {
+            lean: rows == Rows::I8,
+            walk_i8: rows != Rows::F32,
+            ..FlatGraph::default()
+        };
         let n = links.len();
         for (r, &id) in links.ids.iter().enumerate() {
             let v = stored(id)?;
             if r == 0 {
-                g.dim = v.len();
+                g.set_dim(v.len());
                 g.ids.reserve(n);
                 g.rows.reserve(n);
                 g.norms.reserve(n);
                 g.inv.reserve(n);
-                if rows != Rows::F32 && super::half::available() {
-                    g.hstride = super::half::stride(g.dim);
-                    g.half.reserve(n * g.hstride);
-                    super::pages::huge_pages(&mut g.half);
-                    g.lean = rows == Rows::F16;
+                if g.walk_i8 {
+                    g.codes.reserve(n * g.cstride);
+                    g.steps.reserve(n);
+                    super::pages::huge_pages(&mut g.codes);
                 }
                 if !g.lean {
                     g.vecs.reserve(n * g.dim);
@@ -192,7 +201,7 @@ impl FlatGraph {
             return Err("points were appended to the export".into());
         }
         if self.lean {
-            return Err("the export holds f16 rows only (lean_dense)".into());
+            return Err("the export holds int8 rows only (lean_dense)".into());
         }
         use rayon::prelude::*;
         let vectors = (0..self.links.len() as u32)
@@ -207,13 +216,18 @@ impl FlatGraph {
     /// (searched exactly). False when the vector has another width or no direction.
     pub fn push(&mut self, id: EntryId, v: &[f32]) -> bool {
         if self.ids.is_empty() {
-            self.dim = v.len();
-            self.hstride = match super::half::available() {
-                true => super::half::stride(self.dim),
-                false => 0,
-            };
+            self.set_dim(v.len());
         }
         self.add_row(id, v)
+    }
+
+    /// Sets the width of a row (at the first row) and the int8 rows' lanes.
+    fn set_dim(&mut self, dim: usize) {
+        self.dim = dim;
+        self.cstride = match self.walk_i8 {
+            true => super::int8::stride(dim),
+            false => 0,
+        };
     }
 
     /// Adds a row, unless `v` has another width, no direction, or components so small or so
@@ -230,12 +244,9 @@ impl FlatGraph {
                 if !self.lean {
                     self.vecs.extend_from_slice(v);
                 }
-                if self.hstride > 0 && !super::half::push_row(&mut self.half, v, (1.0 / n) as f32) {
-                    // No F16C after all (cannot happen: `available` said so): walk the f32
-                    // rows, which a lean export does not have.
-                    self.hstride = 0;
-                    self.half = Vec::new();
-                    return !self.lean;
+                if self.cstride > 0 {
+                    let step = super::int8::push_row(&mut self.codes, v, (1.0 / n) as f32);
+                    self.steps.push(step);
                 }
                 true
             }
@@ -255,7 +266,7 @@ impl FlatGraph {
             .map(|&r| (self.row(r), self.norms[r as usize]))
     }
 
-    /// Whether the rows are held in f16 only ([`Rows::F16`]).
+    /// Whether the rows are held in int8 only ([`Rows::I8`]).
     pub fn lean(&self) -> bool {
         self.lean
     }
@@ -281,32 +292,33 @@ impl FlatGraph {
         dot(q, self.row(r)) * self.inv[r as usize]
     }
 
-    /// The similarity the graph walk ranks by: the f16 unit row's dot product with `w.padded`
-    /// where there are f16 rows, else [`FlatGraph::sim`].
+    /// The similarity the graph walk ranks by: the int8 unit row's dot product with the
+    /// query's codes, times both steps, where there are int8 rows; else [`FlatGraph::sim`].
     #[inline]
     fn walk_sim(&self, w: &Walk, r: u32) -> f32 {
-        match self.hstride {
+        match self.cstride {
             0 => self.sim(w.q, r),
-            h => {
-                let at = r as usize * h;
-                super::half::dot(&w.padded, &self.half[at..at + h])
+            c => {
+                let at = r as usize * c;
+                let dot = super::int8::dot(&w.codes, &self.codes[at..at + c]);
+                dot as f32 * w.step * self.steps[r as usize]
             }
         }
     }
 
-    /// Asks the CPU to start loading row `r`'s vector (its first 8 cache lines; the hardware
-    /// prefetcher follows the rest). A hint only: no effect on results.
+    /// Asks the CPU to start loading the row the walk reads: its int8 row (up to 16 cache
+    /// lines: all of a 768-d one), or the first 8 lines of its f32 row (the hardware prefetcher
+    /// follows the rest). A hint only: no effect on results.
     #[inline]
     fn prefetch(&self, r: u32) {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            // The row the walk reads: its f16 copy where there is one, else its f32 row.
-            let (ptr, bytes) = match self.hstride {
-                0 => (self.row(r).as_ptr().cast::<i8>(), self.dim * 4),
-                h => (self.half[r as usize * h..].as_ptr().cast::<i8>(), h * 2),
+            let (ptr, bytes) = match self.cstride {
+                0 => (self.row(r).as_ptr().cast::<i8>(), (self.dim * 4).min(512)),
+                c => (self.codes[r as usize * c..].as_ptr(), c.min(1024)),
             };
-            for line in (0..bytes.min(512)).step_by(64) {
+            for line in (0..bytes).step_by(64) {
                 // SAFETY: `line < bytes`, so the pointer is inside the row; a prefetch never
                 // faults and changes no memory.
                 unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr.add(line)) };
@@ -322,25 +334,21 @@ impl FlatGraph {
         if q.len() != self.dim || k == 0 {
             return Vec::new();
         }
-        // The zero-padded copy only where the walk reads f16 rows.
-        let padded = match self.hstride {
-            0 => Vec::new(),
-            h => {
-                let mut p = q.to_vec();
-                p.resize(h, 0.0);
-                p
-            }
+        // The query's int8 codes, where the walk reads int8 rows.
+        let mut codes = Vec::new();
+        let step = match self.cstride {
+            0 => 0.0,
+            _ => super::int8::push_row(&mut codes, q, 1.0),
         };
-        let w = Walk { q, padded };
+        let w = Walk { q, codes, step };
         let mut found = match self.links.entry {
             Some(entry) => self.search_graph(&w, entry, ef.max(k)),
             None => Vec::new(),
         };
-        if self.hstride > 0 {
-            // The walk ranked by f16 rows (a cosine within 2.5e-4 of the f32 one at worst,
-            // from binary16's 2^-12 relative rounding of each component): re-rank its
-            // best k + 2 by the f32 rows, so the k returned are ordered, and chosen at the
-            // boundary, as the f32 walk would. (k is already the plan's widened `want`.)
+        if self.cstride > 0 {
+            // The walk ranked by int8 rows (a cosine about 1e-3 off the f32 one): re-rank
+            // its best k + 2 by the f32 rows, so the k returned are ordered by them, and
+            // chosen at the boundary by them. (k is already the plan's widened `want`.)
             // A lean export has no f32 rows: it returns those k + 2 in the walk's order,
             // for the caller to score from the store (`LEAN_MARGIN`).
             found.sort_unstable_by(|a, b| b.cmp(a));
@@ -434,11 +442,12 @@ impl FlatGraph {
     }
 }
 
-/// A query as the graph walk reads it: as given, and zero-padded to the f16 rows' lanes
-/// (empty where the walk reads the f32 rows).
+/// A query as the graph walk reads it: as given, and as int8 codes padded to the int8 rows'
+/// lanes with their step (empty where the walk reads the f32 rows).
 struct Walk<'a> {
     q: &'a [f32],
-    padded: Vec<f32>,
+    codes: Vec<i8>,
+    step: f32,
 }
 
 #[cfg(test)]
@@ -501,7 +510,7 @@ mod tests {
         let data = clustered(3000, d, 7);
         let graph = graph_of(&data[..2800]);
         let mut flat =
-            FlatGraph::export(&graph, &mut stored(&data), Rows::for_cpu(false)).expect("export");
+            FlatGraph::export(&graph, &mut stored(&data), Rows::pick(false)).expect("export");
         assert_eq!(flat.len(), 2800);
         let queries = clustered(50, d, 99);
         // The same search as hnsw_rs's over the same graph: at least its recall.
@@ -551,26 +560,21 @@ mod tests {
     }
 
     #[test]
-    fn the_f16_walk_finds_what_the_f32_walk_finds_in_the_same_order() {
-        let d = 40; // not a multiple of 8: the f16 rows are padded
+    fn the_int8_walk_finds_what_the_f32_walk_finds_in_the_same_order() {
+        let d = 40; // not a multiple of 32: the int8 rows are padded
         let data = clustered(2000, d, 11);
         let graph = graph_of(&data);
         let f32_walk = FlatGraph::export(&graph, &mut stored(&data), Rows::F32).expect("f32");
-        let f16_walk = FlatGraph::export(&graph, &mut stored(&data), Rows::F16AndF32).expect("f16");
-        assert_eq!(f32_walk.hstride, 0);
-        if !super::super::half::available() {
-            // No F16C here: the f16 export walks the f32 rows, as documented.
-            assert_eq!(f16_walk.hstride, 0);
-            return;
-        }
-        assert_eq!((f16_walk.hstride, f16_walk.half.len()), (40, 2000 * 40));
+        let i8_walk = FlatGraph::export(&graph, &mut stored(&data), Rows::I8AndF32).expect("i8");
+        assert_eq!((f32_walk.cstride, f32_walk.codes.len()), (0, 0));
+        assert_eq!((i8_walk.cstride, i8_walk.codes.len()), (64, 2000 * 64));
         let queries = clustered(60, d, 5);
-        let (mut same, mut found16, mut found32) = (0, 0, 0);
+        let (mut same, mut found8, mut found32) = (0, 0, 0);
         for q in &queries {
-            let (a, b) = (f32_walk.search(q, 10, 48), f16_walk.search(q, 10, 48));
+            let (a, b) = (f32_walk.search(q, 10, 48), i8_walk.search(q, 10, 48));
             let want = exact(&data, q, 10);
             found32 += a.iter().filter(|id| want.contains(id)).count();
-            found16 += b.iter().filter(|id| want.contains(id)).count();
+            found8 += b.iter().filter(|id| want.contains(id)).count();
             same += usize::from(a == b);
             // Nearest first by the f32 rows, whichever rows the walk read.
             let sims: Vec<f32> = b
@@ -580,8 +584,8 @@ mod tests {
             assert!(sims.windows(2).all(|w| w[0] >= w[1]), "{sims:?}");
         }
         assert!(
-            found16 + 3 >= found32,
-            "recall f16 {found16}, f32 {found32} of 600"
+            found8 + 3 >= found32,
+            "recall int8 {found8}, f32 {found32} of 600"
         );
         assert!(
             same >= 54,
@@ -617,7 +621,7 @@ mod tests {
         let data = clustered(300, 16, 5);
         let graph = graph_of(&data);
         let flat =
-            FlatGraph::export(&graph, &mut stored(&data), Rows::for_cpu(false)).expect("export");
+            FlatGraph::export(&graph, &mut stored(&data), Rows::pick(false)).expect("export");
         // Each row is the stored vector itself (here at length 1 + i % 5), not its unit copy.
         for i in [0usize, 3, 299] {
             let want: Vec<f32> = data[i].iter().map(|x| x * (1 + i % 5) as f32).collect();
@@ -629,25 +633,24 @@ mod tests {
         // A point without a stored vector, or one whose f32 dot products could underflow:
         // no export (hnsw_rs's search answers).
         let mut missing = |id: EntryId| (id != 150).then(|| data[id as usize - 100].clone());
-        assert!(FlatGraph::export(&graph, &mut missing, Rows::for_cpu(false)).is_none());
+        assert!(FlatGraph::export(&graph, &mut missing, Rows::pick(false)).is_none());
         let mut tiny = |id: EntryId| {
             let s = if id == 150 { 1e-30 } else { 1.0 };
             Some(data[id as usize - 100].iter().map(|x| x * s).collect())
         };
-        assert!(FlatGraph::export(&graph, &mut tiny, Rows::for_cpu(false)).is_none());
+        assert!(FlatGraph::export(&graph, &mut tiny, Rows::pick(false)).is_none());
         let mut wide = |id: EntryId| {
             let mut v = data[id as usize - 100].clone();
             v.push(0.5);
             Some(v)
         };
-        assert!(FlatGraph::export(&graph, &mut wide, Rows::for_cpu(false)).is_none());
+        assert!(FlatGraph::export(&graph, &mut wide, Rows::pick(false)).is_none());
     }
 
     #[test]
     fn an_empty_graph_and_a_query_of_another_width_find_nothing() {
         let graph = Hnsw::<f32, DistDot>::new(16, 10, 16, 100, DistDot {});
-        let mut flat =
-            FlatGraph::export(&graph, &mut |_| None, Rows::for_cpu(false)).expect("export");
+        let mut flat = FlatGraph::export(&graph, &mut |_| None, Rows::pick(false)).expect("export");
         assert!(flat.search(&[1.0, 0.0], 5, 10).is_empty());
         assert!(flat.push(7, &[1.0, 0.0]));
         assert_eq!(flat.search(&[1.0, 0.0], 5, 10), vec![7]);

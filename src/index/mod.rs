@@ -12,7 +12,7 @@ pub(crate) mod arena;
 mod dot;
 pub(crate) mod flat;
 pub(crate) mod graph;
-mod half;
+mod int8;
 pub(crate) mod links;
 mod pages;
 pub(crate) mod persist;
@@ -58,12 +58,12 @@ pub struct IndexParams {
     /// it once. 0 exports at the first query.
     pub export_after: usize,
     /// Read-only handles only (a writable handle ignores it): a dense space's flat search
-    /// structure holds only the f16 copies of its rows that the graph walk reads, not the f32
-    /// rows as well, where the CPU has F16C. The walk returns its best `want + 2` in its own
-    /// order, and the first `k + 2` of them that pass the filter are scored exactly from the
-    /// store (their vectors, checksums verified), so scores stay exact, and memory is 2·d
-    /// bytes a row instead of 6·d. The price is those store reads: 12 a query for k = 10,
-    /// +28–39 % a query at 100k × 768 (docs/PERFORMANCE.md §23). Default false.
+    /// structure holds only the int8 copies of its rows that the graph walk reads, not the f32
+    /// rows as well. The walk returns its best `want + 2` in its own order, and the first
+    /// `k + 2` of them that pass the filter are scored exactly from the store (their vectors,
+    /// checksums verified), so scores stay exact, and memory is about d bytes a row instead of
+    /// 5·d. The price is those store reads: 12 a query for k = 10, +28–39 % a query at
+    /// 100k × 768 when measured with f16 rows (docs/PERFORMANCE.md §23). Default false.
     pub lean_dense: bool,
 }
 
@@ -115,7 +115,7 @@ pub(crate) struct SpaceIndex {
     pub exported: OnceLock<Option<graph::FlatGraph>>,
     /// Graph queries answered by hnsw_rs before the export ([`IndexParams::export_after`]).
     pub before_export: AtomicUsize,
-    /// Whether the export holds f16 rows only ([`IndexParams::lean_dense`]).
+    /// Whether the export holds int8 rows only ([`IndexParams::lean_dense`]).
     lean: bool,
 }
 
@@ -197,7 +197,7 @@ impl SpaceIndex {
             }
             None => {
                 let g = catch_unwind(AssertUnwindSafe(|| {
-                    let rows = graph::Rows::for_cpu(lean);
+                    let rows = graph::Rows::pick(lean);
                     graph::FlatGraph::from_links(loaded.links, stored, rows)
                 }))
                 .ok()
@@ -461,7 +461,7 @@ impl SpaceIndex {
         }
         let g = self.exported.get_or_init(|| {
             let graph = self.graph()?;
-            let rows = graph::Rows::for_cpu(self.lean);
+            let rows = graph::Rows::pick(self.lean);
             catch_unwind(AssertUnwindSafe(|| {
                 graph::FlatGraph::export(graph, stored, rows)
             }))
@@ -486,7 +486,7 @@ impl SpaceIndex {
     }
 
     /// Candidates a dense graph search returns beyond those wanted, for the caller to score
-    /// exactly from the store before it keeps the best: 2 where the export walks f16 rows
+    /// exactly from the store before it keeps the best: 2 where the export walks int8 rows
     /// without f32 copies ([`IndexParams::lean_dense`]: it cannot re-rank them itself), else
     /// 0.
     pub fn rerank_margin(&self) -> usize {
