@@ -272,11 +272,16 @@ impl Run<'_> {
             let ef = (search.ef(params), params.export_after);
             let found = idx.search_for(qv, search.want, ef, search.sketched(), &mut stored)?;
             let n_found = found.len();
-            // A lean export's walk order is its int8 rows': its margin is scored exactly with the rest.
+            // A lean export's candidates are in its int8 walk's order: all of them are scored
+            // exactly (`SpaceIndex::lean_export`).
+            let take = match idx.lean_export() {
+                true => usize::MAX,
+                false => search.rerank,
+            };
             let kept: Vec<EntryId> = found
                 .into_iter()
                 .filter(|&id| keep(id))
-                .take(search.rerank.saturating_add(idx.rerank_margin()))
+                .take(take)
                 .collect();
             match search.next(n_found, kept.len()) {
                 Step::Done => return Ok(Some(kept)),

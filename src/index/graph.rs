@@ -86,8 +86,10 @@ impl Rows {
 /// similarities differ from the f32 ones by about 10⁻³ (quantisation noise of both sides,
 /// [`super::int8`]), so the f32 order of its best `k + 2` decides the boundary. Re-ranking
 /// `k + 8` instead found 0.001 more of the exact top 10 at 8 % fewer queries a second
-/// (docs/PERFORMANCE.md §24).
-pub(crate) const LEAN_MARGIN: usize = 2;
+/// (docs/PERFORMANCE.md §24). A lean export returns the same `k + 2` in the walk's order, and
+/// its caller scores all of them from the store (`SpaceIndex::lean_export`), so it chooses
+/// from the same candidates as a default export.
+pub(crate) const RERANK_MARGIN: usize = 2;
 
 /// The exported graph.
 #[derive(Debug, Default)]
@@ -350,9 +352,9 @@ impl FlatGraph {
             // its best k + 2 by the f32 rows, so the k returned are ordered by them, and
             // chosen at the boundary by them. (k is already the plan's widened `want`.)
             // A lean export has no f32 rows: it returns those k + 2 in the walk's order,
-            // for the caller to score from the store (`LEAN_MARGIN`).
+            // for the caller to score from the store (`RERANK_MARGIN`).
             found.sort_unstable_by(|a, b| b.cmp(a));
-            found.truncate(k + LEAN_MARGIN);
+            found.truncate(k + RERANK_MARGIN);
             if !self.lean {
                 for c in &mut found {
                     c.0 = self.sim(q, c.1);
@@ -367,7 +369,7 @@ impl FlatGraph {
             found.push(Cand(s, r as u32));
         }
         found.sort_unstable_by(|a, b| b.cmp(a));
-        found.truncate(if self.lean { k + LEAN_MARGIN } else { k });
+        found.truncate(if self.lean { k + RERANK_MARGIN } else { k });
         found.into_iter().map(|c| self.ids[c.1 as usize]).collect()
     }
 

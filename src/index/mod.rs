@@ -485,15 +485,13 @@ impl SpaceIndex {
         }
     }
 
-    /// Candidates a dense graph search returns beyond those wanted, for the caller to score
-    /// exactly from the store before it keeps the best: 2 where the export walks int8 rows
-    /// without f32 copies ([`IndexParams::lean_dense`]: it cannot re-rank them itself), else
-    /// 0.
-    pub fn rerank_margin(&self) -> usize {
-        match self.exported.get() {
-            Some(Some(g)) if g.lean() => graph::LEAN_MARGIN,
-            _ => 0,
-        }
+    /// Whether the search goes through an export that holds int8 rows only
+    /// ([`IndexParams::lean_dense`]): it cannot re-rank its walk's best by f32 rows, so it
+    /// returns them all (`want + 2`, [`graph::RERANK_MARGIN`]) in the walk's order, and the
+    /// caller scores every one passing the filter exactly from the store before it keeps the
+    /// best: the candidates a default export re-ranks itself.
+    pub fn lean_export(&self) -> bool {
+        matches!(self.exported.get(), Some(Some(g)) if g.lean())
     }
 
     /// The ids stored in an hnsw_rs graph.
