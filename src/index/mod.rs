@@ -59,11 +59,12 @@ pub struct IndexParams {
     pub export_after: usize,
     /// Read-only handles only (a writable handle ignores it): a dense space's flat search
     /// structure holds only the int8 copies of its rows that the graph walk reads, not the f32
-    /// rows as well. The walk returns its best `want + 2` in its own order, and the first
-    /// `k + 2` of them that pass the filter are scored exactly from the store (their vectors,
-    /// checksums verified), so scores stay exact, and memory is about d bytes a row instead of
-    /// 5·d. The price is those store reads: 12 a query for k = 10, +28–39 % a query at
-    /// 100k × 768 when measured with f16 rows (docs/PERFORMANCE.md §23). Default false.
+    /// rows as well. The walk returns its best `want + 2` in its own order, and every one of
+    /// them that passes the filter is scored exactly from the store (their vectors, checksums
+    /// verified): the candidates a default handle re-ranks, so the answers and scores are
+    /// its, and memory is about d bytes a row instead of 5·d. The price is those store reads:
+    /// 16 a query for k = 10, +57–65 % a query at 100k × 768 (docs/PERFORMANCE.md §24).
+    /// Default false.
     pub lean_dense: bool,
 }
 
