@@ -82,9 +82,15 @@ impl TaskDb {
             .spaces
             .get(&sid)
             .ok_or_else(|| Error::Internal(format!("space {sid} not in the catalog")))?;
+        // Called for every candidate a search looks at: a filter that matches everything
+        // looks up nothing but liveness.
+        let trivial = filter.is_trivial();
         let keep = |id: EntryId| -> bool {
             if Some(id) == exclude || !c.is_live(id) {
                 return false;
+            }
+            if trivial {
+                return true;
             }
             let e = &c.entries[&id];
             filter.matches(&e.name, e.kind, &e.tags)
@@ -113,7 +119,7 @@ impl TaskDb {
         let exact = |path: SearchPath| -> Result<(Vec<Hit>, SearchPath)> {
             Ok((run.exact(&keep, k)?, path))
         };
-        let rerank = |ids: &[EntryId]| run.rerank(ids, k);
+        let rerank = |ids: &[EntryId], floor: Option<f32>| run.rerank(ids, k, floor);
         let shape = Shape {
             k,
             total: points.len(),
@@ -176,7 +182,7 @@ impl TaskDb {
             }
         };
         if shape.sketched {
-            return Ok((run.rerank(&ids, k)?, SearchPath::Hnsw));
+            return Ok((run.rerank(&ids, k, None)?, SearchPath::Hnsw));
         }
         Ok((run.top(&ids, k)?, SearchPath::Hnsw))
     }
@@ -323,7 +329,7 @@ impl Run<'_> {
     fn exact(&self, keep: &dyn Fn(EntryId) -> bool, k: usize) -> Result<Vec<Hit>> {
         if !crate::testing::old_scan() {
             let rows = |a: &Arena| rows_passing(a, keep);
-            if let Some(hits) = self.top_arena(self.arena()?.as_deref(), rows, k)? {
+            if let Some(hits) = self.top_arena(self.arena()?.as_deref(), rows, k, None)? {
                 return Ok(hits);
             }
         }
@@ -333,10 +339,15 @@ impl Run<'_> {
 
     /// The exact top `k` of `ids` (a matrix space's candidates): through the arena, or read
     /// from redb where there is none.
-    fn rerank(&self, ids: &[EntryId], k: usize) -> Result<Vec<Hit>> {
+    ///
+    /// `floor`: the k-th best exact score of the hits an earlier round already holds (`None`
+    /// before k are held); an id whose score is surely below it cannot enter their top `k`, so
+    /// the arena leaves it out without re-scoring it from the store.
+    fn rerank(&self, ids: &[EntryId], k: usize, floor: Option<f32>) -> Result<Vec<Hit>> {
         if !crate::testing::old_scan() {
-            let rows = |a: &Arena| rows_of(a, ids);
-            if let Some(hits) = self.top_arena(self.arena()?.as_deref(), rows, k)? {
+            let rows = |a: &Arena| a.rows_of(ids);
+            let arena = self.arena()?;
+            if let Some(hits) = self.top_arena(arena.as_deref(), rows, k, floor)? {
                 return Ok(hits);
             }
         }
@@ -353,6 +364,7 @@ impl Run<'_> {
         arena: Option<&Arena>,
         rows: impl FnOnce(&Arena) -> Option<Vec<u32>>,
         k: usize,
+        floor: Option<f32>,
     ) -> Result<Option<Vec<Hit>>> {
         let (Some(arena), Prepared::Task(p)) = (arena, &self.prepared) else {
             return Ok(None);
@@ -364,7 +376,7 @@ impl Run<'_> {
             return Ok(None);
         };
         let live = self.live.as_ref().map(|l| &l.consts);
-        let ids = arena.candidates(&q, &rows, k, live);
+        let ids = arena.candidates(&q, &rows, k, live, floor.map(f64::from));
         Ok(Some(self.top(&ids, k)?))
     }
 
@@ -428,6 +440,10 @@ fn rows_passing(a: &Arena, keep: &dyn Fn(EntryId) -> bool) -> Option<Vec<u32>> {
     )
 }
 
+/// Scores candidate ids exactly and returns the best k, given the k-th score already held
+/// (`Run::rerank`).
+type Rerank<'a> = dyn Fn(&[EntryId], Option<f32>) -> Result<Vec<Hit>> + 'a;
+
 /// A matrix space's rounds over the flat scan of its sketches: each re-ranks the best
 /// `search.want` candidates passing `keep` exactly (`rerank`) and asks the plan whether to
 /// stop ([`plan::GraphSearch::next_sketched`]). `Some(hits)` when the rounds end with an
@@ -438,7 +454,7 @@ fn sketch_rounds(
     search: &mut GraphSearch,
     k: usize,
     keep: &dyn Fn(EntryId) -> bool,
-    rerank: &dyn Fn(&[EntryId]) -> Result<Vec<Hit>>,
+    rerank: &Rerank<'_>,
 ) -> Result<Option<Vec<Hit>>> {
     // No ranking (an empty scan, a query of another width): scan exactly.
     let Some(mut ranking) = flat.rank(qv) else {
@@ -456,7 +472,10 @@ fn sketch_rounds(
         let n = scan.top.len();
         let ids: Vec<EntryId> = scan.top[done..n].iter().map(|t| t.0).collect();
         let frontier = scan.frontier;
-        hits.extend(rerank(&ids)?);
+        // The hits so far prune this round's re-rank: an id surely below their k-th score
+        // cannot enter.
+        let floor = k.checked_sub(1).and_then(|i| hits.get(i)).map(|h| h.score);
+        hits.extend(rerank(&ids, floor)?);
         hits.sort_by(best_first);
         hits.truncate(k);
         done = n;
@@ -472,13 +491,6 @@ fn sketch_rounds(
 /// The order of every answer: best score first, ties by id.
 fn best_first(a: &Hit, b: &Hit) -> std::cmp::Ordering {
     b.score.total_cmp(&a.score).then(a.id.cmp(&b.id))
-}
-
-/// The arena rows of `ids` (`None` if one is missing: the caller scans the old way).
-fn rows_of(a: &Arena, ids: &[EntryId]) -> Option<Vec<u32>> {
-    ids.iter()
-        .map(|id| a.ids().binary_search(id).ok().map(|r| r as u32))
-        .collect()
 }
 
 /// The space, value and excluded id (an entry query leaves itself out) of a query.

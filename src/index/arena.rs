@@ -115,6 +115,26 @@ impl Arena {
         &self.ids
     }
 
+    /// The rows of `ids`, in their order (`None` if one is not here: the caller scans the old
+    /// way). A matrix query's re-rank asks this for every candidate.
+    pub fn rows_of(&self, ids: &[EntryId]) -> Option<Vec<u32>> {
+        let all = &self.ids[..];
+        let first = all.first().copied().unwrap_or(0);
+        let row = |id: EntryId| -> Option<u32> {
+            // Rows hold ascending ids, consecutive unless `compact` removed some: row
+            // `id − first` is the place to look first, and the last row `id` can be at.
+            let guess = usize::try_from(id.checked_sub(first)?).ok()?;
+            let r = match all.get(guess) {
+                Some(&x) if x == id => guess,
+                _ => all[..guess.saturating_add(1).min(all.len())]
+                    .binary_search(&id)
+                    .ok()?,
+            };
+            u32::try_from(r).ok()
+        };
+        ids.iter().map(|&id| row(id)).collect()
+    }
+
     /// Bytes of factors a full scan reads.
     pub fn factor_bytes(&self) -> usize {
         self.u.len() * std::mem::size_of::<f32>()
@@ -139,12 +159,17 @@ impl Arena {
     /// `k`, or tied with its k-th score, has `s ≥ s_k ≥ L`, hence `hi ≥ s ≥ L`: it is kept.
     /// Re-scoring the kept rows exactly and sorting them as the exact scan sorts (score, then
     /// id) therefore yields the exact scan's first `k`, whatever the rounding of this pass.
+    ///
+    /// `floor`, where given, is a known lower bound on the k-th best exact score of a larger
+    /// answer these rows join (the hits of an earlier round): a row with `hi < floor` cannot
+    /// enter it either, so the cut is `max(L, floor)`.
     pub fn candidates(
         &self,
         q: &ArenaQuery,
         rows: &[u32],
         k: usize,
         live: Option<&HashMap<EntryId, ScoreConsts>>,
+        floor: Option<f64>,
     ) -> Vec<EntryId> {
         use rayon::prelude::*;
         if k == 0 {
@@ -169,6 +194,7 @@ impl Arena {
         };
         let mut lows: Vec<f64> = bounds.iter().map(|b| b.0).collect();
         let (_, &mut cut, _) = lows.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+        let cut = floor.map_or(cut, |f| cut.max(f));
         let mut ids: Vec<EntryId> = rows
             .iter()
             .zip(&bounds)
@@ -596,5 +622,94 @@ mod tests {
         let points = std::collections::BTreeSet::from([5]);
         assert!(a.reflects(0, &points) && !a.reflects(1, &points));
         assert!(!a.reflects(0, &std::collections::BTreeSet::from([5, 6])));
+    }
+
+    /// Rows are found by id, with gaps where `compact` removed ids, and a missing id fails the
+    /// whole lookup.
+    #[test]
+    fn rows_are_found_by_id_across_gaps() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let v = value(&mut rng, 8);
+        let c = ScoreConsts {
+            norm: 1.0,
+            ref_dot: 0.0,
+        };
+        let mut a = Arena::with_capacity(8, 0, 0, 0);
+        assert_eq!(a.rows_of(&[]), Some(vec![]));
+        assert_eq!(a.rows_of(&[1]), None);
+        let ids: Vec<EntryId> = [3, 4, 5, 9, 10, 40, 41, 42, 1000].into();
+        for &id in &ids {
+            a.push(Row {
+                id,
+                value: &v,
+                consts: c,
+            })
+            .unwrap();
+        }
+        let rev: Vec<EntryId> = ids.iter().rev().copied().collect();
+        let want: Vec<u32> = (0..ids.len() as u32).rev().collect();
+        assert_eq!(a.rows_of(&rev), Some(want));
+        for missing in [0, 2, 6, 11, 39, 43, 999, 1001, u64::MAX] {
+            assert_eq!(a.rows_of(&[3, missing]), None, "{missing}");
+        }
+    }
+
+    /// A floor (an earlier round's k-th exact score) only removes rows that cannot enter the
+    /// answer: every row of the exact top `k` scoring at least the floor is kept, and the rows
+    /// kept are a subset of those kept without it.
+    #[test]
+    fn a_floor_only_removes_rows_that_cannot_enter_the_answer() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let dim = 48;
+        let vals: Vec<TaskEmbedding> = (0..300)
+            .map(|_| TaskEmbedding::LowRank(value(&mut rng, dim)))
+            .collect();
+        let mut a = Arena::with_capacity(dim, 0, 0, 0);
+        let mut prepared = Vec::new();
+        for (i, v) in vals.iter().enumerate() {
+            let p = methods::prepare(v, None).unwrap();
+            let TaskEmbedding::LowRank(lr) = v else {
+                unreachable!()
+            };
+            let consts = ScoreConsts {
+                norm: p.norm,
+                ref_dot: p.ref_dot,
+            };
+            a.push(Row {
+                id: i as EntryId + 1,
+                value: lr,
+                consts,
+            })
+            .unwrap();
+            prepared.push(p);
+        }
+        let rows: Vec<u32> = (0..vals.len() as u32).collect();
+        let k = 10;
+        for qp in prepared.iter().take(8) {
+            let q = ArenaQuery::new(qp, dim).unwrap();
+            let mut exact: Vec<(f64, EntryId)> = prepared
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let s = (qp.cosine(p).unwrap() as f32).clamp(-1.0, 1.0);
+                    (f64::from(s), i as EntryId + 1)
+                })
+                .collect();
+            exact.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
+            let plain = a.candidates(&q, &rows, k, None, None);
+            for floor_at in [0, 3, k - 1, 40] {
+                let floor = exact[floor_at].0;
+                let kept = a.candidates(&q, &rows, k, None, Some(floor));
+                assert!(kept.iter().all(|id| plain.contains(id)), "not a subset");
+                for &(s, id) in &exact[..k] {
+                    if s >= floor {
+                        assert!(kept.contains(&id), "lost {id} ({s} >= floor {floor})");
+                    }
+                }
+            }
+            // A floor above every score keeps nothing; one below every score changes nothing.
+            assert!(a.candidates(&q, &rows, k, None, Some(2.0)).is_empty());
+            assert_eq!(a.candidates(&q, &rows, k, None, Some(-2.0)), plain);
+        }
     }
 }

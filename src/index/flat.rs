@@ -20,6 +20,9 @@ use crate::embedding::EntryId;
 /// Rows scored per rayon task.
 const BLOCK: usize = 4096;
 
+/// A ranking selects this many times the rows a round asks for (see [`Ranking::sort_prefix`]).
+const SELECT_AHEAD: usize = 4;
+
 /// Every sketch of one space, int8, row-major.
 #[derive(Debug, Default)]
 pub(crate) struct FlatSketches {
@@ -171,6 +174,9 @@ impl FlatSketches {
             ids: &self.ids,
             scored: sims.into_iter().zip(0u32..).collect(),
             sorted: 0,
+            selected: 0,
+            passed: Vec::new(),
+            checked: 0,
         })
     }
 }
@@ -178,12 +184,21 @@ impl FlatSketches {
 /// Every row's sketch similarity to one query, sorted lazily: a prefix of the best rows is kept
 /// in order and only extended when a wider prefix is asked for, so a first round of 512 does
 /// not pay for sorting the 8,192 a later round might need.
+///
+/// The rows passing the filter are remembered across rounds, so a wider round asks `keep` only
+/// about the rows it adds.
 #[derive(Debug)]
 pub(crate) struct Ranking<'a> {
     ids: &'a [EntryId],
-    /// (similarity, row); `scored[..sorted]` are the best `sorted` rows, best first.
+    /// (similarity, row); `scored[..sorted]` are the best `sorted` rows, best first, and
+    /// `scored[..selected]` the best `selected` (`sorted ≤ selected`).
     scored: Vec<(f32, u32)>,
     sorted: usize,
+    selected: usize,
+    /// The rows of `scored[..checked]` that passed `keep`, in that order, with their
+    /// similarities.
+    passed: Vec<(EntryId, f32)>,
+    checked: usize,
 }
 
 impl Ranking<'_> {
@@ -199,17 +214,31 @@ impl Ranking<'_> {
             b.0.total_cmp(&a.0)
                 .then_with(|| ids[a.1 as usize].cmp(&ids[b.1 as usize]))
         };
-        let rest = &mut self.scored[self.sorted..];
-        let k = want - self.sorted;
-        if k < rest.len() {
-            rest.select_nth_unstable_by(k, order);
+        // Select ahead: one pass over all the rows moves the best `SELECT_AHEAD × want` to the
+        // front, so the next rounds (which widen ×2) select among those instead of among every
+        // row again.
+        if want > self.selected {
+            let wide = want.saturating_mul(SELECT_AHEAD).min(self.scored.len());
+            let rest = &mut self.scored[self.selected..];
+            let k = wide - self.selected;
+            if k < rest.len() {
+                rest.select_nth_unstable_by(k, order);
+            }
+            self.selected = wide;
         }
-        rest[..k].sort_unstable_by(order);
+        // `scored[sorted..selected]` are the next best rows, in no order: sort the best of them.
+        let part = &mut self.scored[self.sorted..self.selected];
+        let k = want - self.sorted;
+        if k < part.len() {
+            part.select_nth_unstable_by(k, order);
+        }
+        part[..k].sort_unstable_by(order);
         self.sorted = want;
     }
 
     /// The best `c` rows passing `keep`, best first, and the frontier beyond them. A wider `c`
-    /// later returns these same rows first. Deterministic: ties are broken by id.
+    /// later returns these same rows first. Deterministic: ties are broken by id. `keep` must
+    /// be the same filter on every call of one ranking (the rows it passed are remembered).
     pub fn top(&mut self, c: usize, keep: &dyn Fn(EntryId) -> bool) -> Candidates {
         if c == 0 {
             return Candidates::default();
@@ -219,20 +248,20 @@ impl Ranking<'_> {
         let mut want = 2 * c + 16;
         loop {
             self.sort_prefix(want);
-            let mut out = Candidates::default();
-            for &(s, r) in &self.scored[..self.sorted] {
+            while self.passed.len() <= c && self.checked < self.sorted {
+                let (s, r) = self.scored[self.checked];
+                self.checked += 1;
                 let id = self.ids[r as usize];
-                if !keep(id) {
-                    continue;
+                if keep(id) {
+                    self.passed.push((id, s));
                 }
-                if out.top.len() == c {
-                    out.frontier = Some(s);
-                    break;
-                }
-                out.top.push((id, s));
             }
-            if out.frontier.is_some() || self.sorted == self.scored.len() {
-                return out;
+            if self.passed.len() > c || self.sorted == self.scored.len() {
+                let n = self.passed.len().min(c);
+                return Candidates {
+                    top: self.passed[..n].to_vec(),
+                    frontier: self.passed.get(c).map(|p| p.1),
+                };
             }
             want = (self.sorted * 4).min(self.scored.len());
         }
@@ -362,5 +391,43 @@ mod tests {
         flat.push(999, &[1.0; 7]);
         assert!(flat.covers(500));
         assert!(flat.top(&[1.0; 7], 5, &|_| true).top.is_empty());
+    }
+
+    /// Rows that tie (copies of one sketch) and a ranking read in many widening prefixes, as
+    /// a matrix query's rounds read it: every prefix is the brute-force order (similarity,
+    /// then id), the frontier is the next passing row's similarity, and `keep` is asked about
+    /// each row at most once over all the rounds.
+    #[test]
+    fn widening_prefixes_match_a_full_sort_with_ties_and_ask_the_filter_once_a_row() {
+        let m = 32;
+        let base = rows(700, m);
+        // Each sketch three times, the copies far apart in id: many exact ties.
+        let data: Vec<Vec<f32>> = (0..2100).map(|i| base[i % 700].clone()).collect();
+        let flat = flat_of(&data, 10);
+        let asked = std::cell::RefCell::new(std::collections::HashMap::<EntryId, usize>::new());
+        let keep = |id: EntryId| {
+            *asked.borrow_mut().entry(id).or_default() += 1;
+            !id.is_multiple_of(5)
+        };
+        let q = &data[123];
+        let mut full: Vec<(f32, EntryId)> = {
+            let r = flat.rank(q).expect("a ranking");
+            r.scored
+                .iter()
+                .map(|&(s, row)| (s, r.ids[row as usize]))
+                .collect()
+        };
+        full.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        full.retain(|&(_, id)| !id.is_multiple_of(5));
+        let mut r = flat.rank(q).expect("a ranking");
+        for c in [5, 10, 20, 40, 80, 160, 320, 640, 1280, 5000] {
+            let got = r.top(c, &keep);
+            let n = c.min(full.len());
+            let want: Vec<(EntryId, f32)> = full[..n].iter().map(|&(s, id)| (id, s)).collect();
+            assert_eq!(got.top, want, "c = {c}");
+            assert_eq!(got.frontier, full.get(c).map(|p| p.0), "c = {c}");
+        }
+        assert!(asked.borrow().values().all(|&n| n == 1));
+        assert_eq!(asked.borrow().len(), 2100);
     }
 }

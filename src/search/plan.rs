@@ -14,7 +14,7 @@
 //!   ([`crate::index::flat`]; the graph over them misses cluster mates): the best
 //!   [`SKETCH_FIRST`] passing the filter are re-ranked exactly, and the search stops when the
 //!   k-th exact score clears the sketch similarity of the best entry left out (the frontier) by
-//!   [`SKETCH_Z`]·[`SKETCH_SIGMA`]; else it widens ×4 up to [`SKETCH_LAST`] or a quarter of
+//!   [`SKETCH_Z`]·[`SKETCH_SIGMA`]; else it widens ×[`SKETCH_WIDEN`] up to [`SKETCH_LAST`] or a quarter of
 //!   the space ([`SKETCH_LAST_SHARE`]), whichever is more, then scans exactly. So an answer is exact unless the sketch was confident, by that
 //!   margin, that nothing left out belongs in it.
 
@@ -22,7 +22,14 @@ use crate::index::IndexParams;
 
 /// A matrix space's first round re-ranks at least this many candidates.
 pub(crate) const SKETCH_FIRST: usize = 512;
-/// Rounds widen ×4 up to this many candidates, or up to a [`SKETCH_LAST_SHARE`]th of the
+/// Each round of a matrix space re-ranks this many times the candidates of the one before.
+/// ×2, not the ×4 of the graph's oversampling: a query among thousands of near-identical
+/// entries usually needs a few thousand candidates, and ×2 stops nearer that number (at 100k,
+/// the median query re-ranked 2,048 with ×4; with ×2, 72 of those 246 queries stopped at
+/// 1,024, docs/PERFORMANCE.md §26). Rounds after the first cost little: the ranking selects
+/// ahead ([`crate::index::flat`]) and an earlier round's k-th score prunes the re-rank.
+pub(crate) const SKETCH_WIDEN: usize = 2;
+/// Rounds widen ×[`SKETCH_WIDEN`] up to this many candidates, or up to a [`SKETCH_LAST_SHARE`]th of the
 /// space if that is more; past that a round that has not stopped falls back to the exact scan.
 pub(crate) const SKETCH_LAST: usize = 2048;
 /// The widest round re-ranks at most `total / SKETCH_LAST_SHARE` candidates (when that exceeds
@@ -176,7 +183,8 @@ impl GraphSearch {
     /// similarity of the best passing entry left out (`None` when none was left out: the
     /// answer is then exact). Done when the k-th exact score clears the frontier by
     /// [`SKETCH_Z`]·[`SKETCH_SIGMA`] (an entry left out would need a sketch error that large
-    /// to belong in the top k); else widen ×4, and past [`GraphSearch::last`] scan exactly.
+    /// to belong in the top k); else widen ×[`SKETCH_WIDEN`], and past [`GraphSearch::last`]
+    /// scan exactly.
     pub(crate) fn next_sketched(
         &mut self,
         kept: usize,
@@ -194,7 +202,7 @@ impl GraphSearch {
         if self.want >= self.give_up_above {
             return Step::Exact;
         }
-        self.want = (self.want * 4).min(self.give_up_above);
+        self.want = (self.want * SKETCH_WIDEN).min(self.give_up_above);
         Step::Widen
     }
 }
@@ -324,8 +332,8 @@ mod tests {
             g.next_sketched(512, Some(0.5 + margin), Some(0.5)),
             Step::Done
         );
-        // Within the sketch's error of it: widen ×4 up to a quarter of the space, then scan
-        // exactly.
+        // Within the sketch's error of it: widen ×SKETCH_WIDEN up to a quarter of the space,
+        // then scan exactly.
         let mut g2 = graph(plan(&p, s, || unreachable!()));
         let close = Some(0.5 + margin / 2.0);
         let mut wants = vec![g2.want];
@@ -333,12 +341,13 @@ mod tests {
             wants.push(g2.want);
             assert!(wants.len() < 20, "widening must end");
         }
+        let w = SKETCH_WIDEN;
         assert_eq!(
             wants[..3],
-            [SKETCH_FIRST, 4 * SKETCH_FIRST, 16 * SKETCH_FIRST]
+            [SKETCH_FIRST, w * SKETCH_FIRST, w * w * SKETCH_FIRST]
         );
         assert_eq!(*wants.last().unwrap(), total / SKETCH_LAST_SHARE);
-        assert!(wants.windows(2).all(|w| w[1] == (4 * w[0]).min(total / 4)));
+        assert!(wants.windows(2).all(|p| p[1] == (w * p[0]).min(total / 4)));
         // A small space still widens to SKETCH_LAST before it gives up.
         let smaller = Shape {
             total: 3 * SKETCH_LAST,
@@ -350,14 +359,25 @@ mod tests {
             ..p
         };
         let small_search = || graph(plan(&no_exact, smaller, || unreachable!()));
+        let widen_all = |g: &mut GraphSearch, kept: Option<usize>, kth: Option<f64>| {
+            let mut wants = vec![g.want];
+            while g.next_sketched(kept.unwrap_or(g.want), kth, Some(0.5)) == Step::Widen {
+                wants.push(g.want);
+                assert!(wants.len() < 20, "widening must end");
+            }
+            wants
+        };
         let mut g5 = small_search();
         assert_eq!(g5.last(), SKETCH_LAST);
-        assert_eq!(g5.next_sketched(512, close, Some(0.5)), Step::Widen);
-        assert_eq!(g5.next_sketched(2048, close, Some(0.5)), Step::Exact);
+        let wants = widen_all(&mut g5, None, close);
+        assert_eq!(wants.first(), Some(&SKETCH_FIRST));
+        assert_eq!(wants.last(), Some(&SKETCH_LAST));
+        assert!(wants
+            .windows(2)
+            .all(|p| p[1] == (w * p[0]).min(SKETCH_LAST)));
         // Fewer than k passing among the candidates: no score to judge by; widen, then scan.
         let mut g6 = small_search();
-        assert_eq!(g6.next_sketched(3, None, Some(0.5)), Step::Widen);
-        assert_eq!(g6.next_sketched(3, None, Some(0.5)), Step::Exact);
+        assert_eq!(widen_all(&mut g6, Some(3), None), wants);
         // Nothing passing was left out: the re-ranked set is the whole answer.
         let mut g3 = graph(plan(&p, s, || unreachable!()));
         assert_eq!(g3.next_sketched(300, Some(0.0), None), Step::Done);
