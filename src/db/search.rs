@@ -82,19 +82,7 @@ impl TaskDb {
             .spaces
             .get(&sid)
             .ok_or_else(|| Error::Internal(format!("space {sid} not in the catalog")))?;
-        // Called for every candidate a search looks at: a filter that matches everything
-        // looks up nothing but liveness.
-        let trivial = filter.is_trivial();
-        let keep = |id: EntryId| -> bool {
-            if Some(id) == exclude || !c.is_live(id) {
-                return false;
-            }
-            if trivial {
-                return true;
-            }
-            let e = &c.entries[&id];
-            filter.matches(&e.name, e.kind, &e.tags)
-        };
+        let keep = keeper(c, filter, exclude);
         let empty = BTreeSet::new();
         let points = c.space_points.get(&sid).unwrap_or(&empty);
         let live = match opts.centring {
@@ -485,6 +473,27 @@ fn sketch_rounds(
             Step::Widen => continue,
             Step::Exact => return Ok(None),
         }
+    }
+}
+
+/// Which entries a query may return: live, passing `filter`, not `exclude` (an entry query
+/// leaves itself out). Called for every candidate a search looks at, so a filter that matches
+/// everything looks up nothing but liveness.
+fn keeper<'a>(
+    c: &'a Catalog,
+    filter: &'a Filter,
+    exclude: Option<EntryId>,
+) -> impl Fn(EntryId) -> bool + 'a {
+    let trivial = filter.is_trivial();
+    move |id: EntryId| -> bool {
+        if Some(id) == exclude || !c.is_live(id) {
+            return false;
+        }
+        if trivial {
+            return true;
+        }
+        let e = &c.entries[&id];
+        filter.matches(&e.name, e.kind, &e.tags)
     }
 }
 

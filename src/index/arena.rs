@@ -116,13 +116,12 @@ impl Arena {
     }
 
     /// The rows of `ids`, in their order (`None` if one is not here: the caller scans the old
-    /// way). A matrix query's re-rank asks this for every candidate.
+    /// way).
     pub fn rows_of(&self, ids: &[EntryId]) -> Option<Vec<u32>> {
         let all = &self.ids[..];
         let first = all.first().copied().unwrap_or(0);
         let row = |id: EntryId| -> Option<u32> {
-            // Rows hold ascending ids, consecutive unless `compact` removed some: row
-            // `id − first` is the place to look first, and the last row `id` can be at.
+            // Ascending ids, consecutive unless `compact` removed some: row `id − first` first.
             let guess = usize::try_from(id.checked_sub(first)?).ok()?;
             let r = match all.get(guess) {
                 Some(&x) if x == id => guess,
@@ -160,9 +159,8 @@ impl Arena {
     /// Re-scoring the kept rows exactly and sorting them as the exact scan sorts (score, then
     /// id) therefore yields the exact scan's first `k`, whatever the rounding of this pass.
     ///
-    /// `floor`, where given, is a known lower bound on the k-th best exact score of a larger
-    /// answer these rows join (the hits of an earlier round): a row with `hi < floor` cannot
-    /// enter it either, so the cut is `max(L, floor)`.
+    /// `floor`: a known lower bound on the k-th exact score of the answer these rows join (an
+    /// earlier round's hits); a row with `hi < floor` cannot enter it: the cut is `max(L, floor)`.
     pub fn candidates(
         &self,
         q: &ArenaQuery,
@@ -543,6 +541,34 @@ mod tests {
         }
     }
 
+    /// An arena of `vals` (ids 1, 2, …) and their prepared forms, centred by `r`.
+    fn arena_of(
+        vals: &[TaskEmbedding],
+        r: Option<&methods::Reference>,
+    ) -> (Arena, Vec<TaskPrepared>) {
+        let dim = vals[0].dim();
+        let mut a = Arena::with_capacity(dim, 0, 0, 0);
+        let mut prepared = Vec::new();
+        for (i, v) in vals.iter().enumerate() {
+            let p = methods::prepare(v, r).unwrap();
+            let TaskEmbedding::LowRank(lr) = v else {
+                unreachable!()
+            };
+            let consts = ScoreConsts {
+                norm: p.norm,
+                ref_dot: p.ref_dot,
+            };
+            let row = Row {
+                id: i as EntryId + 1,
+                value: lr,
+                consts,
+            };
+            a.push(row).unwrap();
+            prepared.push(p);
+        }
+        (a, prepared)
+    }
+
     /// Every row's `(lo, hi)` brackets the exact path's f32 score, with both kernels, with and
     /// without a reference, at a dimension with and without a remainder; and the bracket is
     /// narrow enough to prune.
@@ -556,25 +582,7 @@ mod tests {
             let refs: Vec<&TaskEmbedding> = vals[..20].iter().collect();
             let reference = methods::library_reference(MethodKind::Scatter, dim, &refs).unwrap();
             for r in [None, Some(&reference)] {
-                let mut a = Arena::with_capacity(dim, 0, 0, 0);
-                let mut prepared = Vec::new();
-                for (i, v) in vals.iter().enumerate() {
-                    let p = methods::prepare(v, r).unwrap();
-                    let TaskEmbedding::LowRank(lr) = v else {
-                        unreachable!()
-                    };
-                    let consts = ScoreConsts {
-                        norm: p.norm,
-                        ref_dot: p.ref_dot,
-                    };
-                    a.push(Row {
-                        id: i as EntryId + 1,
-                        value: lr,
-                        consts,
-                    })
-                    .unwrap();
-                    prepared.push(p);
-                }
+                let (a, prepared) = arena_of(&vals, r);
                 let rows: Vec<u32> = (0..vals.len() as u32).collect();
                 for qp in prepared.iter().take(10) {
                     let q = ArenaQuery::new(qp, dim).unwrap();
@@ -624,8 +632,7 @@ mod tests {
         assert!(!a.reflects(0, &std::collections::BTreeSet::from([5, 6])));
     }
 
-    /// Rows are found by id, with gaps where `compact` removed ids, and a missing id fails the
-    /// whole lookup.
+    /// Rows are found by id across gaps (`compact`); one missing id fails the whole lookup.
     #[test]
     fn rows_are_found_by_id_across_gaps() {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
@@ -638,14 +645,12 @@ mod tests {
         assert_eq!(a.rows_of(&[]), Some(vec![]));
         assert_eq!(a.rows_of(&[1]), None);
         let ids: Vec<EntryId> = [3, 4, 5, 9, 10, 40, 41, 42, 1000].into();
-        for &id in &ids {
-            a.push(Row {
-                id,
-                value: &v,
-                consts: c,
-            })
-            .unwrap();
-        }
+        let row = |id| Row {
+            id,
+            value: &v,
+            consts: c,
+        };
+        ids.iter().for_each(|&id| a.push(row(id)).unwrap());
         let rev: Vec<EntryId> = ids.iter().rev().copied().collect();
         let want: Vec<u32> = (0..ids.len() as u32).rev().collect();
         assert_eq!(a.rows_of(&rev), Some(want));
@@ -655,38 +660,18 @@ mod tests {
     }
 
     /// A floor (an earlier round's k-th exact score) only removes rows that cannot enter the
-    /// answer: every row of the exact top `k` scoring at least the floor is kept, and the rows
-    /// kept are a subset of those kept without it.
+    /// answer: the exact top `k` at or above it stay, within the rows kept without it.
     #[test]
     fn a_floor_only_removes_rows_that_cannot_enter_the_answer() {
         let mut rng = ChaCha8Rng::seed_from_u64(6);
-        let dim = 48;
-        let vals: Vec<TaskEmbedding> = (0..300)
-            .map(|_| TaskEmbedding::LowRank(value(&mut rng, dim)))
+        let vals: Vec<_> = (0..300)
+            .map(|_| TaskEmbedding::LowRank(value(&mut rng, 48)))
             .collect();
-        let mut a = Arena::with_capacity(dim, 0, 0, 0);
-        let mut prepared = Vec::new();
-        for (i, v) in vals.iter().enumerate() {
-            let p = methods::prepare(v, None).unwrap();
-            let TaskEmbedding::LowRank(lr) = v else {
-                unreachable!()
-            };
-            let consts = ScoreConsts {
-                norm: p.norm,
-                ref_dot: p.ref_dot,
-            };
-            a.push(Row {
-                id: i as EntryId + 1,
-                value: lr,
-                consts,
-            })
-            .unwrap();
-            prepared.push(p);
-        }
+        let (a, prepared) = arena_of(&vals, None);
         let rows: Vec<u32> = (0..vals.len() as u32).collect();
         let k = 10;
         for qp in prepared.iter().take(8) {
-            let q = ArenaQuery::new(qp, dim).unwrap();
+            let q = ArenaQuery::new(qp, 48).unwrap();
             let mut exact: Vec<(f64, EntryId)> = prepared
                 .iter()
                 .enumerate()
