@@ -125,7 +125,7 @@ impl FlatGraph {
     /// point's stored vector from `stored`. `None` when the graph is inconsistent (a neighbour
     /// that is not a point) or a stored vector is missing, of another width than the graph's,
     /// or has no direction: the caller then searches hnsw_rs itself.
-    /// `rows`: which copies of the rows it holds ([`Rows::for_cpu`]).
+    /// `rows`: which copies of the rows it holds ([`Rows::pick`]).
     pub fn export(
         graph: &Graph,
         stored: &mut dyn FnMut(EntryId) -> Option<Vec<f32>>,

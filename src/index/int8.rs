@@ -86,11 +86,13 @@ pub(crate) fn dot_portable(a: &[i8], b: &[i8]) -> i32 {
 }
 
 /// [`dot`] with AVX2: 32 codes a step, sign-extended to i16 and multiplied pairwise into i32
-/// lanes (`vpmaddwd`): the same integers as [`dot_portable`] (|sum| ≤ 768 × 127², no
-/// overflow below 133,000 lanes).
+/// lanes (`vpmaddwd`): the same integers as [`dot_portable`] (|sum| ≤ n × 127², no overflow
+/// below 133,000 lanes).
+///
+/// Also the matrix sketch scan's kernel (`super::flat`), called from its AVX2 row loop.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn dot_avx2(a: &[i8], b: &[i8]) -> i32 {
+pub(crate) fn dot_avx2(a: &[i8], b: &[i8]) -> i32 {
     use std::arch::x86_64::*;
     let n = a.len().min(b.len());
     let full = n / 32 * 32;
