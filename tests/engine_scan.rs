@@ -538,3 +538,54 @@ fn a_query_inside_a_cluster_of_thousands_widens_past_2048_and_still_stops_before
                 || (h.name[1..].parse::<usize>().unwrap() - 2200) % 350 == 0));
     }
 }
+
+/// A put computes its vectors' scoring constants ahead of the write, in parallel, where their
+/// space is already stored, and in entry order where the batch creates the space: both give
+/// the same database (every score bit, `check` clean), and a bad vector in the middle of a
+/// batch into a stored space is still named and writes nothing.
+#[test]
+fn a_batch_into_a_stored_space_stores_what_a_batch_creating_it_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let def = space_def();
+    let vals = values(300, 21);
+    let entries = |r: std::ops::Range<usize>| -> Vec<NewEntry> {
+        r.map(|i| entry(format!("t{i}"), i, &vals[i], &def))
+            .collect()
+    };
+    // In entry order: the first entry creates the space, the batch's others follow it.
+    let a = open(&dir.path().join("a.taskdb"));
+    a.put(entries(0..300)).unwrap();
+    // Ahead of the write: the space is stored by the first put.
+    let b = open(&dir.path().join("b.taskdb"));
+    b.put(entries(0..1)).unwrap();
+    let mut bad = entries(1..300);
+    if let Embedding::LowRank(l) = &mut bad[150].vectors[0].embedding {
+        l.s[0] = f32::NAN;
+    }
+    let err = b.put(bad).unwrap_err().to_string();
+    assert!(
+        err.contains("entry 151 of 299 in this batch (\"t151\")"),
+        "{err}"
+    );
+    assert_eq!(b.stats().unwrap().names, 1, "a failed batch wrote nothing");
+    b.put(entries(1..300)).unwrap();
+    for mut db in [a, b] {
+        assert!(db.check().unwrap().ok());
+    }
+    let on_graph = [
+        open_on_the_graph_path(&dir.path().join("a.taskdb")),
+        open_on_the_graph_path(&dir.path().join("b.taskdb")),
+    ];
+    for q in queries(&["t7", "t150"], 3) {
+        for k in [1, 10, 50] {
+            let [x, y] = [&on_graph[0], &on_graph[1]].map(|db| {
+                let hits = db.nearest(&q, k, &Filter::all()).unwrap();
+                hits.iter()
+                    .map(|h| (h.name.clone(), h.score.to_bits()))
+                    .collect::<Vec<_>>()
+            });
+            assert_eq!(x.len(), k.min(300));
+            assert_eq!(x, y, "{q:?} k={k}");
+        }
+    }
+}

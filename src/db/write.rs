@@ -13,7 +13,7 @@ use crate::error::{contain, Error, Result};
 use crate::index::{Slot, SpaceIndex};
 use crate::model::{Embedding, EntryId, EntryRef, Kind, NewEntry, NewVector, Provenance};
 use crate::outputs::{self, ModelOutputs};
-use crate::space::{Space, SpaceDef, SpaceId, SpaceRef};
+use crate::space::{ScoreConsts, Space, SpaceDef, SpaceId, SpaceRef};
 use crate::store::codec::{self, EntryRecord, VecMeta};
 use crate::store::log::{self, LogEntry, LogOp};
 use crate::store::tables::{
@@ -143,9 +143,19 @@ impl TaskDb {
             let mut counters = Counters::read(&t.meta)?;
             counters.generation += 1;
             let n = entries.len();
-            for (i, (e, o)) in entries.into_iter().enumerate() {
+            let early = early_preps(&st.catalog, &entries);
+            for (i, ((e, o), early)) in entries.into_iter().zip(early).enumerate() {
                 let ctx = entry_ctx(i, n, &e.name);
-                let w = write_entry(&mut t, &st.catalog, &mut batch, &mut counters, e, &ctx, now)?;
+                let item = (e, early);
+                let w = write_entry(
+                    &mut t,
+                    &st.catalog,
+                    &mut batch,
+                    &mut counters,
+                    item,
+                    &ctx,
+                    now,
+                )?;
                 if let (Some(o), Some(table)) = (o, t.outputs.as_mut()) {
                     table
                         .insert(w.id, outputs::encode(&o).as_slice())
@@ -322,23 +332,60 @@ fn validate_batch(entries: &[(NewEntry, Option<ModelOutputs>)]) -> Result<()> {
 
 /// Writes one entry of a batch (its vectors, name, version and record) into the open tables.
 #[allow(clippy::too_many_arguments)]
+/// A vector's scoring constants computed ahead of the write ([`early_preps`]): its space and
+/// the result of [`Space::prep`], or `None` where `write_entry` computes them itself.
+type Early = Option<(SpaceId, Result<Option<ScoreConsts>>)>;
+
+/// The scoring constants of every vector whose space is already stored and which passes that
+/// space's checks, computed in parallel across the batch before the write: in a matrix space
+/// ⟨e, R⟩ against the space's reference is most of a put's work (r·d² products an entry). `None`
+/// elsewhere (a space this batch creates, a vector that fails its checks): `write_entry` then
+/// computes them in entry order, so errors and their order are what they were. The arithmetic
+/// is the same either way.
+fn early_preps(c: &Catalog, entries: &[(NewEntry, Option<ModelOutputs>)]) -> Vec<Vec<Early>> {
+    use rayon::prelude::*;
+    let none = Batch::default();
+    entries
+        .par_iter()
+        .map(|(e, _)| {
+            let early = |v: &NewVector| -> Early {
+                let Ok(Resolved::Existing(sid)) = resolve_space(c, &none, v, "") else {
+                    return None;
+                };
+                let space = c.spaces.get(&sid)?;
+                space.check(&v.embedding, "").ok()?;
+                Some((sid, space.prep(&v.embedding)))
+            };
+            e.vectors.iter().map(early).collect()
+        })
+        .collect()
+}
+
 fn write_entry(
     t: &mut PutTables<'_>,
     c: &Catalog,
     batch: &mut Batch,
     counters: &mut Counters,
-    e: NewEntry,
+    (e, early): (NewEntry, Vec<Early>),
     ctx: &str,
     now: u64,
 ) -> Result<Written> {
     let id = counters.next_id;
     let mut vmeta = Vec::new();
     let mut vals = Vec::new();
+    let mut early = early.into_iter();
     for v in e.vectors {
+        let pre = early.next().flatten();
         let vctx = format!("{ctx}, method {:?}", v.method);
-        let sid = match resolve_space(c, batch, &v, &vctx)? {
-            Resolved::Existing(sid) => sid,
-            Resolved::New(def) => create_space(t, batch, counters, def, &vctx, now)?,
+        // `early_preps` resolved the vector to a stored space the way `resolve_space` does
+        // (stored spaces are looked up before this batch's): not compared again (a task
+        // space's definition carries its whitening and reference, ≈ 1.5 MB to compare).
+        let sid = match &pre {
+            Some((sid, _)) => *sid,
+            None => match resolve_space(c, batch, &v, &vctx)? {
+                Resolved::Existing(sid) => sid,
+                Resolved::New(def) => create_space(t, batch, counters, def, &vctx, now)?,
+            },
         };
         let space = c
             .spaces
@@ -346,7 +393,10 @@ fn write_entry(
             .or_else(|| batch.spaces.get(&sid))
             .ok_or_else(|| Error::Internal(format!("space {sid} resolved but missing")))?;
         space.check(&v.embedding, &vctx)?;
-        let prep = space.prep(&v.embedding)?;
+        let prep = match pre {
+            Some((_, r)) => r?,
+            None => space.prep(&v.embedding)?,
+        };
         let (bytes, crc) = codec::encode_vector(&v.embedding);
         t.vectors
             .insert((id, v.method.as_bytes()), bytes.as_slice())

@@ -334,19 +334,23 @@ impl SpaceIndex {
     }
 
     fn try_insert(&mut self, space: &Space, items: &[(EntryId, Embedding)]) -> Result<()> {
+        use rayon::prelude::*;
         let fresh: Vec<&(EntryId, Embedding)> = items
             .iter()
             .filter(|(id, _)| !self.points.contains(id))
             .collect();
-        let vecs: Vec<(Vec<f32>, usize)> = fresh
-            .iter()
+        // In parallel: a matrix entry's 512-d sketch is m·d·r products. Collected in order
+        // first, so the error reported is the first entry's, whatever the threads did.
+        let vecs: Vec<Result<(Vec<f32>, usize)>> = fresh
+            .par_iter()
             .map(|(id, e)| {
                 let v = space
                     .index_vector(e)
                     .map_err(|e| Error::Internal(format!("entry {id} cannot be indexed: {e}")))?;
                 Ok((v, *id as usize))
             })
-            .collect::<Result<_>>()?;
+            .collect();
+        let vecs: Vec<(Vec<f32>, usize)> = vecs.into_iter().collect::<Result<_>>()?;
         if vecs.is_empty() {
             return Ok(());
         }

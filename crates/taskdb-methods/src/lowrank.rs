@@ -33,7 +33,7 @@ fn inner_body(a: &LowRank, b: &LowRank) -> f64 {
 }
 
 #[inline(always)]
-fn dot32(a: &[f32], b: &[f32]) -> f64 {
+pub(crate) fn dot32(a: &[f32], b: &[f32]) -> f64 {
     // 16 independent lanes accumulated in f64 (products of f32 values are exact in f64), then
     // combined in a fixed tree order: deterministic, and enough independent additions in flight
     // to keep vector units busy (4 lanes left each addition waiting for the previous one).

@@ -4,6 +4,7 @@
 //! for several k and seeds). Freezing it into a space's definition means adding entries never
 //! changes stored answers. (Measured against the live library mean in docs/METHODS.md.)
 
+use crate::lowrank::dot32;
 use crate::rng::SplitMix64;
 use crate::{
     embed_in, Features, MethodError, MethodKind, MethodParams, Targets, TaskEmbedding, Whitening,
@@ -50,18 +51,16 @@ pub struct Reference {
 impl Reference {
     /// ⟨R, R⟩.
     pub fn norm2(&self) -> f64 {
-        self.values.iter().map(|&v| v as f64 * v as f64).sum()
+        dot32(&self.values, &self.values)
     }
 
     /// ⟨e, R⟩ (Frobenius for matrices: Σ_j s_j u_jᵀ R u_j).
     pub fn dot(&self, e: &TaskEmbedding) -> Result<f64, MethodError> {
         let d = self.dim;
         match e {
-            TaskEmbedding::Dense(v) if !self.method.is_matrix() && v.len() == d => Ok(v
-                .iter()
-                .zip(&self.values)
-                .map(|(&a, &b)| a as f64 * b as f64)
-                .sum()),
+            TaskEmbedding::Dense(v) if !self.method.is_matrix() && v.len() == d => {
+                Ok(dot32(v, &self.values))
+            }
             TaskEmbedding::LowRank(l) if self.method.is_matrix() && l.dim == d => {
                 let mut tot = 0.0f64;
                 let mut ru = vec![0.0f64; d];
@@ -69,7 +68,7 @@ impl Reference {
                     let u = l.col(j);
                     for (a, r) in ru.iter_mut().enumerate() {
                         let row = &self.values[a * d..(a + 1) * d];
-                        *r = row.iter().zip(u).map(|(&x, &y)| x as f64 * y as f64).sum();
+                        *r = dot32(row, u);
                     }
                     let q: f64 = ru.iter().zip(u).map(|(&x, &y)| x * y as f64).sum();
                     tot += l.s[j] as f64 * q;
