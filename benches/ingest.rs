@@ -31,7 +31,8 @@
 //! `TASKDB_BENCH_KNN_QUERIES=200`, `TASKDB_BENCH_KNN_POP=pseudo|datasets`,
 //! `TASKDB_BENCH_DATA_ROWS=500` (rows read per dataset for `datasets`), `TASKDB_BENCH_KEEP=1`
 //! (`knn`: keep the database in `TASKDB_BENCH_DIR` and reuse it next time), `TASKDB_BENCH_KNN_FORCE_HNSW=1` (sketch path even below
-//! `IndexParams::exact_matrix_below`), `TASKDB_BENCH_DIR` (default: a temp dir; U's features are
+//! `IndexParams::exact_matrix_below`), `TASKDB_BENCH_KNN_EXTRAS=0` (`knn`: no live centring
+//! and no sketch oracle; needed at 1M entries, where they would not fit in memory), `TASKDB_BENCH_DIR` (default: a temp dir; U's features are
 //! cached there as `u.features` for `knn`), `TASKDB_SURROGATE` (default: the provisioned one).
 //!
 //! Without `--bench` on its command line and without a subcommand (e.g. under
@@ -610,6 +611,7 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
     };
     let batch = 500;
     let t = Instant::now();
+    let extras = env_usize("TASKDB_BENCH_KNN_EXTRAS", 1) != 0;
     if !reuse {
         let db = TaskDb::open(&db_path)?;
         for (b, chunk) in entries.chunks(batch).enumerate() {
@@ -646,6 +648,8 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
         );
     }
 
+    // Without the extras nothing reads the entries again: freed (≈ 6 KB each; 6 GB at 1M).
+    let entries = if extras { entries } else { Vec::new() };
     let query = |q: &methods::LowRank| Query::Vector {
         space: SpaceSel::Name(space.clone()),
         embedding: Embedding::LowRank(q.clone()),
@@ -782,6 +786,12 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
         median(&hnsw_qps),
         fmt(&hnsw_qps)
     );
+    // TASKDB_BENCH_KNN_EXTRAS=0 (at 1M: they would hold several more copies of the entries
+    // in memory and take longer than the rest): no live centring, no sketch oracle.
+    if env_usize("TASKDB_BENCH_KNN_EXTRAS", 1) == 0 {
+        println!("live centring and sketch oracle skipped (TASKDB_BENCH_KNN_EXTRAS=0)");
+        return Ok(());
+    }
     live_centring(&open(false)?, &queries, &query, k)?;
     sketch_oracle(
         &entries,
