@@ -304,7 +304,11 @@ fn open_space_index(
     let (count, digest) = st.catalog.digest(sid);
     let gen = st.catalog.generation(sid);
     if count == 0 {
-        return Slot::ready(SpaceIndex::empty(params), "empty");
+        let params = match st.catalog.spaces.get(&sid) {
+            Some(space) => params.for_space(space),
+            None => *params,
+        };
+        return Slot::ready(SpaceIndex::empty(&params), "empty");
     }
     let expect = persist::Expect {
         db_uuid: hex(&st.meta.db_uuid),

@@ -31,9 +31,11 @@ use crate::space::Space;
 /// Tuning knobs of the index and of the search strategy.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IndexParams {
-    /// HNSW `M`: neighbours kept per node and layer.
+    /// HNSW `M`: neighbours kept per node and layer, in a dense space's graph. (A matrix
+    /// space's graph only holds its sketches for the flat scan, and no query searches its
+    /// links: it is built with `M` 4 and `ef_construction` 16 whatever these say.)
     pub m: usize,
-    /// HNSW `ef_construction`.
+    /// HNSW `ef_construction` of a dense space's graph (see [`IndexParams::m`]).
     pub ef_construction: usize,
     /// HNSW `ef` at search time (raised to `k` when smaller).
     pub ef_search: usize,
@@ -78,6 +80,33 @@ impl Default for IndexParams {
             exact_matrix_below: 50_000,
             export_after: 16,
             lean_dense: false,
+        }
+    }
+}
+
+/// hnsw_rs's `M` and `ef_construction` for a matrix (sketched) space's graph, in place of
+/// [`IndexParams::m`] and [`IndexParams::ef_construction`]. No query searches that graph's
+/// links: a matrix space's candidates come from the flat scan over its sketches ([`flat`]),
+/// which the graph holds and persists. Building the links at the dense defaults (16, 100) was
+/// about two thirds of a matrix put's time at 600k entries (docs/PERFORMANCE.md §27); these
+/// keep a connected graph for the bench and test hooks that still walk it
+/// (`testing::graph_candidates`) at a small part of that cost. A graph read back from its file
+/// keeps the values it was built with.
+pub(crate) const SKETCH_GRAPH_M: usize = 4;
+/// See [`SKETCH_GRAPH_M`].
+pub(crate) const SKETCH_GRAPH_EF_CONSTRUCTION: usize = 16;
+
+impl IndexParams {
+    /// The parameters a graph of `space` is built with: these, or for a matrix space
+    /// [`SKETCH_GRAPH_M`] and [`SKETCH_GRAPH_EF_CONSTRUCTION`].
+    pub(crate) fn for_space(&self, space: &Space) -> IndexParams {
+        match space.def.embedding {
+            crate::space::EmbeddingKind::LowRank => IndexParams {
+                m: SKETCH_GRAPH_M,
+                ef_construction: SKETCH_GRAPH_EF_CONSTRUCTION,
+                ..*self
+            },
+            _ => *self,
         }
     }
 }
@@ -281,7 +310,7 @@ impl SpaceIndex {
         params: &IndexParams,
         items: &[(EntryId, Embedding)],
     ) -> SpaceIndex {
-        match Self::try_build(space, params, items) {
+        match Self::try_build(space, &params.for_space(space), items) {
             Ok(graph) => Self::of(
                 Some(graph),
                 None,
