@@ -332,8 +332,6 @@ fn validate_batch(entries: &[(NewEntry, Option<ModelOutputs>)]) -> Result<()> {
     Ok(())
 }
 
-/// Writes one entry of a batch (its vectors, name, version and record) into the open tables.
-#[allow(clippy::too_many_arguments)]
 /// A vector's scoring constants computed ahead of the write ([`early_preps`]): its space and
 /// the result of [`Space::prep`], or `None` where `write_entry` computes them itself.
 type Early = Option<(SpaceId, Result<Option<ScoreConsts>>)>;
@@ -363,6 +361,9 @@ fn early_preps(c: &Catalog, entries: &[(NewEntry, Option<ModelOutputs>)]) -> Vec
         .collect()
 }
 
+/// Writes one entry of a batch (its vectors, name, version and record) into the open tables,
+/// with its vectors' constants computed ahead where [`early_preps`] could.
+#[allow(clippy::too_many_arguments)]
 fn write_entry(
     t: &mut PutTables<'_>,
     c: &Catalog,
