@@ -395,7 +395,11 @@ fn write_entry(
             .get(&sid)
             .or_else(|| batch.spaces.get(&sid))
             .ok_or_else(|| Error::Internal(format!("space {sid} resolved but missing")))?;
-        space.check(&v.embedding, &vctx)?;
+        // Where `early_preps` computed the constants it ran this same check first, and it
+        // passed: not run twice.
+        if pre.is_none() {
+            space.check(&v.embedding, &vctx)?;
+        }
         let prep = match pre {
             Some((_, r)) => r?,
             None => space.prep(&v.embedding)?,
