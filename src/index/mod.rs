@@ -136,7 +136,7 @@ pub(crate) struct SpaceIndex {
     /// could not: the space is then searched by exact scan only, and its graph is neither
     /// used nor persisted until a rebuild (the next open or `compact`) succeeds.
     pub unusable: Option<String>,
-    /// The graph's vectors as a flat int8 scan ([`flat`]), built from the graph on a matrix
+    /// The graph's vectors as a flat 4-bit scan ([`flat`]), built from the graph on a matrix
     /// space's first sketch-path query and extended by every insert after that.
     pub flat: OnceLock<flat::FlatSketches>,
     /// The graph exported to flat arrays for search ([`graph`]; `None` inside when the export
@@ -419,7 +419,7 @@ impl SpaceIndex {
         Ok(())
     }
 
-    /// The flat int8 scan over the graph's vectors (of width `m`), built now if it was not
+    /// The flat 4-bit scan over the graph's vectors (of width `m`), built now if it was not
     /// yet (reads every point of the graph once). `None` when it does not hold every point
     /// (a vector of another width): the caller then scans exactly.
     pub fn flat(&self, m: usize) -> Option<&flat::FlatSketches> {

@@ -10,7 +10,7 @@
 //! * otherwise the graph is searched *unfiltered* with oversampling (hnsw_rs's filtered search
 //!   gives up its early exit and explores most of the graph) and the hits filtered afterwards;
 //!   the oversampling grows ×4 until `k` hits pass, then falls back to an exact scan;
-//! * a matrix space's candidates come from a flat int8 scan over its sketches
+//! * a matrix space's candidates come from a flat 4-bit scan over its sketches
 //!   ([`crate::index::flat`]; the graph over them misses cluster mates): the best
 //!   [`SKETCH_FIRST`] passing the filter are re-ranked exactly, and the search stops when the
 //!   k-th exact score clears the sketch similarity of the best entry left out (the frontier) by
