@@ -52,15 +52,21 @@ fn stride(m: usize) -> usize {
     lanes(m) / 2
 }
 
+/// The value of one step when `v`'s largest |component| is `levels` steps: 1 for a zero or
+/// non-finite vector.
+fn step(v: &[f32], levels: f32) -> f32 {
+    let top = v.iter().fold(0.0f32, |a, &x| a.max(x.abs()));
+    if top > 0.0 && top.is_finite() {
+        top / levels
+    } else {
+        1.0
+    }
+}
+
 /// The query's int8 codes (padded with zeros to [`lanes`]) and its scale (the value of one
 /// step); a zero vector scales by 1.
 fn quantise(v: &[f32], out: &mut Vec<i8>) -> f32 {
-    let top = v.iter().fold(0.0f32, |a, &x| a.max(x.abs()));
-    let scale = if top > 0.0 && top.is_finite() {
-        top / 127.0
-    } else {
-        1.0
-    };
+    let scale = step(v, 127.0);
     out.extend(
         v.iter()
             .map(|&x| (x / scale).round().clamp(-127.0, 127.0) as i8),
@@ -81,12 +87,7 @@ fn quantise(v: &[f32], out: &mut Vec<i8>) -> f32 {
 /// 512-d rows in this module's test) is small beside the sketch's own (0.04–0.05), which the
 /// stop rule's margin allows for; recall@10 was the same as with int8 rows at 100k and 1M.
 fn pack_row(v: &[f32], out: &mut Vec<u8>) -> f32 {
-    let top = v.iter().fold(0.0f32, |a, &x| a.max(x.abs()));
-    let scale = if top > 0.0 && top.is_finite() {
-        top / 7.0
-    } else {
-        1.0
-    };
+    let scale = step(v, 7.0);
     let code = |j: usize| -> u8 {
         let x = v
             .get(j)
