@@ -788,7 +788,7 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
     );
     // TASKDB_BENCH_KNN_EXTRAS=0 (at 1M: they would hold several more copies of the entries
     // in memory and take longer than the rest): no live centring, no sketch oracle.
-    if env_usize("TASKDB_BENCH_KNN_EXTRAS", 1) == 0 {
+    if !extras {
         println!("live centring and sketch oracle skipped (TASKDB_BENCH_KNN_EXTRAS=0)");
         return Ok(());
     }

@@ -18,8 +18,9 @@ use std::time::Instant;
 
 use taskdb::{Filter, IndexParams, OpenOptions, Query, TaskDb};
 
-/// One timed pass of `names` on a handle opened with exact scans everywhere (`exact`) or the
-/// sketch path forced: each query's hit names, and the latencies.
+/// One timed pass of `names` (`rounds` times) on a handle opened with exact scans everywhere
+/// (`exact`) or the sketch path forced; prints p50 / p95 and the paths taken, and returns each
+/// query's hit names from the first round.
 fn pass(
     path: &str,
     names: &[String],

@@ -147,10 +147,14 @@ fn dot_avx2(q: &[i8], row: &[u8], q8: i32) -> i32 {
     _mm_cvtsi128_si32(x) - q8
 }
 
+/// `8 · Σ q`: the query's share of the offset its dot products with packed rows subtract.
+fn offset(q: &[i8]) -> i32 {
+    8 * q.iter().map(|&c| i32::from(c)).sum::<i32>()
+}
+
 /// Scores the packed rows of `block` into `out`: `dot · qs · scales[i]`, the dot product exact
-/// in i32.
-fn score_block(q: &[i8], qs: f32, block: &[u8], scales: &[f32], out: &mut [f32]) {
-    let q8 = 8 * q.iter().map(|&c| i32::from(c)).sum::<i32>();
+/// in i32 (`q8`: the query's [`offset`]).
+fn score_block(q: &[i8], qs: f32, q8: i32, block: &[u8], scales: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above; that is the only requirement of
@@ -234,12 +238,13 @@ impl FlatSketches {
         }
         let mut qc = Vec::with_capacity(lanes(self.m));
         let qs = quantise(q, &mut qc);
+        let q8 = offset(&qc);
         let mut sims = vec![0f32; self.ids.len()];
         self.codes
             .par_chunks(BLOCK * stride(self.m))
             .zip(sims.par_chunks_mut(BLOCK))
             .zip(self.scales.par_chunks(BLOCK))
-            .for_each(|((block, out), scales)| score_block(&qc, qs, block, scales, out));
+            .for_each(|((block, out), scales)| score_block(&qc, qs, q8, block, scales, out));
         let floor = first_floor(&sims);
         let scored = match floor {
             f32::NEG_INFINITY => sims.iter().copied().zip(0u32..).collect(),
@@ -335,9 +340,9 @@ impl Ranking<'_> {
             b.0.total_cmp(&a.0)
                 .then_with(|| ids[a.1 as usize].cmp(&ids[b.1 as usize]))
         };
-        // Select ahead: one pass over all the rows moves the best `SELECT_AHEAD × want` to the
-        // front, so the next rounds (which widen ×2) select among those instead of among every
-        // row again.
+        // Select ahead: one pass over the rows taken moves the best `SELECT_AHEAD × want` to
+        // the front, so the next rounds (which widen ×2) select among those instead of among
+        // every row taken again.
         if want > self.selected {
             let wide = want.saturating_mul(SELECT_AHEAD).min(self.scored.len());
             let rest = &mut self.scored[self.selected..];
@@ -505,9 +510,9 @@ mod tests {
         let mut qc = Vec::new();
         let qs = quantise(&data[3], &mut qc);
         assert_eq!(qc.len(), 576, "padded to a multiple of 64");
-        let q8 = 8 * qc.iter().map(|&c| i32::from(c)).sum::<i32>();
+        let q8 = offset(&qc);
         let mut got = vec![0f32; 50];
-        score_block(&qc, qs, &flat.codes, &flat.scales, &mut got);
+        score_block(&qc, qs, q8, &flat.codes, &flat.scales, &mut got);
         let w = stride(m);
         for (r, g) in got.iter().enumerate() {
             let row = &flat.codes[r * w..(r + 1) * w];
