@@ -640,7 +640,7 @@ fn bench_knn(root: &Path, runs: usize) -> Res<()> {
         let tf = Instant::now();
         db.flush()?;
         println!(
-            "put: {n} entries in {put_s:.1} s = {:.0} entries/s ({batch} per put; validation, exact-scoring constants, sketch m = {}, HNSW insertion, redb write); graph save {:.2} s; db file {:.0} MB",
+            "put: {n} entries in {put_s:.1} s = {:.0} entries/s ({batch} per put; validation, exact-scoring constants, sketch m = {} and its 4-bit row, redb write); index save {:.2} s; db file {:.0} MB",
             n as f64 / put_s,
             taskdb::SKETCH_DIM,
             tf.elapsed().as_secs_f64(),

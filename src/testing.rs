@@ -12,7 +12,7 @@
 //!   do on a vector that is not unit length), to test that no command depends on a graph
 //!   being buildable.
 //! * [`graph_candidates`], [`nearest_with_graph_want`] and [`nearest_reranking`] take the
-//!   sketch path of a matrix space apart (`benches/knn/sketch.rs`): the graph's own candidate
+//!   sketch path of a matrix space apart (`benches/knn/sketch.rs`): the index's own candidate
 //!   list, the whole path with a given candidate count, and the exact re-rank of given ids.
 
 use std::cell::{Cell, RefCell};
@@ -129,9 +129,10 @@ pub(crate) fn graph_override() -> Option<GraphOverride> {
     GRAPH_OVERRIDE.with(|c| c.borrow_mut().take())
 }
 
-/// The first `c` candidates (nearest first, tombstones included) of the graph of the space
-/// named `space` for the value `q`, searched with `ef` (raised to `c`): the graph's own list,
-/// before any filtering or exact re-rank. Loads the graph if it is not yet.
+/// The first `c` candidates (nearest first, tombstones included) of the index of the space
+/// named `space` for the value `q`: a dense space's graph searched with `ef` (raised to `c`),
+/// a matrix space's 4-bit sketch scan (which has no graph); the index's own list, before any
+/// filtering or exact re-rank. Loads the index if it is not yet.
 pub fn graph_candidates(
     db: &TaskDb,
     space: &str,

@@ -2,9 +2,10 @@
 //!
 //! The population and queries of `matrix` (synthetic scatter-space low-rank values, d = 384,
 //! ranks 1–19, near 64 shared directions; queries from seed 99), put 500 per transaction into a
-//! database whose graph is built with taskdb's default index parameters (M = 16,
-//! ef_construction = 100) and whose matrix exact-scan size is 0, so that `nearest` takes the
-//! sketch path. The reference answers are the exact scan's (a second handle on the same file
+//! database whose matrix exact-scan size is 0, so that `nearest` takes the sketch path.
+//! (Until docs/PERFORMANCE.md §29 a matrix space also had an hnsw_rs graph over its sketches,
+//! and the `matrix-sketch-graph` lines measured it; a matrix space's index is now the 4-bit
+//! scan alone, which those lines measure.) The reference answers are the exact scan's (a second handle on the same file
 //! with `exact_matrix_below = usize::MAX`), correct by construction. Then, for each candidate
 //! count C, with k = 10, one query at a time on a rayon pool of one thread:
 //!
@@ -13,10 +14,10 @@
 //!   re-ranked exactly by taskdb (`taskdb::testing::nearest_reranking`). The best any index over
 //!   these sketches can do with C candidates. `p50_ms` is the whole query, `cand_ms` the
 //!   query's sketch, the scan and the selection of the top C;
-//! * `matrix-sketch-graph`: the graph's own first C candidates (`ef = max(ef_search, C)`,
+//! * `matrix-sketch-graph`: the index's own first C candidates (the 4-bit sketch scan's,
 //!   `taskdb::testing::graph_candidates`): `cand_recall10` (the exact top 10 among them),
-//!   `overlap` (the share of the flat top C among them: the graph's loss against the sketch
-//!   itself) and `cand_ms`; then the whole path asked for C candidates
+//!   `overlap` (the share of the f32 flat top C among them: the 4-bit rows' loss against the
+//!   sketch itself) and `cand_ms`; then the whole path asked for C candidates
 //!   (`taskdb::testing::nearest_with_graph_want`): `recall10`, `p50_ms`;
 //! * `matrix-sketch-graph C=plan`: the path as taskdb plans it (max(512, N/4) candidates);
 //! * `matrix-sketch-scores`: for 20 queries, the exact scores at ranks 1 to 1000 and the

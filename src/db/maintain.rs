@@ -13,7 +13,6 @@ use super::{hex, poisoned, State, TaskDb};
 use crate::error::{contain, contain_at, Error, Result};
 use crate::index::{persist, Slot};
 use crate::model::EntryId;
-use crate::space::EmbeddingKind;
 use crate::space::{ScoreConsts, SpaceId, TaskSpaceParams};
 use crate::store::codec;
 use crate::store::log::{LogEntry, LogOp};
@@ -112,11 +111,7 @@ impl TaskDb {
                 count,
                 digest,
             };
-            let sketched = catalog
-                .spaces
-                .get(sid)
-                .is_some_and(|s| s.def.embedding == EmbeddingKind::LowRank);
-            let Some(saved) = idx.to_save(sketched) else {
+            let Some(saved) = idx.to_save() else {
                 // Nothing to save it from (cannot happen for a usable index): the next open
                 // rebuilds it.
                 persist::remove_space(&dir, *sid);

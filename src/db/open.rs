@@ -304,11 +304,11 @@ fn open_space_index(
     let (count, digest) = st.catalog.digest(sid);
     let gen = st.catalog.generation(sid);
     if count == 0 {
-        let params = match st.catalog.spaces.get(&sid) {
-            Some(space) => params.for_space(space),
-            None => *params,
+        let idx = match st.catalog.spaces.get(&sid) {
+            Some(space) => SpaceIndex::empty(space, params),
+            None => SpaceIndex::empty_graph(params),
         };
-        return Slot::ready(SpaceIndex::empty(&params), "empty");
+        return Slot::ready(idx, "empty");
     }
     let expect = persist::Expect {
         db_uuid: hex(&st.meta.db_uuid),

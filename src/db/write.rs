@@ -193,10 +193,8 @@ impl TaskDb {
         st.meta.generation = generation;
         for (id, s) in batch.spaces {
             st.catalog.space_by_name.insert(s.def.name.clone(), id);
-            st.indexes.insert(
-                id,
-                Slot::ready(SpaceIndex::empty(&self.params.for_space(&s)), "new"),
-            );
+            st.indexes
+                .insert(id, Slot::ready(SpaceIndex::empty(&s, &self.params), "new"));
             st.catalog.spaces.insert(id, s);
         }
         let mut per_space: BTreeMap<SpaceId, Vec<(EntryId, Embedding)>> = BTreeMap::new();

@@ -1,6 +1,6 @@
 //! A flat scan over a matrix space's sketches: the candidate generator of its knn path.
 //!
-//! A matrix space's graph holds each entry's 512-d sketch (`taskdb_methods::sketch`), whose dot
+//! Each entry of a matrix space has a 512-d sketch (`taskdb_methods::sketch`), whose dot
 //! products estimate the exact centred cosines. hnsw_rs's graph over those sketches loses an
 //! entry's close relatives where entries come in tight clusters (measured: 8 of the exact top
 //! 10 at 2,048 candidates of 2,600, docs/PERFORMANCE.md §15), so the candidates are taken by a
@@ -18,8 +18,11 @@
 //! sketch's error) ruled out too few rows: its second pass refined 30k–700k rows a query and
 //! p50 rose from 86 to 186 ms.
 //!
-//! Derived state: built from the space's loaded graph (the sketches it holds), kept beside it
-//! and extended on every insert; never persisted.
+//! Derived state, and the whole index of a matrix space: built from the store's vectors
+//! (each entry's sketch, `Space::index_vector`), extended on every insert, and persisted as
+//! these packed rows in the space's sketch file (`index::persist`, 4 + m / 2 bytes and an id
+//! a row), checksummed and loaded straight back. No graph is built for a matrix space
+//! (docs/PERFORMANCE.md §29).
 
 use rayon::prelude::*;
 
@@ -214,9 +217,47 @@ impl FlatSketches {
         self.scales.push(s);
     }
 
-    /// Whether every one of `n` graph points is a row here.
+    /// Whether every one of `n` indexed points is a row here.
     pub fn covers(&self, n: usize) -> bool {
         self.ids.len() == n
+    }
+
+    /// The rows' entry ids, in row order.
+    pub fn ids(&self) -> &[EntryId] {
+        &self.ids
+    }
+
+    /// The rows' scales and packed codes ([`stride`] bytes a row), for the sketch file
+    /// (`index::persist`).
+    pub fn packed(&self) -> (&[f32], &[u8]) {
+        (&self.scales, &self.codes)
+    }
+
+    /// Bytes of one packed row of width `m`.
+    pub fn row_bytes(m: usize) -> usize {
+        stride(m)
+    }
+
+    /// Rows read back from a sketch file ([`FlatSketches::ids`], [`FlatSketches::packed`]):
+    /// `None` when the lengths disagree with `m` and the number of ids, or a scale is not a
+    /// positive finite number ([`pack_row`] never writes one).
+    pub fn from_parts(
+        m: usize,
+        ids: Vec<EntryId>,
+        scales: Vec<f32>,
+        codes: Vec<u8>,
+    ) -> Option<FlatSketches> {
+        let bytes = ids.len().checked_mul(stride(m))?;
+        let ok = m > 0
+            && scales.len() == ids.len()
+            && codes.len() == bytes
+            && scales.iter().all(|s| s.is_finite() && *s > 0.0);
+        ok.then_some(FlatSketches {
+            m,
+            ids,
+            codes,
+            scales,
+        })
     }
 
     /// The best `c` rows passing `keep` for the query sketch `q`, and the frontier beyond

@@ -1,12 +1,14 @@
 //! Per-space approximate-nearest-neighbour indexes (derived state).
 //!
-//! One HNSW graph (hnsw_rs, `DistDot` on L2-normalised vectors) per space. hnsw_rs cannot delete,
-//! so deleted entries and superseded versions stay in the graph as tombstones and are hidden by
-//! a filter at query time; `compact` rebuilds graphs without them. Graphs are persisted beside
-//! the database by [`persist`] in taskdb's own format ([`links`]): their manifests are checked
-//! on open, and a graph is loaded, its file checksummed first, on its first use ([`Slot`]). A
-//! dense space's graph is loaded straight into its flat search structure ([`graph`]) with the
-//! stored vectors from redb; the hnsw_rs graph is made from it only when an insert needs it.
+//! A dense space has one HNSW graph (hnsw_rs, `DistDot` on L2-normalised vectors); a matrix
+//! space has its entries' sketches as packed rows for a flat scan ([`flat`]), and no graph.
+//! hnsw_rs cannot delete, so deleted entries and superseded versions stay in an index as
+//! tombstones and are hidden by a filter at query time; `compact` rebuilds indexes without
+//! them. Indexes are persisted beside the database by [`persist`] in taskdb's own formats
+//! ([`links`] for graphs): their manifests are checked on open, and an index is loaded, its
+//! file checksummed first, on its first use ([`Slot`]). A dense space's graph is loaded
+//! straight into its flat search structure ([`graph`]) with the stored vectors from redb; the
+//! hnsw_rs graph is made from it only when an insert needs it.
 
 pub(crate) mod arena;
 mod dot;
@@ -16,6 +18,7 @@ mod int8;
 pub(crate) mod links;
 mod pages;
 pub(crate) mod persist;
+mod sketch_file;
 
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -32,8 +35,7 @@ use crate::space::Space;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IndexParams {
     /// HNSW `M`: neighbours kept per node and layer, in a dense space's graph. (A matrix
-    /// space's graph only holds its sketches for the flat scan, and no query searches its
-    /// links: it is built with `M` 4 and `ef_construction` 16 whatever these say.)
+    /// space has no graph: its index is the flat scan over its sketches, [`flat`].)
     pub m: usize,
     /// HNSW `ef_construction` of a dense space's graph (see [`IndexParams::m`]).
     pub ef_construction: usize,
@@ -84,48 +86,21 @@ impl Default for IndexParams {
     }
 }
 
-/// hnsw_rs's `M` and `ef_construction` for a matrix (sketched) space's graph, in place of
-/// [`IndexParams::m`] and [`IndexParams::ef_construction`]. No query searches that graph's
-/// links: a matrix space's candidates come from the flat scan over its sketches ([`flat`]),
-/// which the graph holds and persists. Building the links at the dense defaults (16, 100) was
-/// about two thirds of a matrix put's time at 600k entries (docs/PERFORMANCE.md §27); these
-/// keep a connected graph for the bench and test hooks that still walk it
-/// (`testing::graph_candidates`) at a small part of that cost. A graph read back from its file
-/// keeps the values it was built with.
-pub(crate) const SKETCH_GRAPH_M: usize = 4;
-/// See [`SKETCH_GRAPH_M`].
-pub(crate) const SKETCH_GRAPH_EF_CONSTRUCTION: usize = 16;
-
-impl IndexParams {
-    /// The parameters a graph of `space` is built with: these, or for a matrix space
-    /// [`SKETCH_GRAPH_M`] and [`SKETCH_GRAPH_EF_CONSTRUCTION`].
-    pub(crate) fn for_space(&self, space: &Space) -> IndexParams {
-        match space.def.embedding {
-            crate::space::EmbeddingKind::LowRank => IndexParams {
-                m: SKETCH_GRAPH_M,
-                ef_construction: SKETCH_GRAPH_EF_CONSTRUCTION,
-                ..*self
-            },
-            _ => *self,
-        }
-    }
-}
-
-/// The graph type used for every space.
+/// The graph type of dense spaces.
 pub(crate) type Graph = Hnsw<'static, f32, DistDot>;
 
-/// A graph file read back ([`persist::Loaded`]), ready to become an index.
-pub(crate) use persist::Loaded;
+/// An index file read back ([`persist::LoadedIndex`]), ready to become an index.
+pub(crate) use persist::LoadedIndex;
 
-/// One space's in-memory graph.
+/// One space's in-memory index: a dense space's graph, or a matrix space's sketch rows.
 ///
 /// The space's definition and generation are not held here: the catalog holds them (one copy
 /// of each), and every operation that needs the space is handed it.
 pub(crate) struct SpaceIndex {
-    /// hnsw_rs's graph, which inserts go into. Made when the index is built; for a dense
-    /// space loaded from its file, made from the export on its first need (an insert, or a
-    /// search the export cannot answer): [`SpaceIndex::graph`]. `None` inside when that
-    /// failed.
+    /// hnsw_rs's graph, which a dense space's inserts go into. Made when the index is built;
+    /// for a dense space loaded from its file, made from the export on its first need (an
+    /// insert, or a search the export cannot answer): [`SpaceIndex::graph`]. `None` inside
+    /// when that failed, and always for a matrix space.
     graph: OnceLock<Option<Graph>>,
     /// Entry ids present in the graph (live or tombstoned): the graph's own membership, which
     /// `check` compares with the catalog's view of the store (`Catalog::space_points`).
@@ -136,8 +111,9 @@ pub(crate) struct SpaceIndex {
     /// could not: the space is then searched by exact scan only, and its graph is neither
     /// used nor persisted until a rebuild (the next open or `compact`) succeeds.
     pub unusable: Option<String>,
-    /// The graph's vectors as a flat 4-bit scan ([`flat`]), built from the graph on a matrix
-    /// space's first sketch-path query and extended by every insert after that.
+    /// A matrix space's index: its entries' sketches as packed 4-bit rows ([`flat`]), set
+    /// when the index is built or loaded and extended by every insert. Unset for a dense
+    /// space.
     pub flat: OnceLock<flat::FlatSketches>,
     /// The graph exported to flat arrays for search ([`graph`]; `None` inside when the export
     /// failed), made on a dense space's first graph search; inserts after it are appended,
@@ -147,6 +123,8 @@ pub(crate) struct SpaceIndex {
     pub before_export: AtomicUsize,
     /// Whether the export holds int8 rows only ([`IndexParams::lean_dense`]).
     lean: bool,
+    /// A matrix space's index ([`SpaceIndex::flat`] and no graph).
+    sketched: bool,
 }
 
 pub(crate) fn new_graph(params: &IndexParams, capacity: usize) -> Graph {
@@ -182,11 +160,35 @@ impl SpaceIndex {
             exported: cell(exported),
             before_export: AtomicUsize::new(0),
             lean,
+            sketched: false,
         }
     }
 
-    /// An empty index.
-    pub fn empty(params: &IndexParams) -> SpaceIndex {
+    /// A matrix space's index of `rows` (holding `points`).
+    fn sketches(rows: flat::FlatSketches, points: HashSet<EntryId>) -> SpaceIndex {
+        SpaceIndex {
+            graph: OnceLock::from(None),
+            flat: OnceLock::from(rows),
+            sketched: true,
+            ..Self::of(None, None, points, false)
+        }
+    }
+
+    /// Whether `space` is indexed by its sketches ([`flat`]) rather than by a graph.
+    pub fn sketched_space(space: &Space) -> bool {
+        space.def.embedding == crate::space::EmbeddingKind::LowRank
+    }
+
+    /// An empty index of `space`.
+    pub fn empty(space: &Space, params: &IndexParams) -> SpaceIndex {
+        match Self::sketched_space(space) {
+            true => Self::sketches(flat::FlatSketches::default(), HashSet::new()),
+            false => Self::empty_graph(params),
+        }
+    }
+
+    /// An empty graph.
+    pub fn empty_graph(params: &IndexParams) -> SpaceIndex {
         Self::of(
             Some(new_graph(params, 0)),
             None,
@@ -195,26 +197,41 @@ impl SpaceIndex {
         )
     }
 
-    /// The index of a persisted graph read back. Where the file holds the graph's vectors
-    /// (matrix spaces), hnsw_rs's graph made from them. Else (dense spaces) the stored vectors
-    /// are read through `stored`, and become, for a `writer` about to insert, hnsw_rs's graph
-    /// (its export made later, as for a graph built in memory), otherwise the flat search
-    /// structure alone, hnsw_rs's graph made from it later if ever needed. Why not, when a
-    /// stored vector is missing or unusable, or hnsw_rs refuses the structure.
-    /// `lean`: [`IndexParams::lean_dense`].
+    /// The index of a persisted file read back. A matrix space's sketch rows become its index
+    /// as they are; a graph file that holds the graph's vectors (a matrix space's, saved
+    /// before its sketch file existed) becomes those rows, marked changed so that a writer
+    /// saves them as a sketch file. Else (dense spaces) the stored vectors are read through
+    /// `stored`, and become, for a `writer` about to insert, hnsw_rs's graph (its export made
+    /// later, as for a graph built in memory), otherwise the flat search structure alone,
+    /// hnsw_rs's graph made from it later if ever needed. Why not, when a stored vector is
+    /// missing or unusable, or hnsw_rs refuses the structure. `lean`:
+    /// [`IndexParams::lean_dense`].
     pub fn from_loaded(
-        loaded: Loaded,
+        loaded: LoadedIndex,
         stored: &mut dyn FnMut(EntryId) -> Option<Vec<f32>>,
         writer: bool,
         lean: bool,
     ) -> std::result::Result<SpaceIndex, persist::Reject> {
+        let loaded = match loaded {
+            LoadedIndex::Sketches(rows) => {
+                let points = rows.ids().iter().copied().collect();
+                let mut index = Self::sketches(rows, points);
+                index.dirty = false;
+                return Ok(index);
+            }
+            LoadedIndex::Graph(loaded) => loaded,
+        };
         let points: HashSet<EntryId> = loaded.links.ids.iter().copied().collect();
         let missing = "a stored vector of the graph is missing, of another width, or has no \
                        direction";
         let mut index = match loaded.vectors {
             Some((dim, v)) => {
-                let rows = v.chunks_exact(dim.max(1)).map(<[f32]>::to_vec).collect();
-                Self::of(Some(loaded.links.graph(rows)?), None, points, lean)
+                let mut rows = flat::FlatSketches::new(dim);
+                for (&id, v) in loaded.links.ids.iter().zip(v.chunks_exact(dim.max(1))) {
+                    rows.push(id, v);
+                }
+                // Saved again, as a sketch file, by a writer's next flush.
+                return Ok(Self::sketches(rows, points));
             }
             None if writer => {
                 let mut rows = Vec::with_capacity(loaded.links.len());
@@ -253,41 +270,36 @@ impl SpaceIndex {
             .as_ref()
     }
 
-    /// What to persist of the graph: its structure, and for a `sketched` (matrix) space its
-    /// own vectors (the sketches; a dense space's are derived from the store). From hnsw_rs's
-    /// graph where it was made, else from the export. `None` when neither gives it.
-    pub fn to_save(&self, sketched: bool) -> Option<persist::Saved> {
-        if let Some(Some(g)) = self.graph.get() {
-            let links = links::Links::of(g)?;
-            if !sketched || links.len() == 0 {
-                return Some(persist::Saved {
-                    links,
-                    vectors: None,
-                });
-            }
-            let pi = g.get_point_indexation();
-            let dim = pi.into_iter().next().map_or(0, |p| p.get_v().len());
-            let mut v = Vec::with_capacity(links.len() * dim);
-            for p in pi {
-                v.extend_from_slice(p.get_v());
-            }
-            return Some(persist::Saved {
-                links,
-                vectors: Some((dim, v)),
-            });
+    /// What to persist: a matrix space's sketch rows; a dense space's graph structure (its
+    /// vectors are the store's), from hnsw_rs's graph where it was made, else from the
+    /// export. `None` when none of these gives it.
+    pub fn to_save(&self) -> Option<persist::SavedIndex<'_>> {
+        if self.sketched {
+            let rows = self.flat.get()?;
+            return rows
+                .covers(self.points.len())
+                .then_some(persist::SavedIndex::Sketches(rows));
         }
-        match self.exported.get() {
-            Some(Some(g)) if !sketched && g.len() == g.links().len() => Some(persist::Saved {
-                links: g.links().clone(),
-                vectors: None,
-            }),
-            _ => None,
-        }
+        let links = match (self.graph.get(), self.exported.get()) {
+            (Some(Some(g)), _) => links::Links::of(g)?,
+            (_, Some(Some(g))) if g.len() == g.links().len() => g.links().clone(),
+            _ => return None,
+        };
+        Some(persist::SavedIndex::Graph(persist::Saved {
+            links,
+            vectors: None,
+        }))
     }
 
     /// The ids the graph holds (read back from hnsw_rs, or from the export where hnsw_rs's
     /// graph was not made; used by `check`).
     pub fn members(&self) -> HashSet<EntryId> {
+        if self.sketched {
+            return self
+                .flat
+                .get()
+                .map_or_else(HashSet::new, |f| f.ids().iter().copied().collect());
+        }
         match (self.graph.get(), self.exported.get()) {
             (Some(Some(g)), _) => Self::graph_ids(g),
             (_, Some(Some(g))) => g.ids().iter().copied().collect(),
@@ -299,7 +311,7 @@ impl SpaceIndex {
     pub fn unusable(params: &IndexParams, reason: String) -> SpaceIndex {
         SpaceIndex {
             unusable: Some(reason),
-            ..SpaceIndex::empty(params)
+            ..SpaceIndex::empty_graph(params)
         }
     }
 
@@ -310,7 +322,15 @@ impl SpaceIndex {
         params: &IndexParams,
         items: &[(EntryId, Embedding)],
     ) -> SpaceIndex {
-        match Self::try_build(space, &params.for_space(space), items) {
+        if Self::sketched_space(space) {
+            let mut index = Self::sketches(flat::FlatSketches::default(), HashSet::new());
+            index.insert(space, items);
+            return match index.unusable.take() {
+                Some(why) => SpaceIndex::unusable(params, why),
+                None => index,
+            };
+        }
+        match Self::try_build(space, params, items) {
             Ok(graph) => Self::of(
                 Some(graph),
                 None,
@@ -383,6 +403,21 @@ impl SpaceIndex {
         if vecs.is_empty() {
             return Ok(());
         }
+        if self.sketched {
+            let rows = self.flat.get_mut().ok_or_else(|| {
+                Error::Internal("a matrix space's index without its sketch rows".into())
+            })?;
+            for (v, id) in &vecs {
+                if rows.ids().is_empty() && rows.width() != v.len() {
+                    *rows = flat::FlatSketches::new(v.len());
+                }
+                rows.push(*id as EntryId, v);
+            }
+            self.points
+                .extend(vecs.iter().map(|(_, id)| *id as EntryId));
+            self.dirty = true;
+            return Ok(());
+        }
         let graph = self.graph().ok_or_else(|| {
             Error::Internal("the graph could not be made from its persisted structure".into())
         })?;
@@ -400,11 +435,6 @@ impl SpaceIndex {
         .map_err(|p| Error::Internal(format!("HNSW insertion panicked: {}", panic_text(&p))))?;
         self.points
             .extend(vecs.iter().map(|(_, id)| *id as EntryId));
-        if let Some(flat) = self.flat.get_mut() {
-            for (v, id) in &vecs {
-                flat.push(*id as EntryId, v);
-            }
-        }
         if let Some(Some(g)) = self.exported.get_mut() {
             // The export holds stored vectors (it re-scores from them), not the unit copies.
             let all = fresh
@@ -419,20 +449,12 @@ impl SpaceIndex {
         Ok(())
     }
 
-    /// The flat 4-bit scan over the graph's vectors (of width `m`), built now if it was not
-    /// yet (reads every point of the graph once). `None` when it does not hold every point
-    /// (a vector of another width): the caller then scans exactly.
+    /// A matrix space's sketch rows, when they are of width `m` and hold every point (else,
+    /// a vector of another width, or a dense space: `None`, and the caller scans exactly).
     pub fn flat(&self, m: usize) -> Option<&flat::FlatSketches> {
-        let f = self.flat.get_or_init(|| {
-            let mut f = flat::FlatSketches::new(m);
-            if let Some(g) = self.graph().filter(|g| g.get_nb_point() > 0) {
-                for p in g.get_point_indexation() {
-                    f.push(p.get_origin_id() as EntryId, p.get_v());
-                }
-            }
-            f
-        });
-        (f.width() == m && f.covers(self.points.len())).then_some(f)
+        self.flat
+            .get()
+            .filter(|f| f.width() == m && f.covers(self.points.len()))
     }
 
     /// Candidate ids for `query` (an index vector), nearest first, unfiltered: tombstones
@@ -446,6 +468,18 @@ impl SpaceIndex {
         if self.points.is_empty() {
             return Ok(Vec::new());
         }
+        if self.sketched {
+            // A matrix space's "graph search": the flat scan's first k (the benches' and
+            // tests' hooks that force a candidate count).
+            let ranking = self.flat(query.len()).and_then(|f| f.rank(query));
+            return Ok(ranking.map_or_else(Vec::new, |mut r| {
+                r.top(k, &|_| true)
+                    .top
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .collect()
+            }));
+        }
         let Some(graph) = self.graph() else {
             return Err(Error::Internal(
                 "the graph could not be made from its persisted structure".into(),
@@ -457,8 +491,8 @@ impl SpaceIndex {
     }
 
     /// The graph search of a space: through the export ([`SpaceIndex::search_exported`]) for
-    /// a dense space, hnsw_rs's own for a `sketched` (matrix) space, whose graph only the
-    /// benches' hooks search (its knn path is the flat sketch scan).
+    /// a dense space; for a `sketched` (matrix) space, whose knn path is the flat sketch scan
+    /// in rounds, the scan's first `k` ([`SpaceIndex::search`]: the benches' hooks).
     pub fn search_for(
         &self,
         query: &[f32],

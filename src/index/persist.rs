@@ -1,9 +1,11 @@
 //! Graph persistence: graphs are derived state, saved beside the database for fast open and
 //! never trusted blindly.
 //!
-//! Layout in `<db>.index/`: `space-<id>.graph` (taskdb's own format, [`encode`]: the graph's
-//! structure, [`Links`], and only where the store cannot give them back, a matrix space's
-//! sketches, the graph's own vectors) and `space-<id>.manifest.json`. A dense space's file
+//! Layout in `<db>.index/`: `space-<id>.graph` and `space-<id>.manifest.json`. The file is
+//! taskdb's own format: for a dense space the graph's structure, [`Links`] ([`encode`]); for a
+//! matrix space its packed sketch rows, which are its whole index ([`sketch_file`]; a
+//! file saved before docs/PERFORMANCE.md §29 holds an hnsw_rs graph over f32 sketches
+//! instead, still read, and converted to rows on load). A dense space's file
 //! holds no vector: its rows' vectors are the stored ones, read from redb (checksums
 //! verified) when the graph is loaded, so the file can never disagree with the store about
 //! a vector, and the disk holds each vector once. Saving writes the file under a temporary
@@ -26,7 +28,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::flat::FlatSketches;
 use super::links::Links;
+use super::sketch_file;
 use crate::embedding::EntryId;
 use crate::error::{Error, Result};
 use crate::space::SpaceId;
@@ -74,8 +78,32 @@ fn old_paths(dir: &Path, space_id: SpaceId) -> [PathBuf; 2] {
     ]
 }
 
+/// What an index file holds: a graph, or a matrix space's sketch rows.
+pub(crate) enum SavedIndex<'a> {
+    Graph(Saved),
+    Sketches(&'a FlatSketches),
+}
+
+/// An index file read back ([`SavedIndex`]'s counterpart).
+#[derive(Debug)]
+pub(crate) enum LoadedIndex {
+    Graph(Loaded),
+    Sketches(FlatSketches),
+}
+
+impl LoadedIndex {
+    /// The entries it holds.
+    pub fn len(&self) -> usize {
+        match self {
+            LoadedIndex::Graph(l) => l.links.len(),
+            LoadedIndex::Sketches(f) => f.ids().len(),
+        }
+    }
+}
+
 /// What a graph file holds: the structure, and the graph's own vectors (`dim` floats a row)
-/// where the store cannot give them back.
+/// where the store cannot give them back (matrix spaces' files before §29; still written by
+/// the tests that check those files are read).
 pub(crate) struct Saved {
     pub links: Links,
     /// Row-major, `links.len() × dim` (matrix spaces' sketches), or `None` (dense spaces).
@@ -86,7 +114,7 @@ pub(crate) struct Saved {
 /// full disk above all) the temporary file it wrote is removed again, and the graph saved
 /// before, if any, is left as it was or replaced whole (the manifest is written last, so a
 /// file replaced without its manifest fails its checksum and is rebuilt).
-pub(crate) fn save(dir: &Path, saved: &Saved, expect: &Expect) -> Result<()> {
+pub(crate) fn save(dir: &Path, saved: &SavedIndex, expect: &Expect) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -112,12 +140,15 @@ pub(crate) fn save(dir: &Path, saved: &Saved, expect: &Expect) -> Result<()> {
 }
 
 /// The steps of [`save`].
-fn save_files(dir: &Path, saved: &Saved, expect: &Expect, tmp: &Path) -> Result<()> {
+fn save_files(dir: &Path, saved: &SavedIndex, expect: &Expect, tmp: &Path) -> Result<()> {
     let io = |p: &Path| {
         let p = p.to_path_buf();
         move |e| Error::io(p, e)
     };
-    let bytes = encode(saved)?;
+    let bytes = match saved {
+        SavedIndex::Graph(g) => encode(g)?,
+        SavedIndex::Sketches(f) => sketch_file::encode(f),
+    };
     let mut f = File::create(tmp).map_err(io(tmp))?;
     f.write_all(&bytes).map_err(io(tmp))?;
     f.sync_all().map_err(io(tmp))?;
@@ -209,6 +240,14 @@ fn encode(saved: &Saved) -> Result<Vec<u8>> {
     Ok(b)
 }
 
+/// An index file's bytes, by their magic: a sketch file or a graph file.
+fn decode_index(bytes: &[u8]) -> std::result::Result<LoadedIndex, Reject> {
+    match bytes.starts_with(sketch_file::MAGIC) {
+        true => sketch_file::decode(bytes).map(LoadedIndex::Sketches),
+        false => decode(bytes).map(LoadedIndex::Graph),
+    }
+}
+
 /// A graph file read back: its structure, and its vectors (row-major) when it has them.
 #[derive(Debug)]
 pub(crate) struct Loaded {
@@ -217,9 +256,9 @@ pub(crate) struct Loaded {
 }
 
 /// A reader of a graph file's bytes: every read checked against what is left.
-struct Cursor<'a>(&'a [u8]);
+pub(super) struct Cursor<'a>(pub(super) &'a [u8]);
 impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], Reject> {
+    pub(super) fn take(&mut self, n: usize) -> std::result::Result<&'a [u8], Reject> {
         if n > self.0.len() {
             return Err("graph file is shorter than its header says".into());
         }
@@ -227,20 +266,20 @@ impl<'a> Cursor<'a> {
         self.0 = b;
         Ok(a)
     }
-    fn u8(&mut self) -> std::result::Result<u8, Reject> {
+    pub(super) fn u8(&mut self) -> std::result::Result<u8, Reject> {
         Ok(self.take(1)?[0])
     }
-    fn u32(&mut self) -> std::result::Result<u32, Reject> {
+    pub(super) fn u32(&mut self) -> std::result::Result<u32, Reject> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn u64(&mut self) -> std::result::Result<u64, Reject> {
+    pub(super) fn u64(&mut self) -> std::result::Result<u64, Reject> {
         let mut a = [0u8; 8];
         a.copy_from_slice(self.take(8)?);
         Ok(u64::from_le_bytes(a))
     }
     /// A count of items of `size` bytes each, refused when they cannot all be there.
-    fn count(&mut self, n: u64, size: usize) -> std::result::Result<usize, Reject> {
+    pub(super) fn count(&mut self, n: u64, size: usize) -> std::result::Result<usize, Reject> {
         match usize::try_from(n)
             .ok()
             .filter(|&n| n.saturating_mul(size) <= self.0.len())
@@ -410,15 +449,15 @@ impl Persisted {
     /// The expensive half: the file read, checksummed against the manifest, and decoded
     /// (its structure validated). A file changed since [`check`] is refused here like any
     /// other damage.
-    pub fn load(&self) -> std::result::Result<Loaded, Reject> {
+    pub fn load(&self) -> std::result::Result<LoadedIndex, Reject> {
         let m = &self.manifest;
         let p = graph_path(&self.dir, self.space_id);
         let bytes = fs::read(&p).map_err(|e| format!("graph file unreadable: {e}"))?;
         if (crc32fast::hash(&bytes), bytes.len() as u64) != (m.file_crc32, m.file_len) {
             return Err("graph file fails its checksum".into());
         }
-        let loaded = decode(&bytes)?;
-        if loaded.links.len() as u64 != m.count {
+        let loaded = decode_index(&bytes)?;
+        if loaded.len() as u64 != m.count {
             return Err("graph point count differs from the manifest".into());
         }
         Ok(loaded)
@@ -526,5 +565,33 @@ mod tests {
         let mut huge = bytes.clone();
         huge[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(decode(&huge).is_err());
+    }
+
+    /// A matrix space's graph file from before its sketch file (an hnsw_rs graph over the f32
+    /// sketches) becomes the rows a build would have made, marked to be saved again as a
+    /// sketch file.
+    #[test]
+    fn an_older_matrix_graph_file_is_read_as_its_sketch_rows() {
+        let (l, v) = links(200);
+        let bytes = encode(&Saved {
+            links: l.clone(),
+            vectors: Some((6, v.clone())),
+        })
+        .unwrap();
+        let loaded = decode_index(&bytes).unwrap();
+        let mut no_store = |_: EntryId| -> Option<Vec<f32>> { None };
+        let idx =
+            crate::index::SpaceIndex::from_loaded(loaded, &mut no_store, false, false).unwrap();
+        let mut want = FlatSketches::new(6);
+        for (&id, row) in l.ids.iter().zip(v.chunks_exact(6)) {
+            want.push(id, row);
+        }
+        assert!(super::super::sketch_file::tests::same_rows(
+            idx.flat(6).unwrap(),
+            &want
+        ));
+        assert_eq!(idx.members(), l.ids.iter().copied().collect());
+        assert!(idx.dirty);
+        assert!(matches!(idx.to_save(), Some(SavedIndex::Sketches(_))));
     }
 }
