@@ -91,6 +91,14 @@ fn entry(name: String, i: usize, v: &LowRank, def: &taskdb::SpaceDef) -> NewEntr
     }
 }
 
+/// [`entry`] for each of `vals`, named `t0`, `t1`, ….
+fn entries(vals: &[LowRank], def: &taskdb::SpaceDef) -> Vec<NewEntry> {
+    vals.iter()
+        .enumerate()
+        .map(|(i, v)| entry(format!("t{i}"), i, v, def))
+        .collect()
+}
+
 fn filters() -> Vec<Filter> {
     vec![
         Filter::all(),
@@ -184,11 +192,7 @@ fn the_arena_scan_returns_the_old_exact_scan_bit_for_bit() {
     let path = dir.path().join("scan.taskdb");
     let def = space_def();
     let vals = values(300, 5);
-    let mut entries: Vec<NewEntry> = vals
-        .iter()
-        .enumerate()
-        .map(|(i, v)| entry(format!("t{i}"), i, v, &def))
-        .collect();
+    let mut entries: Vec<NewEntry> = entries(&vals, &def);
     // Exact duplicates under other names (tied scores, broken by id) and near-duplicates
     // (weights moved by about 1e-6: scores closer than the f32 pass can tell apart).
     let mut rng = ChaCha8Rng::seed_from_u64(8);
@@ -281,13 +285,7 @@ fn the_arena_is_built_by_a_spaces_second_exact_query_not_its_first() {
     let def = space_def();
     let db = open(&d.path().join("s.taskdb"));
     let vals = values(50, 3);
-    db.put(
-        vals.iter()
-            .enumerate()
-            .map(|(i, v)| entry(format!("t{i}"), i, v, &def))
-            .collect(),
-    )
-    .unwrap();
+    db.put(entries(&vals, &def)).unwrap();
     let q = Query::entry("t0").unwrap();
     let first = db.nearest(&q, 5, &Filter::all()).unwrap();
     // A one-query process (the CLI's knn) never pays for the build.
@@ -321,14 +319,7 @@ fn the_bench_hooks_take_the_graph_path_apart_without_changing_its_answers() {
     // Exact answers from a handle that scans exactly (200 entries < the default limits).
     let (ids, exact) = {
         let db = open(&path);
-        let ids = db
-            .put(
-                vals.iter()
-                    .enumerate()
-                    .map(|(i, v)| entry(format!("t{i}"), i, v, &def))
-                    .collect(),
-            )
-            .unwrap();
+        let ids = db.put(entries(&vals, &def)).unwrap();
         let exact: Vec<_> = qs
             .iter()
             .map(|q| db.nearest_with(q, 10, &all, &so).unwrap().0)
@@ -494,11 +485,7 @@ fn a_query_inside_a_cluster_of_thousands_widens_past_2048_and_still_stops_before
     // 7,000 in 350 other clusters: 9,200 entries, so the widest round is 2,300.
     let mut vals = clustered_values(2200, 1, 7);
     vals.extend(clustered_values(7000, 350, 8));
-    let puts: Vec<NewEntry> = vals
-        .iter()
-        .enumerate()
-        .map(|(i, v)| entry(format!("t{i}"), i, v, &def))
-        .collect();
+    let puts: Vec<NewEntry> = entries(&vals, &def);
     open(&path).put(puts).unwrap();
     let qs: Vec<Query> = clustered_values(3, 1, 9)
         .into_iter()
@@ -611,13 +598,7 @@ fn a_matrix_spaces_index_is_saved_as_its_sketch_rows_and_read_back_with_the_same
     let before = {
         let db = open_on_the_graph_path(&path);
         let vals = values(n, 9);
-        db.put(
-            vals.iter()
-                .enumerate()
-                .map(|(i, v)| entry(format!("t{i}"), i, v, &def))
-                .collect(),
-        )
-        .unwrap();
+        db.put(entries(&vals, &def)).unwrap();
         answers(&db)
     };
     assert!(

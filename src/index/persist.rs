@@ -288,6 +288,28 @@ impl<'a> Cursor<'a> {
             None => Err("graph file is shorter than its header says".into()),
         }
     }
+    /// `n` u64s.
+    pub(super) fn u64s(&mut self, n: usize) -> std::result::Result<Vec<u64>, Reject> {
+        let n = self.count(n as u64, 8)?;
+        Ok(self
+            .take(n * 8)?
+            .chunks_exact(8)
+            .map(|x| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(x);
+                u64::from_le_bytes(a)
+            })
+            .collect())
+    }
+    /// `n` f32s.
+    pub(super) fn f32s(&mut self, n: usize) -> std::result::Result<Vec<f32>, Reject> {
+        let n = self.count(n as u64, 4)?;
+        Ok(self
+            .take(n * 4)?
+            .chunks_exact(4)
+            .map(|x| f32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+            .collect())
+    }
     fn u32s(&mut self, n: usize) -> std::result::Result<Vec<u32>, Reject> {
         let n = self.count(n as u64, 4)?;
         let b = self.take(n * 4)?;
@@ -318,15 +340,7 @@ fn decode(bytes: &[u8]) -> std::result::Result<Loaded, Reject> {
     };
     c.take(2)?;
     let n = c.count(n64, 13)?;
-    let ids: Vec<EntryId> = c
-        .take(n * 8)?
-        .chunks_exact(8)
-        .map(|x| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(x);
-            u64::from_le_bytes(a)
-        })
-        .collect();
+    let ids: Vec<EntryId> = c.u64s(n)?;
     let levels = c.take(n)?.to_vec();
     let start = match n {
         0 => Vec::new(),
@@ -353,12 +367,7 @@ fn decode(bytes: &[u8]) -> std::result::Result<Loaded, Reject> {
             if dim == 0 {
                 return Err("graph file: vectors of width 0".into());
             }
-            let v = c
-                .take(floats * 4)?
-                .chunks_exact(4)
-                .map(|x| f32::from_le_bytes([x[0], x[1], x[2], x[3]]))
-                .collect();
-            Some((dim, v))
+            Some((dim, c.f32s(floats)?))
         }
     };
     if !c.0.is_empty() {
@@ -375,11 +384,16 @@ fn decode(bytes: &[u8]) -> std::result::Result<Loaded, Reject> {
         ef_construction,
     };
     links.validate().map_err(|e| format!("graph file: {e}"))?;
-    let mut seen = std::collections::HashSet::with_capacity(n);
-    if let Some(id) = links.ids.iter().find(|&&id| !seen.insert(id)) {
+    if let Some(id) = repeated(&links.ids) {
         return Err(format!("graph file: entry {id} twice"));
     }
     Ok(Loaded { links, vectors })
+}
+
+/// An entry id that occurs twice in `ids`, if any.
+pub(super) fn repeated(ids: &[EntryId]) -> Option<EntryId> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.iter().copied().find(|&id| !seen.insert(id))
 }
 
 /// Why a persisted graph was not used.
@@ -489,7 +503,7 @@ pub(crate) fn clean_temporaries(dir: &Path) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::index::{new_graph, IndexParams};
 
@@ -509,6 +523,38 @@ mod tests {
         let pi = g.get_point_indexation();
         let flat: Vec<f32> = pi.into_iter().flat_map(|p| p.get_v().to_vec()).collect();
         (l, flat)
+    }
+
+    /// Asserts that `refused` holds for every proper prefix of `bytes` and for `bytes` with
+    /// one more byte.
+    pub(crate) fn refuses_every_cut_and_a_longer_file(
+        bytes: &[u8],
+        refused: impl Fn(&[u8]) -> bool,
+    ) {
+        for cut in 0..bytes.len() {
+            assert!(refused(&bytes[..cut]), "cut at {cut} read");
+        }
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(refused(&longer), "a file one byte longer read");
+    }
+
+    /// `n` copies of `bytes`, each with one bit flipped at a place drawn from `seed`.
+    pub(crate) fn bit_flips(
+        bytes: &[u8],
+        seed: u64,
+        n: usize,
+    ) -> impl Iterator<Item = Vec<u8>> + '_ {
+        let mut s = seed;
+        (0..n).map(move |_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let mut b = bytes.to_vec();
+            let at = (s % b.len() as u64) as usize;
+            b[at] ^= 1 << ((s >> 40) % 8);
+            b
+        })
     }
 
     #[test]
@@ -543,20 +589,8 @@ mod tests {
             vectors: Some((6, v)),
         })
         .unwrap();
-        for cut in 0..bytes.len() {
-            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut} read");
-        }
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert!(decode(&longer).is_err());
-        let mut s = 7u64;
-        for _ in 0..3000 {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let mut b = bytes.clone();
-            let at = (s % b.len() as u64) as usize;
-            b[at] ^= 1 << ((s >> 40) % 8);
+        refuses_every_cut_and_a_longer_file(&bytes, |b| decode(b).is_err());
+        for b in bit_flips(&bytes, 7, 3000) {
             if let Ok(back) = decode(&b) {
                 back.links.validate().unwrap();
             }

@@ -3,7 +3,7 @@
 //! rename); layout in schema/FORMAT.md.
 
 use super::flat::FlatSketches;
-use super::persist::{Cursor, Reject};
+use super::persist::{repeated, Cursor, Reject};
 use crate::embedding::EntryId;
 
 /// The first 16 bytes of a matrix space's sketch file.
@@ -45,26 +45,13 @@ pub(super) fn decode(bytes: &[u8]) -> std::result::Result<FlatSketches, Reject> 
         return Err(format!("sketch file: {row} bytes a row for width {m}"));
     }
     let n = c.count(n64, 12 + row)?;
-    let ids: Vec<EntryId> = c
-        .take(n * 8)?
-        .chunks_exact(8)
-        .map(|x| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(x);
-            u64::from_le_bytes(a)
-        })
-        .collect();
-    let scales: Vec<f32> = c
-        .take(n * 4)?
-        .chunks_exact(4)
-        .map(|x| f32::from_le_bytes([x[0], x[1], x[2], x[3]]))
-        .collect();
+    let ids: Vec<EntryId> = c.u64s(n)?;
+    let scales = c.f32s(n)?;
     let codes = c.take(n * row)?.to_vec();
     if !c.0.is_empty() {
         return Err(format!("sketch file: {} bytes after its end", c.0.len()));
     }
-    let mut seen = std::collections::HashSet::with_capacity(n);
-    if let Some(id) = ids.iter().find(|&&id| !seen.insert(id)) {
+    if let Some(id) = repeated(&ids) {
         return Err(format!("sketch file: entry {id} twice"));
     }
     FlatSketches::from_parts(m, ids, scales, codes)
@@ -74,6 +61,7 @@ pub(super) fn decode(bytes: &[u8]) -> std::result::Result<FlatSketches, Reject> 
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::index::persist::tests::{bit_flips, refuses_every_cut_and_a_longer_file};
 
     /// `n` rows of width `m` with ids from 10.
     fn sketches(n: usize, m: usize) -> FlatSketches {
@@ -100,12 +88,7 @@ pub(super) mod tests {
             assert!(same_rows(&decode(&bytes).unwrap(), &f));
         }
         let bytes = encode(&sketches(120, 40));
-        for cut in 0..bytes.len() {
-            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut} read");
-        }
-        let mut longer = bytes.clone();
-        longer.push(0);
-        assert!(decode(&longer).is_err());
+        refuses_every_cut_and_a_longer_file(&bytes, |b| decode(b).is_err());
         // A changed width, row size or count, a repeated id, a scale that is not positive.
         for (at, x) in [
             (24, 200u8),
@@ -118,14 +101,7 @@ pub(super) mod tests {
             b[at] = x;
             assert!(decode(&b).is_err(), "byte {at} set to {x} read");
         }
-        let mut s = 11u64;
-        for _ in 0..3000 {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let mut b = bytes.clone();
-            let at = (s % b.len() as u64) as usize;
-            b[at] ^= 1 << ((s >> 40) % 8);
+        for b in bit_flips(&bytes, 11, 3000) {
             if let Ok(back) = decode(&b) {
                 assert_eq!(back.ids().len(), 120);
             }
