@@ -16,7 +16,7 @@ use crate::index::{IndexParams, SpaceIndex};
 use crate::model::{Embedding, EntryId, Kind};
 use crate::search::plan::{self, GraphSearch, Plan, Shape, Step};
 use crate::search::{Centring, Filter, Hit, Query, SearchOptions, SearchPath, SpaceSel};
-use crate::space::{EmbeddingKind, LiveCentre, Prepared, Space, SpaceId, INDEX_SCALE};
+use crate::space::{LiveCentre, Prepared, Space, SpaceId, INDEX_SCALE};
 use crate::store::codec::VecMeta;
 use crate::store::tables::{read_vector, VectorReader};
 use crate::testing::GraphOverride;
@@ -112,7 +112,7 @@ impl TaskDb {
             k,
             total: points.len(),
             trivial_filter: filter.is_trivial(),
-            sketched: space.def.embedding == EmbeddingKind::LowRank,
+            sketched: SpaceIndex::sketched_space(space),
             live_centring: run.live.is_some(),
             graph_usable: slot.maybe_usable(),
         };
@@ -264,7 +264,7 @@ impl Run<'_> {
         let mut stored = super::open::dense_vectors(self.txn, self.c, self.sid);
         loop {
             let ef = (search.ef(params), params.export_after);
-            let found = idx.search_for(qv, search.want, ef, search.sketched(), &mut stored)?;
+            let found = idx.search_for(qv, search.want, ef, &mut stored)?;
             let n_found = found.len();
             // A lean export's candidates are in its int8 walk's order: all of them are scored
             // exactly (`SpaceIndex::lean_export`).

@@ -111,10 +111,10 @@ pub(crate) struct SpaceIndex {
     /// could not: the space is then searched by exact scan only, and its graph is neither
     /// used nor persisted until a rebuild (the next open or `compact`) succeeds.
     pub unusable: Option<String>,
-    /// A matrix space's index: its entries' sketches as packed 4-bit rows ([`flat`]), set
-    /// when the index is built or loaded and extended by every insert. Unset for a dense
-    /// space.
-    pub flat: OnceLock<flat::FlatSketches>,
+    /// A matrix space's index: its entries' sketches as packed 4-bit rows ([`flat`]), given
+    /// when the index is built or loaded and extended by every insert; `None` for a dense
+    /// space (and an unusable index). Whether it is there is what makes an index sketched.
+    flat: Option<flat::FlatSketches>,
     /// The graph exported to flat arrays for search ([`graph`]; `None` inside when the export
     /// failed), made on a dense space's first graph search; inserts after it are appended,
     /// and past [`graph::FlatGraph::stale`] it is dropped and made again.
@@ -123,8 +123,6 @@ pub(crate) struct SpaceIndex {
     pub before_export: AtomicUsize,
     /// Whether the export holds int8 rows only ([`IndexParams::lean_dense`]).
     lean: bool,
-    /// A matrix space's index ([`SpaceIndex::flat`] and no graph).
-    sketched: bool,
 }
 
 pub(crate) fn new_graph(params: &IndexParams, capacity: usize) -> Graph {
@@ -156,11 +154,10 @@ impl SpaceIndex {
             points,
             dirty: true,
             unusable: None,
-            flat: OnceLock::new(),
+            flat: None,
             exported: cell(exported),
             before_export: AtomicUsize::new(0),
             lean,
-            sketched: false,
         }
     }
 
@@ -168,8 +165,7 @@ impl SpaceIndex {
     fn sketches(rows: flat::FlatSketches, points: HashSet<EntryId>) -> SpaceIndex {
         SpaceIndex {
             graph: OnceLock::from(None),
-            flat: OnceLock::from(rows),
-            sketched: true,
+            flat: Some(rows),
             ..Self::of(None, None, points, false)
         }
     }
@@ -274,8 +270,7 @@ impl SpaceIndex {
     /// vectors are the store's), from hnsw_rs's graph where it was made, else from the
     /// export. `None` when none of these gives it.
     pub fn to_save(&self) -> Option<persist::SavedIndex<'_>> {
-        if self.sketched {
-            let rows = self.flat.get()?;
+        if let Some(rows) = &self.flat {
             return rows
                 .covers(self.points.len())
                 .then_some(persist::SavedIndex::Sketches(rows));
@@ -294,11 +289,8 @@ impl SpaceIndex {
     /// The ids the graph holds (read back from hnsw_rs, or from the export where hnsw_rs's
     /// graph was not made; used by `check`).
     pub fn members(&self) -> HashSet<EntryId> {
-        if self.sketched {
-            return self
-                .flat
-                .get()
-                .map_or_else(HashSet::new, |f| f.ids().iter().copied().collect());
+        if let Some(rows) = &self.flat {
+            return rows.ids().iter().copied().collect();
         }
         match (self.graph.get(), self.exported.get()) {
             (Some(Some(g)), _) => Self::graph_ids(g),
@@ -403,10 +395,7 @@ impl SpaceIndex {
         if vecs.is_empty() {
             return Ok(());
         }
-        if self.sketched {
-            let rows = self.flat.get_mut().ok_or_else(|| {
-                Error::Internal("a matrix space's index without its sketch rows".into())
-            })?;
+        if let Some(rows) = &mut self.flat {
             for (v, id) in &vecs {
                 if rows.ids().is_empty() && rows.width() != v.len() {
                     *rows = flat::FlatSketches::new(v.len());
@@ -453,7 +442,7 @@ impl SpaceIndex {
     /// a vector of another width, or a dense space: `None`, and the caller scans exactly).
     pub fn flat(&self, m: usize) -> Option<&flat::FlatSketches> {
         self.flat
-            .get()
+            .as_ref()
             .filter(|f| f.width() == m && f.covers(self.points.len()))
     }
 
@@ -468,7 +457,7 @@ impl SpaceIndex {
         if self.points.is_empty() {
             return Ok(Vec::new());
         }
-        if self.sketched {
+        if self.flat.is_some() {
             // A matrix space's "graph search": the flat scan's first k (the benches' and
             // tests' hooks that force a candidate count).
             let ranking = self.flat(query.len()).and_then(|f| f.rank(query));
@@ -491,19 +480,18 @@ impl SpaceIndex {
     }
 
     /// The graph search of a space: through the export ([`SpaceIndex::search_exported`]) for
-    /// a dense space; for a `sketched` (matrix) space, whose knn path is the flat sketch scan
+    /// a dense space; for a matrix space's sketch rows, whose knn path is the flat sketch scan
     /// in rounds, the scan's first `k` ([`SpaceIndex::search`]: the benches' hooks).
     pub fn search_for(
         &self,
         query: &[f32],
         k: usize,
         (ef, export_after): (usize, usize),
-        sketched: bool,
         stored: &mut dyn FnMut(EntryId) -> Option<Vec<f32>>,
     ) -> Result<Vec<EntryId>> {
-        match sketched {
-            true => self.search(query, k, ef),
-            false => self.search_exported(query, k, (ef, export_after), stored),
+        match self.flat {
+            Some(_) => self.search(query, k, ef),
+            None => self.search_exported(query, k, (ef, export_after), stored),
         }
     }
 
