@@ -282,7 +282,7 @@ fn newer_format_version() {
             err,
             Error::UnsupportedFormat {
                 found: 99,
-                supported: 2,
+                supported: taskdb::FORMAT_VERSION,
                 ..
             }
         ),

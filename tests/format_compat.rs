@@ -105,11 +105,11 @@ fn a_format1_database_is_read_as_it_is_and_migrated_by_a_writable_open() {
     {
         let mut db = TaskDb::open(&p).unwrap();
         assert_eq!(db.stats().unwrap().format_version, taskdb::FORMAT_VERSION);
-        assert_eq!(taskdb::FORMAT_VERSION, 2);
+        assert_eq!(taskdb::FORMAT_VERSION, 3);
         let log = db.log(0).unwrap();
         let last = log.last().unwrap();
         assert_eq!(last.op, "migrate");
-        assert!(last.detail.as_deref().unwrap().contains("format 1 -> 2"));
+        assert!(last.detail.as_deref().unwrap().contains("format 1 -> 3"));
         let r = db.check().unwrap();
         assert!(r.ok(), "{:?}", r.problems);
         assert_eq!(r.redb_integrity, Some(true));

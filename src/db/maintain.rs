@@ -20,7 +20,7 @@ use crate::store::tables::{
     bump_generation, bump_space_generations, open_read, open_write, storage,
 };
 use crate::store::v1::{NamesTable, VectorsTable};
-use crate::store::{Db, ENTRIES, MODEL_OUTPUTS, VECTORS};
+use crate::store::{parts, Db, ENTRIES, MODEL_OUTPUTS, VECTORS};
 
 /// Result of [`TaskDb::check`].
 #[derive(Debug, Clone, Serialize)]
@@ -166,11 +166,19 @@ impl TaskDb {
                             .remove(*id)
                             .map_err(storage("removing model outputs"))?;
                         for v in &st.catalog.entries[id].vectors {
-                            vec_t
-                                .remove((*id, v.method.as_bytes()))
+                            parts::remove(&mut vec_t, *id, &v.method)
                                 .map_err(storage("removing vector"))?;
                         }
                         ent_t.remove(*id).map_err(storage("removing entry"))?;
+                    }
+                    // Records that an older format stored whole are cut into parts that pack
+                    // into pages (format 3, `store::parts`): the file shrinks by up to a
+                    // quarter once redb compacts it below.
+                    for (id, e) in st.catalog.entries.iter().filter(|(_, e)| !e.deleted) {
+                        for v in &e.vectors {
+                            parts::resplit(&mut vec_t, *id, &v.method)
+                                .map_err(storage("rewriting a vector in parts"))?;
+                        }
                     }
                 }
                 let gens = bump_space_generations(&txn, st.catalog.spaces.keys().copied())?;

@@ -131,7 +131,9 @@ fn read_or_init_meta(db: &Db, path: &Path) -> Result<Meta> {
     if let Some(m) = contain("table meta", || store::read_meta(&txn, path))? {
         drop(txn);
         return match db {
-            Db::Rw(d) if m.format_version < store::FORMAT_VERSION => migrate(d, path),
+            Db::Rw(d) if m.format_version < store::FORMAT_VERSION => {
+                migrate(d, path, m.format_version)
+            }
             _ => Ok(m),
         };
     }
@@ -159,13 +161,18 @@ fn read_or_init_meta(db: &Db, path: &Path) -> Result<Meta> {
     store::read_meta(&txn, path)?.ok_or_else(|| Error::Internal("meta missing after init".into()))
 }
 
-/// Migrates a format-1 file (text as redb `&str`) to the current format in one transaction, on
-/// the first writable open. A failure changes nothing: the file keeps format 1, and read-only
-/// opens (`check --read-only`) still read it.
-fn migrate(d: &redb::Database, path: &Path) -> Result<Meta> {
-    contain("the format-1 tables (migrating them to format 2)", || {
-        store::v1::migrate(d)
-    })
+/// Migrates an older file to the current format in one transaction, on the first writable
+/// open: format 1 (text as redb `&str`) by rewriting its text tables, format 2 by recording
+/// the new version. A failure changes nothing: the file keeps its format, and read-only opens
+/// (`check --read-only`) still read it.
+fn migrate(d: &redb::Database, path: &Path, from: u32) -> Result<Meta> {
+    contain(
+        "the older format's tables (migrating them)",
+        || match from {
+            1 => store::v1::migrate(d),
+            _ => store::upgrade_from_2(d),
+        },
+    )
     .map_err(|e| match e {
         Error::Corrupt { what, detail } => Error::Corrupt {
             what,

@@ -403,8 +403,7 @@ fn write_entry(
             None => space.prep(&v.embedding)?,
         };
         let (bytes, crc) = codec::encode_vector(&v.embedding);
-        t.vectors
-            .insert((id, v.method.as_bytes()), bytes.as_slice())
+        store::parts::insert(&mut t.vectors, id, &v.method, &bytes)
             .map_err(storage("writing vector"))?;
         batch.touched.insert(sid);
         vmeta.push(VecMeta {

@@ -154,6 +154,17 @@ impl NewEntry {
             if v.method.is_empty() {
                 return Err(Error::invalid(context, "empty method name"));
             }
+            // A stored record's parts are keyed by its method, a 0 byte and an index
+            // (`store::parts`): no method may hold a control character.
+            if v.method.chars().any(char::is_control) {
+                return Err(Error::invalid(
+                    context,
+                    format!(
+                        "method {:?} contains a control character: use printable text",
+                        v.method
+                    ),
+                ));
+            }
             if !methods.insert(v.method.as_str()) {
                 return Err(Error::invalid(
                     context,

@@ -439,8 +439,7 @@ impl Image {
                 nt.insert((e.rec.name.as_bytes(), e.rec.version), e.id)
                     .map_err(&w)?;
                 for (method, b) in &e.vectors {
-                    vt.insert((e.id, method.as_bytes()), b.as_slice())
-                        .map_err(&w)?;
+                    crate::store::parts::insert(&mut vt, e.id, method, b).map_err(&w)?;
                 }
             }
             let mut ns = open_write(&txn, NAME_SEQ)?;

@@ -168,6 +168,24 @@ pub(crate) fn encode_vector(e: &Embedding) -> (Vec<u8>, u32) {
     (out, crc)
 }
 
+/// The length of the whole vector record whose first bytes are `head`, from its header (tag,
+/// dimension, rank: [`encode_vector`]'s layout); `None` when `head` is too short to say or its
+/// tag is unknown. A record stored in parts ([`super::parts`]) is put together to this length.
+pub(crate) fn vector_record_len(head: &[u8]) -> Option<usize> {
+    let u32_at = |i: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(head.get(i..i + 4)?.try_into().ok()?) as usize)
+    };
+    let floats = match *head.first()? {
+        TAG_DENSE => u32_at(1)?,
+        TAG_LOW_RANK => u32_at(1)?
+            .checked_mul(u32_at(5)?)?
+            .checked_add(u32_at(5)?)?,
+        _ => return None,
+    };
+    let header = if head[0] == TAG_DENSE { 5 } else { 9 };
+    floats.checked_mul(4)?.checked_add(header + 4)
+}
+
 fn f32s(data: &[u8]) -> Vec<f32> {
     crate::bytes::f32_from_le(data).expect("callers pass whole f32 values")
 }
@@ -269,6 +287,32 @@ mod tests {
             decode_vector(&b, || "v".into()),
             Err(Error::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn a_record_says_its_own_length() {
+        let d = encode_vector(&Embedding::Dense(vec![0.5; 768])).0;
+        assert_eq!(vector_record_len(&d), Some(d.len()));
+        assert_eq!(vector_record_len(&d[..5]), Some(d.len()));
+        let l = encode_vector(&Embedding::LowRank(crate::model::LowRank {
+            dim: 3,
+            u: vec![1.0, 0.0, 0.0, 0.0, 0.6, 0.8],
+            s: vec![2.0, 0.5],
+        }))
+        .0;
+        assert_eq!(vector_record_len(&l), Some(l.len()));
+        assert_eq!(vector_record_len(&l[..8]), None);
+        assert_eq!(vector_record_len(&[9, 0, 0, 0, 0]), None);
+        assert_eq!(vector_record_len(&[]), None);
+        // A damaged header can claim any length; one past usize is none.
+        assert_eq!(
+            vector_record_len(&[1, 255, 255, 255, 255, 255, 255, 255, 255]),
+            None
+        );
+        assert_eq!(
+            vector_record_len(&[0, 255, 255, 255, 255]),
+            Some(17_179_869_189)
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@
 
 pub(crate) mod codec;
 pub(crate) mod log;
+pub(crate) mod parts;
 pub(crate) mod tables;
 pub(crate) mod v1;
 
@@ -39,9 +40,12 @@ use redb::{
 
 use crate::error::{Error, Result};
 
-/// The on-disk format version written by this build. 2: text stored as bytes (issue 10); 1 is
-/// still read (read-only) and migrated by a writable open.
-pub const FORMAT_VERSION: u32 = 2;
+/// The on-disk format version written by this build. 3: a long vector record may be stored in
+/// parts that pack into redb's pages ([`parts`], issue 14). 2: text stored as bytes (issue
+/// 10). Both older formats are read as they are by read-only handles and migrated by the
+/// first writable open: 1 by rewriting its text tables ([`v1::migrate`]), 2 by recording the
+/// new version ([`upgrade_from_2`]: its whole records are valid format-3 records).
+pub const FORMAT_VERSION: u32 = 3;
 pub(crate) const MAGIC: &[u8] = b"taskdb";
 
 pub(crate) const META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("meta");
@@ -367,6 +371,30 @@ pub(crate) fn has_foreign_tables(txn: &ReadTransaction) -> Result<bool> {
         .list_tables()
         .map_err(|e| Error::storage("listing tables", e))?;
     Ok(it.next().is_some())
+}
+
+/// Migrates a format-2 file to format 3 in one transaction: format 3 reads every record
+/// format 2 wrote, so only the recorded version changes, and a `migrate` record is appended to
+/// the write log. Records stay whole until `compact` cuts them into parts.
+pub(crate) fn upgrade_from_2(db: &Database) -> Result<()> {
+    let w = |e| Error::storage("migrating the file to format 3", e);
+    let txn = db.begin_write().map_err(w)?;
+    {
+        let mut m = tables::open_write(&txn, META)?;
+        m.insert(
+            b"format_version".as_slice(),
+            FORMAT_VERSION.to_le_bytes().as_slice(),
+        )
+        .map_err(|e| Error::storage("migrating the file to format 3", e))?;
+    }
+    let mut op = log::LogOp::new("migrate");
+    op.detail = Some(format!(
+        "format 2 -> {FORMAT_VERSION}: long vector records may be stored in parts (none \
+         rewritten; `compact` cuts the whole ones)"
+    ));
+    log::append(&txn, op)?;
+    txn.commit()
+        .map_err(|e| Error::storage("migrating the file to format 3", e))
 }
 
 /// Creates the taskdb tables and meta in a fresh file.

@@ -105,9 +105,8 @@ impl VectorsTable {
         f: impl FnOnce(&[u8]) -> R,
     ) -> Result<Option<R>> {
         let r = match &self.0 {
-            Either::New(t) => t
-                .get((id, method.as_bytes()))
-                .map(|g| g.map(|g| f(g.value()))),
+            // Format 3 may store a record in parts; format 2's whole records read the same.
+            Either::New(t) => super::parts::read(t, id, method, f),
             Either::Old(t) => t.get((id, method)).map(|g| g.map(|g| f(g.value()))),
         };
         r.map_err(storage("reading vector"))
@@ -232,6 +231,7 @@ pub(crate) fn damaged_text(txn: &ReadTransaction) -> Result<Vec<String>> {
     {
         let (k, _) = row.map_err(&e)?;
         let (id, m) = k.value();
+        let m = super::parts::method_of(m);
         note(codec::text(m, || {
             format!("table vectors, entry {id}, method {}", lossy(m))
         }));
@@ -356,9 +356,12 @@ pub(crate) fn migrate(db: &Database) -> Result<()> {
     {
         let mut t = open_write(&txn, super::VECTORS)?;
         for (id, m, v) in &vectors {
-            t.insert((*id, m.as_slice()), v.as_slice()).map_err(&w)?;
+            // Format 1's methods were `&str`: valid UTF-8.
+            let m = std::str::from_utf8(m).map_err(|e| Error::Internal(format!("{e}")))?;
+            super::parts::insert(&mut t, *id, m, v).map_err(&w)?;
         }
     }
+    let n_vectors = vectors.len();
     drop(vectors);
     let names = take(&txn, NAMES, |(n, ver), id| (n.as_bytes().to_vec(), ver, id))?;
     {
@@ -392,17 +395,11 @@ pub(crate) fn migrate(db: &Database) -> Result<()> {
     op.detail = Some(format!(
         "format 1 -> {}: text keys and values stored as bytes ({} vectors, {} names, {} spaces)",
         super::FORMAT_VERSION,
-        vectors_len(&txn)?,
+        n_vectors,
         names.len(),
         spaces.len()
     ));
     log::append(&txn, op)?;
     txn.commit()
         .map_err(storage("committing the format migration"))
-}
-
-fn vectors_len(txn: &WriteTransaction) -> Result<u64> {
-    open_write(txn, super::VECTORS)?
-        .len()
-        .map_err(storage("reading vectors"))
 }
