@@ -171,16 +171,11 @@ impl TaskDb {
                         }
                         ent_t.remove(*id).map_err(storage("removing entry"))?;
                     }
-                    // Records that an older format stored whole are cut into parts that pack
-                    // into pages (format 3, `store::parts`): the file shrinks by up to a
-                    // quarter once redb compacts it below.
-                    for (id, e) in st.catalog.entries.iter().filter(|(_, e)| !e.deleted) {
-                        for v in &e.vectors {
-                            parts::resplit(&mut vec_t, *id, &v.method)
-                                .map_err(storage("rewriting a vector in parts"))?;
-                        }
-                    }
                 }
+                // Records that an older format stored whole are cut into parts that pack
+                // into pages (format 3, `store::parts`): the file shrinks by up to a quarter
+                // once redb compacts it below.
+                parts::repack(&txn)?;
                 let gens = bump_space_generations(&txn, st.catalog.spaces.keys().copied())?;
                 bump_generation(&txn)?;
                 let mut op = LogOp::new("compact");

@@ -22,9 +22,15 @@
 //! which decoding reports as damage, naming the entry and method. Records written whole, by
 //! format 2 or for being short, are read as they are.
 
-use redb::{ReadOnlyTable, ReadableTable, StorageError, Table};
+use redb::{
+    ReadOnlyTable, ReadableTable, StorageError, Table, TableDefinition, TableError,
+    WriteTransaction,
+};
 
 use super::codec;
+use super::tables::{open_write, storage};
+use super::VECTORS;
+use crate::error::{Error, Result};
 
 /// redb's page size (fixed at 4 KiB outside redb's own tests).
 const PAGE: usize = 4096;
@@ -88,8 +94,16 @@ pub(crate) fn insert(
     id: u64,
     method: &str,
     rec: &[u8],
-) -> Result<(), StorageError> {
-    let m = method.as_bytes();
+) -> std::result::Result<(), StorageError> {
+    insert_bytes(t, id, method.as_bytes(), rec)
+}
+
+fn insert_bytes(
+    t: &mut Table<(u64, &'static [u8]), &'static [u8]>,
+    id: u64,
+    m: &[u8],
+    rec: &[u8],
+) -> std::result::Result<(), StorageError> {
     let mut key = Vec::with_capacity(m.len() + 3);
     for (i, r) in split(rec.len(), m.len()).into_iter().enumerate() {
         match i {
@@ -108,7 +122,7 @@ pub(crate) fn remove(
     t: &mut Table<(u64, &'static [u8]), &'static [u8]>,
     id: u64,
     method: &str,
-) -> Result<bool, StorageError> {
+) -> std::result::Result<bool, StorageError> {
     let m = method.as_bytes();
     let found = t.remove((id, m))?.is_some();
     let mut key = Vec::with_capacity(m.len() + 3);
@@ -121,28 +135,57 @@ pub(crate) fn remove(
     Ok(found)
 }
 
-/// Rewrites the record of entry `id` under `method` in parts when it is stored whole but
-/// [`split`] would cut it (a record written by format 2); `compact` calls it for every vector.
-/// Whether it rewrote one.
-pub(crate) fn resplit(
-    t: &mut Table<(u64, &'static [u8]), &'static [u8]>,
-    id: u64,
-    method: &str,
-) -> Result<bool, StorageError> {
-    let m = method.as_bytes();
-    let whole = match t.get((id, m))? {
-        Some(g) => {
-            let head = g.value();
-            let complete = codec::vector_record_len(head) == Some(head.len());
-            (complete && split(head.len(), m.len()).len() > 1).then(|| head.to_vec())
+/// The table [`repack`] copies the vectors into and back from, inside one transaction.
+const REPACK: TableDefinition<(u64, &[u8]), &[u8]> = TableDefinition::new("vectors_repack");
+
+/// Whether the pair `(key, value)` of the `vectors` table is a whole record that [`split`]
+/// would cut (written by format 2, or format 1 migrated before format 3).
+fn whole_to_cut(key: &[u8], value: &[u8]) -> bool {
+    method_of(key) == key
+        && codec::vector_record_len(value) == Some(value.len())
+        && split(value.len(), key.len()).len() > 1
+}
+
+/// Rewrites the `vectors` table when it holds a whole record that [`split`] would cut (a file
+/// of format 2): every pair is copied in key order into a second table, such records in parts,
+/// the table is dropped, and the copy is copied back and dropped, all in `txn` (`compact`'s).
+/// Copied in key order, pairs are appended, so every leaf is filled; cutting the records where
+/// they are would leave each one's parts on its old page. Needs free space for two copies of
+/// the table until `compact` shrinks the file. Returns how many records it cut.
+pub(crate) fn repack(txn: &WriteTransaction) -> Result<u64> {
+    let w = storage("rewriting the vectors table in parts");
+    let wt = |e: TableError| Error::storage("rewriting the vectors table in parts", e);
+    let mut cut = 0u64;
+    for row in open_write(txn, VECTORS)?.iter().map_err(&w)? {
+        let (k, v) = row.map_err(&w)?;
+        cut += u64::from(whole_to_cut(k.value().1, v.value()));
+    }
+    if cut == 0 {
+        return Ok(0);
+    }
+    {
+        let src = open_write(txn, VECTORS)?;
+        let mut dst = open_write(txn, REPACK)?;
+        for row in src.iter().map_err(&w)? {
+            let (k, v) = row.map_err(&w)?;
+            let (id, m) = k.value();
+            match whole_to_cut(m, v.value()) {
+                true => insert_bytes(&mut dst, id, m, v.value()).map_err(&w)?,
+                false => drop(dst.insert((id, m), v.value()).map_err(&w)?),
+            }
         }
-        None => None,
-    };
-    let Some(rec) = whole else {
-        return Ok(false);
-    };
-    insert(t, id, method, &rec)?;
-    Ok(true)
+    }
+    txn.delete_table(VECTORS).map_err(wt)?;
+    {
+        let src = open_write(txn, REPACK)?;
+        let mut dst = open_write(txn, VECTORS)?;
+        for row in src.iter().map_err(&w)? {
+            let (k, v) = row.map_err(&w)?;
+            dst.insert(k.value(), v.value()).map_err(&w)?;
+        }
+    }
+    txn.delete_table(REPACK).map_err(wt)?;
+    Ok(cut)
 }
 
 /// `f` of the record of entry `id` under `method` (its parts put together), if there is one.
@@ -153,7 +196,7 @@ pub(crate) fn read<R>(
     id: u64,
     method: &str,
     f: impl FnOnce(&[u8]) -> R,
-) -> Result<Option<R>, StorageError> {
+) -> std::result::Result<Option<R>, StorageError> {
     let m = method.as_bytes();
     let mut key = Vec::with_capacity(m.len() + 3);
     part_key(&mut key, m, u16::MAX);
@@ -314,7 +357,7 @@ mod tests {
         let rec = dense(768, 0.5);
         write(&db, &[(7, "bench", rec.clone())]);
         let what = || "vector of entry 7".to_string();
-        // A record stored whole (as format 2 wrote it) reads as it is, and `resplit` cuts it.
+        // A record stored whole (as format 2 wrote it) reads as it is, and `repack` cuts it.
         let whole = dense(768, 0.25);
         let txn = db.begin_write().unwrap();
         {
@@ -325,10 +368,10 @@ mod tests {
         txn.commit().unwrap();
         assert_eq!(get(&db, 8, "bench"), Some(whole.clone()));
         let txn = db.begin_write().unwrap();
+        assert_eq!(repack(&txn).unwrap(), 1);
+        assert_eq!(repack(&txn).unwrap(), 0);
         {
             let mut t = txn.open_table(T).unwrap();
-            assert!(resplit(&mut t, 8, "bench").unwrap());
-            assert!(!resplit(&mut t, 8, "bench").unwrap());
             assert!(t.get((8, b"bench\0\0\x03".as_slice())).unwrap().is_some());
             // Part 2 of entry 7 lost.
             t.remove((7, b"bench\0\0\x02".as_slice())).unwrap();
@@ -381,5 +424,17 @@ mod tests {
         }
         txn.commit().unwrap();
         assert!(leaves(&whole) >= 600, "{} leaves", leaves(&whole));
+        // `compact` repacks them: the table copied in key order, its records in parts, its
+        // leaves as full as those written in parts from the start, the same bytes read back.
+        let txn = whole.begin_write().unwrap();
+        assert_eq!(repack(&txn).unwrap(), 600);
+        txn.commit().unwrap();
+        assert!(
+            leaves(&whole) <= 600 * 4 / 5 + 8,
+            "{} leaves",
+            leaves(&whole)
+        );
+        assert_eq!(get(&whole, 1, "bench"), Some(rec.clone()));
+        assert_eq!(get(&whole, 600, "bench"), Some(rec));
     }
 }
