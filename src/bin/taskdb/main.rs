@@ -56,7 +56,9 @@ pub enum Command {
     Knn(read::KnnArgs),
     /// Database statistics.
     Stats(read::JsonArg),
-    /// Purge deleted entries, rebuild graphs, compact the file.
+    /// Purge deleted entries, rebuild graphs, compact the file. On a file made before format 3
+    /// it also rewrites the vectors in parts that pack into pages (up to a quarter smaller;
+    /// needs free space for two copies of the vectors until it is done).
     Compact(read::JsonArg),
     /// Verify integrity: redb, every vector checksum, index agreement.
     Check(admin::CheckArgs),
