@@ -267,6 +267,17 @@ fn keys(p: &Path) -> (usize, usize) {
     (heads, parts)
 }
 
+/// Whether `meta` marks the file as possibly holding whole records to cut (set by the format-2
+/// migration, removed by the `compact` that cuts them).
+fn marked_whole(p: &Path) -> bool {
+    let db = redb::ReadOnlyDatabase::open(p).unwrap();
+    let txn = db.begin_read().unwrap();
+    let meta: TableDefinition<&[u8], &[u8]> = TableDefinition::new("meta");
+    let t = txn.open_table(meta).unwrap();
+    let marked = t.get(b"whole_records".as_slice()).unwrap().is_some();
+    marked
+}
+
 fn root(p: &Path, dir: &Path, name: &str) -> String {
     taskdb::Snapshot::create(p, dir.join(name), &Default::default())
         .unwrap()
@@ -303,8 +314,10 @@ fn a_format2_database_reads_as_it_is_and_compact_cuts_its_records_into_parts() {
     answers_hold(&p);
     let root_before = root(&p, d.path(), "before.tdbs");
     // The first writable open records format 3, and nothing else changes.
+    assert!(!marked_whole(&p));
     drop(migrates(&p, &original, "format 2 -> 3"));
     assert_eq!(keys(&p), (37, 0));
+    assert!(marked_whole(&p));
     answers_hold(&p);
     assert_eq!(root(&p, d.path(), "migrated.tdbs"), root_before);
 
@@ -316,6 +329,7 @@ fn a_format2_database_reads_as_it_is_and_compact_cuts_its_records_into_parts() {
         assert!(r.ok(), "{:?}", r.problems);
     }
     assert_eq!(keys(&p), (36, 23 * 3));
+    assert!(!marked_whole(&p));
     answers_hold(&p);
     let root_compacted = root(&p, d.path(), "compacted.tdbs");
 

@@ -381,11 +381,15 @@ pub(crate) fn upgrade_from_2(db: &Database) -> Result<()> {
     let txn = db.begin_write().map_err(w)?;
     {
         let mut m = tables::open_write(&txn, META)?;
+        let e = |e| Error::storage("migrating the file to format 3", e);
         m.insert(
             b"format_version".as_slice(),
             FORMAT_VERSION.to_le_bytes().as_slice(),
         )
-        .map_err(|e| Error::storage("migrating the file to format 3", e))?;
+        .map_err(e)?;
+        // Its whole records are cut into parts by the next `compact` (`parts::repack`).
+        m.insert(parts::WHOLE_RECORDS, [1u8].as_slice())
+            .map_err(e)?;
     }
     let mut op = log::LogOp::new("migrate");
     op.detail = Some(format!(

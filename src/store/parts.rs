@@ -29,7 +29,7 @@ use redb::{
 
 use super::codec;
 use super::tables::{open_write, storage};
-use super::VECTORS;
+use super::{META, VECTORS};
 use crate::error::{Error, Result};
 
 /// redb's page size (fixed at 4 KiB outside redb's own tests).
@@ -146,23 +146,29 @@ fn whole_to_cut(key: &[u8], value: &[u8]) -> bool {
         && split(value.len(), key.len()).len() > 1
 }
 
-/// Rewrites the `vectors` table when it holds a whole record that [`split`] would cut (a file
-/// of format 2): every pair is copied in key order into a second table, such records in parts,
-/// the table is dropped, and the copy is copied back and dropped, all in `txn` (`compact`'s).
-/// Copied in key order, pairs are appended, so every leaf is filled; cutting the records where
-/// they are would leave each one's parts on its old page. Needs free space for two copies of
-/// the table until `compact` shrinks the file. Returns how many records it cut.
+/// The `meta` key that says the `vectors` table may hold whole records that [`split`] would
+/// cut: set by the migration from format 2 ([`super::upgrade_from_2`]), removed by [`repack`].
+/// Files made by format 3 never hold such records, so `compact` does not scan them for any.
+pub(crate) const WHOLE_RECORDS: &[u8] = b"whole_records";
+
+/// Rewrites the `vectors` table when `meta` says it may hold whole records that [`split`]
+/// would cut ([`WHOLE_RECORDS`]: a file of format 2): every pair is copied in key order into a
+/// second table, such records in parts, the table is dropped, and the copy is copied back and
+/// dropped, all in `txn` (`compact`'s), which then removes the mark. Copied in key order, pairs
+/// are appended, so every leaf is filled; cutting the records where they are would leave each
+/// one's parts on its old page. Needs free space for two copies of the table until `compact`
+/// shrinks the file. Returns how many records it cut.
 pub(crate) fn repack(txn: &WriteTransaction) -> Result<u64> {
     let w = storage("rewriting the vectors table in parts");
     let wt = |e: TableError| Error::storage("rewriting the vectors table in parts", e);
-    let mut cut = 0u64;
-    for row in open_write(txn, VECTORS)?.iter().map_err(&w)? {
-        let (k, v) = row.map_err(&w)?;
-        cut += u64::from(whole_to_cut(k.value().1, v.value()));
-    }
-    if cut == 0 {
+    if open_write(txn, META)?
+        .remove(WHOLE_RECORDS)
+        .map_err(&w)?
+        .is_none()
+    {
         return Ok(0);
     }
+    let mut cut = 0u64;
     {
         let src = open_write(txn, VECTORS)?;
         let mut dst = open_write(txn, REPACK)?;
@@ -170,7 +176,10 @@ pub(crate) fn repack(txn: &WriteTransaction) -> Result<u64> {
             let (k, v) = row.map_err(&w)?;
             let (id, m) = k.value();
             match whole_to_cut(m, v.value()) {
-                true => insert_bytes(&mut dst, id, m, v.value()).map_err(&w)?,
+                true => {
+                    insert_bytes(&mut dst, id, m, v.value()).map_err(&w)?;
+                    cut += 1;
+                }
                 false => drop(dst.insert((id, m), v.value()).map_err(&w)?),
             }
         }
@@ -257,6 +266,14 @@ mod tests {
         let s: Vec<f32> = (0..rank).map(|i| 1.0 / (i + 1) as f32).collect();
         let e = crate::model::Embedding::LowRank(crate::model::LowRank { dim, u, s });
         codec::encode_vector(&e).0
+    }
+
+    /// Marks the file as one that may hold whole records (what the format-2 migration does).
+    fn mark(txn: &redb::WriteTransaction) {
+        txn.open_table(META)
+            .unwrap()
+            .insert(WHOLE_RECORDS, [1u8].as_slice())
+            .unwrap();
     }
 
     fn write(db: &Database, recs: &[(u64, &str, Vec<u8>)]) {
@@ -368,6 +385,8 @@ mod tests {
         txn.commit().unwrap();
         assert_eq!(get(&db, 8, "bench"), Some(whole.clone()));
         let txn = db.begin_write().unwrap();
+        assert_eq!(repack(&txn).unwrap(), 0, "not marked: not scanned");
+        mark(&txn);
         assert_eq!(repack(&txn).unwrap(), 1);
         assert_eq!(repack(&txn).unwrap(), 0);
         {
@@ -427,6 +446,7 @@ mod tests {
         // `compact` repacks them: the table copied in key order, its records in parts, its
         // leaves as full as those written in parts from the start, the same bytes read back.
         let txn = whole.begin_write().unwrap();
+        mark(&txn);
         assert_eq!(repack(&txn).unwrap(), 600);
         txn.commit().unwrap();
         assert!(
