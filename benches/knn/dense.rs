@@ -16,6 +16,8 @@
 //! points around 0.98; `-` when a library never reaches it) and the ratio of taskdb's to the
 //! best peer's. Memory: resident-set growth of opening the database (taskdb) or building
 //! the index (peers), and bytes on disk, beside the raw vectors' N·d·4 bytes.
+//! `TASKDB_BENCH_DENSE_LEAN=1` also measures each ef with `IndexParams::lean_dense`
+//! (`bench=dense-lean`; `taskdb_lean=` and `ratio_lean=` on the last line).
 
 use std::io::Write;
 use std::path::Path;
@@ -141,13 +143,18 @@ pub fn dense(dir: &Path) {
         build(&path, &data)
     };
     let mut taskdb_points = Vec::new();
+    let mut lean_points = Vec::new();
     // Each ef twice: through the graph exported to flat arrays (the default, `dense`), then
-    // through hnsw_rs's own search of the same graph (`dense-hnsw_rs`, the baseline).
-    let modes: Vec<(usize, bool)> = efs
+    // through hnsw_rs's own search of the same graph (`dense-hnsw_rs`, the baseline); with
+    // TASKDB_BENCH_DENSE_LEAN=1 a third time with `IndexParams::lean_dense` (`dense-lean`: int8
+    // rows only, exact scores read from the store).
+    let lean_too = env_usize("TASKDB_BENCH_DENSE_LEAN", 0) != 0;
+    let modes: Vec<(usize, bool, bool)> = efs
         .iter()
-        .flat_map(|&ef| [(ef, false), (ef, true)])
+        .flat_map(|&ef| [(ef, false, false), (ef, true, false), (ef, false, true)])
+        .filter(|m| lean_too || !m.2)
         .collect();
-    for &(ef, hnsw_rs) in &modes {
+    for &(ef, hnsw_rs, lean) in &modes {
         taskdb::testing::set_hnsw_rs_search(hnsw_rs);
         let rss0 = rss_bytes();
         let t = Instant::now();
@@ -157,6 +164,7 @@ pub fn dense(dir: &Path) {
                 read_only: true,
                 index: IndexParams {
                     ef_search: ef,
+                    lean_dense: lean,
                     ..IndexParams::default()
                 },
                 ..OpenOptions::default()
@@ -194,10 +202,17 @@ pub fn dense(dir: &Path) {
         drop(db);
         ms.sort_by(f64::total_cmp);
         let recall = found as f64 / (10 * nq) as f64;
-        if !hnsw_rs {
-            taskdb_points.push(Point { recall, qps });
-        }
-        let name = if hnsw_rs { "dense-hnsw_rs" } else { "dense" };
+        let name = match (hnsw_rs, lean) {
+            (true, _) => "dense-hnsw_rs",
+            (false, true) => {
+                lean_points.push(Point { recall, qps });
+                "dense-lean"
+            }
+            (false, false) => {
+                taskdb_points.push(Point { recall, qps });
+                "dense"
+            }
+        };
         println!(
             "RESULT bench={name} n={n} dim={DIM} ef={ef} recall10={recall:.4} qps={qps:.0} \
              p50_ms={:.3} p99_ms={:.3} build_s={build_s:.1} open_s={open_s:.2} \
@@ -284,8 +299,21 @@ pub fn dense(dir: &Path) {
         (Some(a), Some((_, b))) => format!("{:.2}", a / b),
         _ => "-".into(),
     };
+    // With TASKDB_BENCH_DENSE_LEAN=1: `lean_dense`'s queries/s at the same recall and its
+    // ratio to the same best peer, appended to the line.
+    let lean_cells = match (lean_too, qps_at(&lean_points, target)) {
+        (false, _) => String::new(),
+        (true, q) => format!(
+            " taskdb_lean={} ratio_lean={}",
+            q.map_or("-".into(), |q| format!("{q:.0}")),
+            match (q, &best_peer) {
+                (Some(a), Some((_, b))) => format!("{:.2}", a / b),
+                _ => "-".into(),
+            }
+        ),
+    };
     println!(
-        "RESULT bench=dense-vs-peers n={n} dim={DIM} recall10={target} qps={} taskdb={}{peer_cells} best_peer={} ratio={ratio}",
+        "RESULT bench=dense-vs-peers n={n} dim={DIM} recall10={target} qps={} taskdb={}{peer_cells} best_peer={} ratio={ratio}{lean_cells}",
         ours.map_or("-".into(), |q| format!("{q:.0}")),
         ours.map_or("-".into(), |q| format!("{q:.0}")),
         best_peer.map_or("-".into(), |b| b.0.trim_start_matches("dense-").to_string()),
