@@ -377,19 +377,19 @@ pub(crate) fn has_foreign_tables(txn: &ReadTransaction) -> Result<bool> {
 /// format 2 wrote, so only the recorded version changes, and a `migrate` record is appended to
 /// the write log. Records stay whole until `compact` cuts them into parts.
 pub(crate) fn upgrade_from_2(db: &Database) -> Result<()> {
-    let w = |e| Error::storage("migrating the file to format 3", e);
-    let txn = db.begin_write().map_err(w)?;
+    const CTX: &str = "migrating the file to format 3";
+    let txn = db.begin_write().map_err(tables::storage(CTX))?;
     {
         let mut m = tables::open_write(&txn, META)?;
-        let e = |e| Error::storage("migrating the file to format 3", e);
+        let w = tables::storage(CTX);
         m.insert(
             b"format_version".as_slice(),
             FORMAT_VERSION.to_le_bytes().as_slice(),
         )
-        .map_err(e)?;
+        .map_err(&w)?;
         // Its whole records are cut into parts by the next `compact` (`parts::repack`).
         m.insert(parts::WHOLE_RECORDS, [1u8].as_slice())
-            .map_err(e)?;
+            .map_err(&w)?;
     }
     let mut op = log::LogOp::new("migrate");
     op.detail = Some(format!(
@@ -397,8 +397,7 @@ pub(crate) fn upgrade_from_2(db: &Database) -> Result<()> {
          rewritten; `compact` cuts the whole ones)"
     ));
     log::append(&txn, op)?;
-    txn.commit()
-        .map_err(|e| Error::storage("migrating the file to format 3", e))
+    txn.commit().map_err(tables::storage(CTX))
 }
 
 /// Creates the taskdb tables and meta in a fresh file.

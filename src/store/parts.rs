@@ -22,15 +22,12 @@
 //! which decoding reports as damage, naming the entry and method. Records written whole, by
 //! format 2 or for being short, are read as they are.
 
-use redb::{
-    ReadOnlyTable, ReadableTable, StorageError, Table, TableDefinition, TableError,
-    WriteTransaction,
-};
+use redb::{ReadOnlyTable, ReadableTable, StorageError, Table, TableDefinition, WriteTransaction};
 
 use super::codec;
 use super::tables::{open_write, storage};
 use super::{META, VECTORS};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// redb's page size (fixed at 4 KiB outside redb's own tests).
 const PAGE: usize = 4096;
@@ -56,10 +53,16 @@ pub(crate) fn part_cap(method_len: usize) -> Option<usize> {
         .filter(|&c| c >= MIN_PART)
 }
 
+/// The cap a record of `len` bytes under a method of `method_len` bytes is cut at: `None` when
+/// it is stored whole (at most [`part_cap`] long, or no cap).
+fn cut_at(len: usize, method_len: usize) -> Option<usize> {
+    part_cap(method_len).filter(|&c| len > c)
+}
+
 /// The byte ranges of a record of `len` bytes under `method`: one when it is at most
 /// [`part_cap`] long, else the fewest equal parts (the last may be shorter) of at most the cap.
 pub(crate) fn split(len: usize, method_len: usize) -> Vec<std::ops::Range<usize>> {
-    let Some(cap) = part_cap(method_len).filter(|&c| len > c) else {
+    let Some(cap) = cut_at(len, method_len) else {
         return std::iter::once(0..len).collect();
     };
     let n = len.div_ceil(cap).min(usize::from(u16::MAX) + 1);
@@ -98,7 +101,8 @@ pub(crate) fn insert(
     insert_bytes(t, id, method.as_bytes(), rec)
 }
 
-fn insert_bytes(
+/// [`insert`] of a method given as its stored bytes (a key read back from the table).
+pub(crate) fn insert_bytes(
     t: &mut Table<(u64, &'static [u8]), &'static [u8]>,
     id: u64,
     m: &[u8],
@@ -143,7 +147,7 @@ const REPACK: TableDefinition<(u64, &[u8]), &[u8]> = TableDefinition::new("vecto
 fn whole_to_cut(key: &[u8], value: &[u8]) -> bool {
     method_of(key) == key
         && codec::vector_record_len(value) == Some(value.len())
-        && split(value.len(), key.len()).len() > 1
+        && cut_at(value.len(), key.len()).is_some()
 }
 
 /// The `meta` key that says the `vectors` table may hold whole records that [`split`] would
@@ -159,8 +163,8 @@ pub(crate) const WHOLE_RECORDS: &[u8] = b"whole_records";
 /// one's parts on its old page. Needs free space for two copies of the table until `compact`
 /// shrinks the file. Returns how many records it cut.
 pub(crate) fn repack(txn: &WriteTransaction) -> Result<u64> {
-    let w = storage("rewriting the vectors table in parts");
-    let wt = |e: TableError| Error::storage("rewriting the vectors table in parts", e);
+    const CTX: &str = "rewriting the vectors table in parts";
+    let w = storage(CTX);
     if open_write(txn, META)?
         .remove(WHOLE_RECORDS)
         .map_err(&w)?
@@ -184,7 +188,7 @@ pub(crate) fn repack(txn: &WriteTransaction) -> Result<u64> {
             }
         }
     }
-    txn.delete_table(VECTORS).map_err(wt)?;
+    txn.delete_table(VECTORS).map_err(storage(CTX))?;
     {
         let src = open_write(txn, REPACK)?;
         let mut dst = open_write(txn, VECTORS)?;
@@ -193,7 +197,7 @@ pub(crate) fn repack(txn: &WriteTransaction) -> Result<u64> {
             dst.insert(k.value(), v.value()).map_err(&w)?;
         }
     }
-    txn.delete_table(REPACK).map_err(wt)?;
+    txn.delete_table(REPACK).map_err(storage(CTX))?;
     Ok(cut)
 }
 

@@ -356,9 +356,7 @@ pub(crate) fn migrate(db: &Database) -> Result<()> {
     {
         let mut t = open_write(&txn, super::VECTORS)?;
         for (id, m, v) in &vectors {
-            // Format 1's methods were `&str`: valid UTF-8.
-            let m = std::str::from_utf8(m).map_err(|e| Error::Internal(format!("{e}")))?;
-            super::parts::insert(&mut t, *id, m, v).map_err(&w)?;
+            super::parts::insert_bytes(&mut t, *id, m, v).map_err(&w)?;
         }
     }
     let n_vectors = vectors.len();
