@@ -67,7 +67,8 @@ pub struct IndexParams {
     /// them that passes the filter is scored exactly from the store (their vectors, checksums
     /// verified): the candidates a default handle re-ranks, so the answers and scores are
     /// its, and memory is about d bytes a row instead of 5·d. The price is those store reads:
-    /// 16 a query for k = 10, +57–65 % a query at 100k × 768 (docs/PERFORMANCE.md §24).
+    /// 14–16 a query for k = 10, +57–65 % a query at 100k × 768 (docs/PERFORMANCE.md §24;
+    /// §31: reading fewer of them does not buy it back, each read's cost is redb's).
     /// Default false.
     pub lean_dense: bool,
 }
