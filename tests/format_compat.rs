@@ -20,7 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use taskdb::{Error, Filter, Kind, NewEntry, Query, SnapshotOptions, TaskDb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_taskdb");
@@ -419,4 +419,53 @@ fn a_lost_part_is_damage_that_check_names_and_reads_refuse() {
     // The other entries read as they were.
     let got = db.get(&"w3".parse().unwrap()).unwrap();
     assert_eq!(got.vectors["wide"].1, taskdb::Embedding::Dense(wide(3)));
+}
+
+/// taskdb's second patch to redb (vendor/redb/TASKDB-PATCH.md): below one full region (4 GiB)
+/// the file grows by at most 16 MiB beyond what an allocation needs instead of doubling, so a
+/// database as built is the pages it uses plus at most one step (redb 4.6.0 made this file
+/// 128 MiB for ≈ 103 MB of pages). The data reads back after a reopen.
+#[test]
+fn a_database_file_as_built_is_its_pages_in_use_plus_at_most_one_growth_step() {
+    const T: TableDefinition<u64, &[u8]> = TableDefinition::new("grow");
+    const STEP: u64 = 16 << 20;
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("grow.redb");
+    let value = |i: u64| vec![(i % 251) as u8; 3000];
+    let db = redb::Database::create(&path).unwrap();
+    let mut lens = vec![std::fs::metadata(&path).unwrap().len()];
+    for t in 0..25u64 {
+        let w = db.begin_write().unwrap();
+        {
+            let mut tab = w.open_table(T).unwrap();
+            for i in t * 1000..(t + 1) * 1000 {
+                tab.insert(i, value(i).as_slice()).unwrap();
+            }
+        }
+        w.commit().unwrap();
+        lens.push(std::fs::metadata(&path).unwrap().len());
+    }
+    // Each commit allocates ≈ 4 MB (a 3,000-byte value takes a leaf of its own); no step
+    // between two commits is larger than that plus one growth step.
+    for w in lens.windows(2) {
+        assert!(w[1] - w[0] <= STEP + (8 << 20), "grew {} → {}", w[0], w[1]);
+    }
+    let w = db.begin_write().unwrap();
+    let stats = w.stats().unwrap();
+    let in_use = stats.allocated_pages() * stats.page_size() as u64;
+    w.abort().unwrap();
+    let len = *lens.last().unwrap();
+    assert!(in_use > 100_000_000, "{in_use} bytes of pages");
+    assert!(
+        len <= in_use + STEP + (1 << 20),
+        "file {len} for {in_use} in use"
+    );
+    drop(db);
+    let db = redb::Database::open(&path).unwrap();
+    let r = db.begin_read().unwrap();
+    let tab = r.open_table(T).unwrap();
+    assert_eq!(tab.len().unwrap(), 25_000);
+    for i in [0u64, 12_345, 24_999] {
+        assert_eq!(tab.get(i).unwrap().unwrap().value(), value(i).as_slice());
+    }
 }
