@@ -423,8 +423,8 @@ fn a_lost_part_is_damage_that_check_names_and_reads_refuse() {
 
 /// taskdb's second patch to redb (vendor/redb/TASKDB-PATCH.md): below one full region (4 GiB)
 /// the file grows by at most 16 MiB beyond what an allocation needs instead of doubling, so a
-/// database as built is the pages it uses plus at most one step (redb 4.6.0 made this file
-/// 128 MiB for ≈ 103 MB of pages). The data reads back after a reopen.
+/// database as built is the pages it uses plus at most one step (with redb 4.6.0 this file
+/// doubled from 34 to 68 MiB between two commits). The data reads back after a reopen.
 #[test]
 fn a_database_file_as_built_is_its_pages_in_use_plus_at_most_one_growth_step() {
     const T: TableDefinition<u64, &[u8]> = TableDefinition::new("grow");
