@@ -246,6 +246,14 @@ def build(U, ents, which="all"):
             out.append(ParamGram(f"scatter+input column, {c}", by))
     if on("round3") or any(on(k) for k in R3_KEYS):
         out += round3(U, ents, W, kmQ, mu_U, on)
+    if on("names"):
+        # issue 8, round 6: the default beside its label names (scripts/quality/label_names.py)
+        import label_names as LN
+        base = {"default": GramDesign("default", gram_lr([unit_lr(M.scatter(f, e["Q"], W)) for f, e in
+                                                         zip([pair_features(e, "absdiff") for e in ents], ents)]
+                                                        + [unit_lr(M.scatter(U, q, W)) for q in kmQ]),
+                                      n, ents, "kmeans", n_ref=len(kmQ))}
+        out += LN.designs(U, ents, base, _DATA, os.path.join(_FD, "..", "clfU"), os.path.join(_FD, ".."), mu_U)
     if on("blend") or on("pairblend"):
         ws = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
         for key, c in [("scatter", "kmeans"), ("scatter", "library"), ("scatter-whitened", "kmeans"),
@@ -271,6 +279,8 @@ R3_KEYS = ["r3-default", "r3-prod", "r3-cat", "r3-sum", "r3-blend", "r3-balanced
            "r3-prod-balanced", "r3-abstain"]
 # Where the pair sides (.u.npy / .v.npy) are read: heldout.py sets it to <its --cache>/feat.
 _FD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".cache", "quality", "feat")
+# The shared data dir (label names of the datasets): heldout.py sets it to its --data.
+_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data")
 
 
 def _unit_rows(Z):

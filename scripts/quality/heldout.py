@@ -341,6 +341,7 @@ def main():
     transfer = load_transfer(os.path.join(a.data, "transfer", "taskweb_visible.csv"))
     import designs as D
     D._FD = os.path.join(a.cache, "feat")
+    D._DATA = a.data
     ds = D.build(U, ents, a.designs)
     print(f"# {sum(e['kind']=='dataset' for e in ents)} datasets, {sum(e['kind']=='model' for e in ents)} classifiers; "
           f"folds: {', '.join(outer_families(ents))}")

@@ -7,7 +7,8 @@
 #   scripts/quality/heldout.sh [OUT.md]      (default .cache/quality/run/heldout.md)
 #
 # Environment: TASKDB_SHARED_DATA (default ../shared/data), QUALITY_VENV (the classifier venv,
-# default .cache/quality-venv, made by run.sh), HELDOUT_DESIGNS (heldout.py --designs).
+# default .cache/quality-venv, made by run.sh), HELDOUT_DESIGNS (heldout.py --designs; not in the
+# default list: round3, names, scatter+input: docs/QUALITY-experiment.md).
 # Cold: ~15 min on 2 cores (encoding ~70k texts); warm: ~3 min.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
