@@ -73,6 +73,54 @@ fn models_land_nearest_the_dataset_whose_rule_they_reproduce() {
     ));
     assert_eq!(all[0]["name"], "tiny_onnx", "{all}");
     assert_eq!(all[0]["kind"], "model");
+    // --labels: each hit's labels as recorded, in the same order as the JSON answer (a
+    // model's declared labels; a dataset's, most frequent first).
+    let human = ok(
+        run(&db, &["knn", "sentiment_rule", "-k", "3", "--labels"]),
+        "knn --labels",
+    );
+    let lines: Vec<&str> = human.lines().collect();
+    assert_eq!(lines.len(), 3, "{human}");
+    for (line, hit) in lines.iter().zip(all.as_array().unwrap()) {
+        assert!(
+            line.contains(&format!("{}@", hit["name"].as_str().unwrap())),
+            "{human}"
+        );
+    }
+    assert!(
+        lines[0].ends_with("model  labels: negative, positive"),
+        "{human}"
+    );
+    let topic = ok(
+        run(
+            &db,
+            &[
+                "knn",
+                "topic_rule",
+                "-k",
+                "1",
+                "--kind",
+                "dataset",
+                "--labels",
+            ],
+        ),
+        "knn --labels",
+    );
+    assert!(
+        topic.contains(" topic@1 ") && topic.trim_end().ends_with("labels: food, sports, weather"),
+        "{topic}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" sentiment_a@1 ") && l.ends_with("labels: negative, positive")),
+        "{human}"
+    );
+    let both = fails(
+        run(&db, &["knn", "sentiment_rule", "--labels", "--json"]),
+        "knn --labels --json",
+    );
+    assert!(both.contains("--json"), "{both}");
 
     // --centre live: the same matches, other scores (centred on the live library mean).
     let args = |centre: &str| {

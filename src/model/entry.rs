@@ -215,6 +215,32 @@ pub struct Entry {
     pub latest: bool,
 }
 
+impl Entry {
+    /// Its labels as recorded at ingestion: a dataset's labels with their row counts, or the
+    /// labels a model declared or gave on U (count 0: a model's counts per label are in its
+    /// outputs report). Empty for a regression dataset and for entries made by `import`. Task
+    /// embeddings do not see these names (docs/METHODS.md): they are for the person reading an
+    /// answer (`taskdb knn --labels`, `taskdb compare`).
+    pub fn labels(&self) -> BTreeMap<String, u64> {
+        let d = &self.provenance.details;
+        let mut labels = BTreeMap::new();
+        if let Some(counts) = d["dataset"]["label_counts"].as_object() {
+            for (k, v) in counts {
+                labels.insert(k.clone(), v.as_u64().unwrap_or(0));
+            }
+        } else if let Some(ls) = d["labels"].as_array() {
+            for l in ls {
+                let name = l
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| l.to_string());
+                labels.insert(name, 0);
+            }
+        }
+        labels
+    }
+}
+
 /// A short description of an entry (no vectors), as returned by [`crate::TaskDb::list`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EntrySummary {

@@ -58,21 +58,7 @@ pub struct SharedSpace {
 
 fn side(e: &Entry) -> Side {
     let p = &e.provenance;
-    let d = &p.details;
-    let mut labels = BTreeMap::new();
-    if let Some(counts) = d["dataset"]["label_counts"].as_object() {
-        for (k, v) in counts {
-            labels.insert(k.clone(), v.as_u64().unwrap_or(0));
-        }
-    } else if let Some(ls) = d["labels"].as_array() {
-        for l in ls {
-            let name = l
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| l.to_string());
-            labels.insert(name, 0);
-        }
-    }
+    let labels = e.labels();
     let source = match (&p.input_sha256, p.params.get("source")) {
         (Some(sha), _) => format!("input sha256 {sha}"),
         (None, Some(s)) => match (s["type"].as_str(), &s["command"], &s["path"]) {

@@ -247,6 +247,11 @@ pub struct KnnArgs {
     /// JSON output: an array of hits, best first.
     #[arg(long)]
     pub json: bool,
+    /// Show each hit's labels as recorded at ingestion (a dataset's labels, a model's
+    /// declared or given ones). Scores do not see label names; a person reading a close
+    /// call does (docs/METHODS.md).
+    #[arg(long, conflicts_with = "json")]
+    pub labels: bool,
 }
 
 /// `knn --centre`.
@@ -271,8 +276,17 @@ pub fn knn(ctx: &Ctx, a: KnnArgs) -> taskdb::Result<i32> {
         output::json(&hits)?;
     } else {
         for (i, h) in hits.iter().enumerate() {
+            let labels = if a.labels {
+                let e = db.get(&taskdb::EntryRef {
+                    name: h.name.clone(),
+                    version: Some(h.version),
+                })?;
+                format!("  labels: {}", label_list(&e.labels()))
+            } else {
+                String::new()
+            };
             println!(
-                "{:>3}  {:.6}  {}@{}  {}",
+                "{:>3}  {:.6}  {}@{}  {}{labels}",
                 i + 1,
                 h.score,
                 h.name,
@@ -283,6 +297,35 @@ pub fn knn(ctx: &Ctx, a: KnnArgs) -> taskdb::Result<i32> {
         flat_note(ctx, &hits);
     }
     Ok(0)
+}
+
+/// `knn --labels`: the first 8 label names, most frequent first (then by name), and how many
+/// more; `-` when none were recorded.
+fn label_list(labels: &std::collections::BTreeMap<String, u64>) -> String {
+    const SHOWN: usize = 8;
+    if labels.is_empty() {
+        return "-".to_string();
+    }
+    let mut names: Vec<(&String, &u64)> = labels.iter().collect();
+    names.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    let mut out = names
+        .iter()
+        .take(SHOWN)
+        .map(|(n, _)| {
+            // a name with a control character (a tab, a newline) is shown quoted and escaped,
+            // so that it cannot break the one-line-per-hit layout
+            if n.chars().any(char::is_control) {
+                format!("{n:?}")
+            } else {
+                n.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        out.push_str(&format!(" (+{} more)", names.len() - SHOWN));
+    }
+    out
 }
 
 /// A note on stderr when the first hits are within sampling noise of each other, so nobody
@@ -460,4 +503,23 @@ fn write_outputs(
         }
     }
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::label_list;
+
+    #[test]
+    fn label_list_puts_frequent_labels_first_caps_at_eight_and_escapes_control_characters() {
+        assert_eq!(label_list(&BTreeMap::new()), "-");
+        let m: BTreeMap<String, u64> = (0..10u64).map(|i| (format!("l{i}"), i)).collect();
+        assert_eq!(label_list(&m), "l9, l8, l7, l6, l5, l4, l3, l2 (+2 more)");
+        let m: BTreeMap<String, u64> = [("b", 1), ("a", 1), ("x\ty", 0)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(label_list(&m), r#"a, b, "x\ty""#);
+    }
 }
