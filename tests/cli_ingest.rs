@@ -91,6 +91,12 @@ fn models_land_nearest_the_dataset_whose_rule_they_reproduce() {
         lines[0].ends_with("model  labels: negative, positive"),
         "{human}"
     );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" sentiment_a@1 ") && l.ends_with("labels: negative, positive")),
+        "{human}"
+    );
     let topic = ok(
         run(
             &db,
@@ -109,12 +115,6 @@ fn models_land_nearest_the_dataset_whose_rule_they_reproduce() {
     assert!(
         topic.contains(" topic@1 ") && topic.trim_end().ends_with("labels: food, sports, weather"),
         "{topic}"
-    );
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains(" sentiment_a@1 ") && l.ends_with("labels: negative, positive")),
-        "{human}"
     );
     let both = fails(
         run(&db, &["knn", "sentiment_rule", "--labels", "--json"]),

@@ -249,10 +249,7 @@ def build(U, ents, which="all"):
     if on("names"):
         # issue 8, round 6: the default beside its label names (scripts/quality/label_names.py)
         import label_names as LN
-        base = {"default": GramDesign("default", gram_lr([unit_lr(M.scatter(f, e["Q"], W)) for f, e in
-                                                         zip([pair_features(e, "absdiff") for e in ents], ents)]
-                                                        + [unit_lr(M.scatter(U, q, W)) for q in kmQ]),
-                                      n, ents, "kmeans", n_ref=len(kmQ))}
+        base = {"default": default_design(U, ents, W, kmQ)}
         out += LN.designs(U, ents, base, _DATA, os.path.join(_FD, "..", "clfU"), os.path.join(_FD, ".."), mu_U)
     if on("blend") or on("pairblend"):
         ws = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
@@ -281,6 +278,15 @@ R3_KEYS = ["r3-default", "r3-prod", "r3-cat", "r3-sum", "r3-blend", "r3-balanced
 _FD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", ".cache", "quality", "feat")
 # The shared data dir (label names of the datasets): heldout.py sets it to its --data.
 _DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "data")
+
+
+def default_design(U, ents, W, kmQ):
+    """The shipped default (scatter-whitened pairs=absdiff, centred on U's k-means pseudo-tasks)
+    as a GramDesign; the same figures as the `r3-default` row and `scatter-whitened pairs=absdiff,
+    kmeans`."""
+    embs = [unit_lr(M.scatter(pair_features(e, "absdiff"), e["Q"], W)) for e in ents]
+    refs = [unit_lr(M.scatter(U, q, W)) for q in kmQ]
+    return GramDesign("default", gram_lr(embs + refs), len(ents), ents, "kmeans", n_ref=len(refs))
 
 
 def _unit_rows(Z):

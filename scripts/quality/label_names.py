@@ -193,13 +193,8 @@ def robustness(cache, data, seeds=8):
     D._FD = os.path.join(cache, "feat")
     D._DATA = data
     n = len(ents)
-    W = M.whitening(U, 0.5)
-    kmQ = D.kmeans_Qs(U)
     mu_U = U.mean(0)
-    feats = [D.pair_features(e, "absdiff") for e in ents]
-    L = D.GramDesign("default", D.gram_lr([D.unit_lr(M.scatter(f, e["Q"], W)) for f, e in zip(feats, ents)]
-                                          + [D.unit_lr(M.scatter(U, q, W)) for q in kmQ]),
-                     n, ents, "kmeans", n_ref=len(kmQ))
+    L = D.default_design(U, ents, M.whitening(U, 0.5), D.kmeans_Qs(U))
     nv = name_vectors(ents, data, os.path.join(cache, "clfU"), cache)
     yn = Surrogate().encode(["yes", "no"]).astype(np.float64).mean(0)
     yn /= np.linalg.norm(yn)
